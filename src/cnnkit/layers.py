@@ -1,0 +1,486 @@
+"""Keras-named layers. Each constructor returns a ``torch.nn.Module``.
+
+Shapes inside are PyTorch's: a layer sees ``(C, H, W)`` for images or ``(F,)`` for vectors
+(batch axis left out). ``build(shape)`` creates the weights once the input shape is known;
+``compute_output_shape(shape)`` answers without running anything. Weights start as Keras
+starts them (Glorot-uniform kernels, zero biases), so tutorial results carry over.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import activations
+
+__all__ = [
+    "Layer", "Input", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation",
+    "ReLU", "Rescaling", "ShapeError",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast",
+]
+
+
+class ShapeError(ValueError):
+    """A layer got an input shape it cannot take; the message names the layer and both shapes."""
+
+
+def keras_shape(shape) -> str:
+    """Torch shape without batch, (C, H, W) or (F,), as Keras prints it: (None, H, W, C)."""
+    shape = tuple(shape)
+    if len(shape) == 3:
+        shape = (shape[1], shape[2], shape[0])
+    return "(" + ", ".join(["None"] + [str(s) for s in shape]) + ")"
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(i) for i in v)
+    if len(v) != 2:
+        raise ValueError(f"expected an int or a pair of ints, got {v}")
+    return v
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("2_d", "2d")
+
+
+def _same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's 'same' padding (extra pixel at the end) -> (before, after)."""
+    effective = (kernel - 1) * dilation + 1
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+def _glorot_uniform_(weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    with torch.no_grad():
+        weight.uniform_(-limit, limit)
+
+
+class Layer(nn.Module):
+    """Base of the Keras-named layers: a module that builds itself from its input shape."""
+
+    def __init__(self, name: str | None = None, input_shape=None, trainable: bool = True):
+        super().__init__()
+        self.name = name
+        self.declared_input_shape = tuple(input_shape) if input_shape is not None else None
+        self.built = False
+        self.input_shape_: tuple | None = None  # torch layout, no batch axis
+        self._trainable = trainable
+
+    # -- shape inference -------------------------------------------------------------
+    def build(self, input_shape: tuple) -> None:
+        input_shape = tuple(int(s) for s in input_shape)
+        self._check_input(input_shape)
+        self._build(input_shape)
+        self.input_shape_ = input_shape
+        self.built = True
+        if not self._trainable:
+            self.trainable = False
+
+    def _check_input(self, input_shape: tuple) -> None:
+        """Raise ShapeError when the input shape does not fit this layer."""
+
+    def _build(self, input_shape: tuple) -> None:
+        """Create the weights; layers without weights need nothing."""
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def _shape_error(self, expected: str, got: tuple, hint: str = "") -> ShapeError:
+        msg = (f"layer '{self.name}' ({type(self).__name__}) expects input {expected} "
+               f"but got {keras_shape(got)}")
+        return ShapeError(msg + (f"; {hint}" if hint else ""))
+
+    # -- Keras-style bookkeeping -----------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for p in self.parameters():
+            p.requires_grad_(self._trainable)
+
+    def count_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def non_trainable_state_count(self) -> int:
+        """State Keras counts as non-trainable params (BatchNorm moving statistics)."""
+        return 0
+
+    def get_config(self) -> dict:
+        config = {"name": self.name}
+        if not self._trainable:
+            config["trainable"] = False
+        return config
+
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Output before the final activation (logits); layers without one return forward."""
+        return self.forward(x)
+
+    @property
+    def activation_name(self) -> str | None:
+        return None
+
+
+class _ActivatedLayer(Layer):
+    """A layer with an ``activation=`` argument applied after its main op."""
+
+    def __init__(self, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self._activation_name = None if activation in (None, "linear") else str(activation)
+        self.activation = activations.get(activation)
+
+    @property
+    def activation_name(self):
+        return self._activation_name
+
+    def forward(self, x):
+        return self.activation(self.pre_activation(x))
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self._activation_name}
+
+
+class InputSpec:
+    """``Input((H, W, C))``: declares the input shape in Keras layout. Not a module."""
+
+    def __init__(self, shape, name: str | None = None, batch_size: int | None = None,
+                 dtype=None):
+        self.shape = tuple(int(s) for s in shape)
+        if len(self.shape) not in (1, 3):
+            raise ValueError(f"Input shape {self.shape}: give (height, width, channels) for "
+                             "images or (features,) for vectors")
+        self.name = name
+        self.batch_size = batch_size
+
+
+def Input(shape, name: str | None = None, batch_size: int | None = None, dtype=None):
+    """Keras ``Input``: the declared input shape, images as (H, W, C)."""
+    return InputSpec(shape, name=name, batch_size=batch_size, dtype=dtype)
+
+
+def keras_to_torch_shape(shape) -> tuple:
+    """(H, W, C) -> (C, H, W); (F,) stays."""
+    shape = tuple(int(s) for s in shape)
+    return (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
+
+
+class Conv2D(_ActivatedLayer):
+    def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid",
+                 activation=None, use_bias: bool = True, dilation_rate=(1, 1), **kwargs):
+        super().__init__(activation=activation, **kwargs)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"Conv2D padding must be 'valid' or 'same', got {padding!r}")
+        self.filters = int(filters)
+        self.kernel_size = _pair(kernel_size)
+        self.strides = _pair(strides)
+        self.padding = padding
+        self.use_bias = use_bias
+        self.dilation_rate = _pair(dilation_rate)
+        self.pad = (0, 0, 0, 0)
+
+    def _check_input(self, s):
+        if len(s) != 3:
+            raise self._shape_error("(None, height, width, channels)", s,
+                                    "Conv2D needs image input; check the Input shape")
+        _, h, w = s
+        eff = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
+        if self.padding == "valid" and (h < eff[0] or w < eff[1]):
+            raise self._shape_error(f"at least {eff[0]}x{eff[1]} pixels", s,
+                                    "the image is smaller than the kernel: use padding='same' "
+                                    "or remove a pooling layer before it")
+
+    def _build(self, s):
+        c, h, w = s
+        if self.padding == "same":
+            top, bottom = _same_padding(h, self.kernel_size[0], self.strides[0], self.dilation_rate[0])
+            left, right = _same_padding(w, self.kernel_size[1], self.strides[1], self.dilation_rate[1])
+            self.pad = (left, right, top, bottom)
+        self.conv = nn.Conv2d(c, self.filters, self.kernel_size, stride=self.strides,
+                              dilation=self.dilation_rate, bias=self.use_bias)
+        kh, kw = self.kernel_size
+        _glorot_uniform_(self.conv.weight, c * kh * kw, self.filters * kh * kw)
+        if self.use_bias:
+            nn.init.zeros_(self.conv.bias)
+
+    def compute_output_shape(self, s):
+        c, h, w = s
+        if self.padding == "same":
+            return (self.filters, math.ceil(h / self.strides[0]), math.ceil(w / self.strides[1]))
+        eff = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
+        return (self.filters, (h - eff[0]) // self.strides[0] + 1, (w - eff[1]) // self.strides[1] + 1)
+
+    def pre_activation(self, x):
+        if any(self.pad):
+            x = F.pad(x, self.pad)
+        return self.conv(x)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
+                "dilation_rate": list(self.dilation_rate)}
+
+
+class _Pooling2D(Layer):
+    def __init__(self, pool_size=(2, 2), strides=None, padding: str = "valid", **kwargs):
+        super().__init__(**kwargs)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{type(self).__name__} padding must be 'valid' or 'same', got {padding!r}")
+        self.pool_size = _pair(pool_size)
+        self.strides = _pair(strides) if strides is not None else self.pool_size
+        self.padding = padding
+        self.pad = (0, 0, 0, 0)
+
+    def _check_input(self, s):
+        if len(s) != 3:
+            raise self._shape_error("(None, height, width, channels)", s)
+        if self.padding == "valid" and (s[1] < self.pool_size[0] or s[2] < self.pool_size[1]):
+            raise self._shape_error(f"at least {self.pool_size[0]}x{self.pool_size[1]} pixels", s,
+                                    "the feature map is already smaller than the pool")
+
+    def _build(self, s):
+        if self.padding == "same":
+            top, bottom = _same_padding(s[1], self.pool_size[0], self.strides[0])
+            left, right = _same_padding(s[2], self.pool_size[1], self.strides[1])
+            self.pad = (left, right, top, bottom)
+
+    def compute_output_shape(self, s):
+        c, h, w = s
+        if self.padding == "same":
+            return (c, math.ceil(h / self.strides[0]), math.ceil(w / self.strides[1]))
+        return (c, (h - self.pool_size[0]) // self.strides[0] + 1,
+                (w - self.pool_size[1]) // self.strides[1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size),
+                "strides": list(self.strides), "padding": self.padding}
+
+
+class MaxPooling2D(_Pooling2D):
+    def forward(self, x):
+        if any(self.pad):
+            x = F.pad(x, self.pad, value=float("-inf"))
+        return F.max_pool2d(x, self.pool_size, self.strides)
+
+
+class AveragePooling2D(_Pooling2D):
+    def forward(self, x):
+        if not any(self.pad):
+            return F.avg_pool2d(x, self.pool_size, self.strides)
+        # 'same': average over the real pixels only, as Keras does.
+        ones = torch.ones_like(x[:1, :1])
+        total = F.avg_pool2d(F.pad(x, self.pad), self.pool_size, self.strides)
+        count = F.avg_pool2d(F.pad(ones, self.pad), self.pool_size, self.strides)
+        return total / count
+
+
+class _GlobalPooling2D(Layer):
+    def __init__(self, keepdims: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.keepdims = keepdims
+
+    def _check_input(self, s):
+        if len(s) != 3:
+            raise self._shape_error("(None, height, width, channels)", s)
+
+    def compute_output_shape(self, s):
+        return (s[0], 1, 1) if self.keepdims else (s[0],)
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    def forward(self, x):
+        return x.mean(dim=(2, 3), keepdim=self.keepdims)
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    def forward(self, x):
+        return x.amax(dim=(2, 3), keepdim=self.keepdims)
+
+
+class Flatten(Layer):
+    def compute_output_shape(self, s):
+        return (math.prod(s),)
+
+    def forward(self, x):
+        return x.flatten(1)
+
+
+class Dense(_ActivatedLayer):
+    def __init__(self, units: int, activation=None, use_bias: bool = True, **kwargs):
+        super().__init__(activation=activation, **kwargs)
+        self.units = int(units)
+        self.use_bias = use_bias
+
+    def _check_input(self, s):
+        if len(s) != 1:
+            raise self._shape_error("(None, features)", s,
+                                    "add Flatten() or GlobalAveragePooling2D() before it")
+
+    def _build(self, s):
+        self.linear = nn.Linear(s[0], self.units, bias=self.use_bias)
+        _glorot_uniform_(self.linear.weight, s[0], self.units)
+        if self.use_bias:
+            nn.init.zeros_(self.linear.bias)
+
+    def compute_output_shape(self, s):
+        return (self.units,)
+
+    def pre_activation(self, x):
+        return self.linear(x)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias}
+
+
+class Dropout(Layer):
+    def __init__(self, rate: float, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.dropout = nn.Dropout(self.rate)
+
+    def forward(self, x):
+        return self.dropout(x)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+class BatchNormalization(Layer):
+    """Keras's BatchNormalization over the channel axis (momentum 0.99 = torch's 0.01)."""
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
+                 scale: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.scale = scale
+
+    def _build(self, s):
+        bn = nn.BatchNorm2d if len(s) == 3 else nn.BatchNorm1d
+        self.bn = bn(s[0], eps=self.epsilon, momentum=1 - self.momentum, affine=True)
+        if not self.scale:
+            self.bn.weight.requires_grad_(False)
+        if not self.center:
+            self.bn.bias.requires_grad_(False)
+
+    def non_trainable_state_count(self):
+        return self.bn.running_mean.numel() + self.bn.running_var.numel()
+
+    def count_params(self):
+        return super().count_params() + self.non_trainable_state_count()
+
+    def forward(self, x):
+        return self.bn(x)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
+
+
+class Activation(Layer):
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self._activation_name = str(activation)
+        self.activation = activations.get(activation)
+
+    @property
+    def activation_name(self):
+        return self._activation_name
+
+    def forward(self, x):
+        return self.activation(x)
+
+    def pre_activation(self, x):
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self._activation_name}
+
+
+class ReLU(Layer):
+    def __init__(self, max_value: float | None = None, negative_slope: float = 0.0,
+                 threshold: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.max_value = max_value
+        self.negative_slope = float(negative_slope)
+        self.threshold = float(threshold)
+
+    def forward(self, x):
+        if self.threshold:
+            out = torch.where(x >= self.threshold, x, self.negative_slope * (x - self.threshold))
+        else:
+            out = F.leaky_relu(x, self.negative_slope) if self.negative_slope else F.relu(x)
+        if self.max_value is not None:
+            out = out.clamp(max=self.max_value)
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "max_value": self.max_value,
+                "negative_slope": self.negative_slope, "threshold": self.threshold}
+
+
+class Rescaling(Layer):
+    """x * scale + offset. As a model's first layer it means: feed raw 0..255 pixels."""
+
+    def __init__(self, scale: float, offset: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+        self.offset = float(offset)
+
+    def forward(self, x):
+        return x * self.scale + self.offset
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+
+def _augmentation_layer(name):
+    def make(*args, **kwargs):
+        from .data import augment
+        return getattr(augment, name)(*args, **kwargs)
+    make.__name__ = name
+    make.__doc__ = f"Keras's {name}, active in training only (see cnnkit.data.augment)."
+    return make
+
+
+RandomFlip = _augmentation_layer("RandomFlip")
+RandomRotation = _augmentation_layer("RandomRotation")
+RandomTranslation = _augmentation_layer("RandomTranslation")
+RandomZoom = _augmentation_layer("RandomZoom")
+RandomContrast = _augmentation_layer("RandomContrast")
+
+LAYER_CLASSES = {cls.__name__: cls for cls in (
+    Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Flatten,
+    Dense, Dropout, BatchNormalization, Activation, ReLU, Rescaling)}
+
+
+def layer_from_config(class_name: str, config: dict) -> nn.Module:
+    """Rebuild a layer from the name and config saved by ``Sequential.get_config``."""
+    if class_name in LAYER_CLASSES:
+        return LAYER_CLASSES[class_name](**config)
+    from .data import augment
+    cls = getattr(augment, class_name, None)
+    if cls is None or not isinstance(cls, type):
+        raise ValueError(f"unknown layer type {class_name!r} in the saved model; "
+                         f"known: {', '.join(sorted(LAYER_CLASSES))}")
+    return cls(**config)
+
+
+def default_name(layer: nn.Module) -> str:
+    return _snake(type(layer).__name__)

@@ -1,0 +1,330 @@
+"""Model: a ``torch.nn.Module`` with Keras's compile / fit / evaluate / predict / summary / save.
+
+``cnnkit.Model(module)`` wraps any PyTorch module; ``cnnkit.Sequential`` subclasses Model.
+Either way the same engine trains it and the same files save it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.loader import InMemoryLoader, as_images, as_labels, as_tensors
+from ..layers import keras_to_torch_shape
+from ..train import engine
+from ..train.progress import use_bar
+from ..train import losses as losses_mod
+from ..train import optim as optim_mod
+from ..metrics import get as get_metric
+from ..utils import pick_device
+from .preprocess import Preprocess
+
+__all__ = ["Model"]
+
+
+def _is_dataset(obj) -> bool:
+    return hasattr(obj, "images") and hasattr(obj, "labels")
+
+
+def _is_batch_iterable(obj) -> bool:
+    """A DataLoader-like source of ready batches (not arrays, tensors, tuples or datasets)."""
+    return isinstance(obj, (torch.utils.data.DataLoader, InMemoryLoader))
+
+
+class Model(nn.Module):
+    """Wrap ``module`` (or subclass and implement ``call``) to get the Keras workflow.
+
+    ``input_shape`` is Keras's (H, W, C) (or (F,)); ``output`` says what the module returns:
+    'logits' (PyTorch's convention, the default), 'probabilities' or 'raw' (regression).
+    """
+
+    def __init__(self, module: nn.Module | None = None, input_shape=None, class_names=None,
+                 preprocess: Preprocess | dict | None = None, output: str = "logits",
+                 name: str | None = None, architecture: dict | None = None):
+        super().__init__()
+        if output not in ("logits", "probabilities", "raw"):
+            raise ValueError(f"output must be 'logits', 'probabilities' or 'raw', got {output!r}")
+        self.module = module
+        self.name = name or (type(module).__name__ if module is not None else type(self).__name__)
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.class_names = list(class_names) if class_names is not None else None
+        if isinstance(preprocess, dict):
+            preprocess = Preprocess.from_config(preprocess)
+        self.preprocess = preprocess or Preprocess()
+        self.output_kind = output
+        self.architecture = architecture
+        self.stop_training = False
+        self.compiled = False
+        self.optimizer = None
+        self.loss = None
+        self.metrics_list = []
+        self.device = None
+        self.precision = "auto"
+        self.timing = []
+
+    # -- the network -----------------------------------------------------------------
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        if self.module is None:
+            raise NotImplementedError("subclass Model and implement call(x), or pass a module")
+        return self.module(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.call(self.preprocess(x))
+
+    @property
+    def output_activation(self) -> str | None:
+        return "softmax" if self.output_kind == "probabilities" else None
+
+    @property
+    def torch_input_shape(self) -> tuple | None:
+        return keras_to_torch_shape(self.input_shape) if self.input_shape is not None else None
+
+    def feature_layer(self) -> nn.Module | None:
+        """The last convolutional module: where Grad-CAM looks by default."""
+        target = self.module if self.module is not None else self
+        finder = getattr(target, "feature_layer", None)
+        if callable(finder) and target is not self:
+            return finder()
+        convs = [m for m in target.modules() if isinstance(m, nn.Conv2d)]
+        return convs[-1] if convs else None
+
+    # -- Keras bookkeeping -----------------------------------------------------------
+    def count_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [v.detach().cpu().numpy().copy() for v in self.state_dict().values()]
+
+    def set_weights(self, weights) -> None:
+        state = self.state_dict()
+        if len(weights) != len(state):
+            raise ValueError(f"set_weights: model has {len(state)} tensors, got {len(weights)}")
+        new = {}
+        for (key, ref), w in zip(state.items(), weights):
+            w = torch.as_tensor(np.asarray(w))
+            if tuple(w.shape) != tuple(ref.shape):
+                raise ValueError(f"set_weights: {key} has shape {tuple(ref.shape)}, got {tuple(w.shape)}")
+            new[key] = w.to(ref.dtype)
+        self.load_state_dict(new)
+
+    @property
+    def learning_rate(self) -> float:
+        if self.optimizer is None:
+            raise RuntimeError("the model is not compiled yet; call compile() first")
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        """Set the first group's rate; other groups keep their ratio to it (discriminative rates)."""
+        old = self.learning_rate
+        for group in self.optimizer.param_groups:
+            group["lr"] = float(value) * (group["lr"] / old if old else 1.0)
+
+    # -- compile / fit / evaluate / predict -----------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, learning_rate=None,
+                device=None, precision: str = "auto"):
+        """Choose optimizer, loss and metrics by Keras name or object; pick the device."""
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'")
+        self.loss = losses_mod.get(loss)
+        if self.loss.from_logits and self.output_activation in ("softmax", "sigmoid"):
+            warnings.warn(f"the loss was given from_logits=True but model '{self.name}' ends in "
+                          f"{self.output_activation}; cnnkit computes the loss from the layer's "
+                          "pre-activation output, which is what you meant", UserWarning, stacklevel=2)
+        self.device = pick_device(device)
+        self.precision = precision
+        self.to(self.device)
+        opt = optim_mod.get(optimizer, learning_rate)
+        self.optimizer = opt.build(self.trainable_parameters()) if isinstance(opt, optim_mod.Optimizer) else opt
+        self._metric_specs = list(metrics or [])
+        self.metrics_list = [get_metric(m, self.loss.name) for m in self._metric_specs]
+        self.compiled = True
+        return self
+
+    def trainable_parameters(self):
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def _require_compiled(self):
+        if not self.compiled:
+            raise RuntimeError(f"model '{self.name}' must be compiled before training or evaluating: "
+                               "call model.compile(optimizer='adam', loss=..., metrics=['accuracy'])")
+
+    def _num_outputs(self) -> int | None:
+        try:
+            shape = self.output_shape
+        except Exception:  # noqa: BLE001 - a module we cannot probe
+            return None
+        return shape[-1] if shape else None
+
+    @property
+    def output_shape(self) -> tuple | None:
+        if self.input_shape is None:
+            return None
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            dev = next(self.parameters()).device
+            out = self(torch.zeros((1, *self.torch_input_shape), device=dev))
+        self.train(was)
+        return tuple(out.shape[1:])
+
+    def _images_labels(self, x, y):
+        """Arrays, tensors or a dataset object -> (images, labels) tensors, shape-checked."""
+        if isinstance(x, (str,)) or hasattr(x, "__fspath__"):
+            from .. import datasets
+            x = datasets.image_dataset_from_directory(x, image_size=self.input_shape[:2] if self.input_shape else None)
+        if _is_dataset(x):
+            if self.class_names is None and getattr(x, "class_names", None):
+                self.class_names = list(x.class_names)
+            images, labels = x.images, x.labels
+            if self.input_shape is not None:
+                images = as_images(images, self.torch_input_shape)
+            return images, labels
+        if self.input_shape is None:
+            images = as_images(x)
+            self._set_input_shape(tuple(images.shape[1:]))
+            return images, (as_labels(y) if y is not None else None)
+        return as_tensors(x, y, self.torch_input_shape)
+
+    def _set_input_shape(self, torch_shape: tuple) -> None:
+        """Learn the input shape from the first data seen: (C, H, W) -> Keras's (H, W, C)."""
+        self.input_shape = (torch_shape[1], torch_shape[2], torch_shape[0]) if len(torch_shape) == 3 \
+            else tuple(torch_shape)
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        n_out = self._num_outputs()
+        if n_out is None or labels is None or labels.is_floating_point() and labels.ndim == 2:
+            if labels is not None and labels.ndim == 2 and n_out and labels.shape[1] != n_out:
+                raise ValueError(f"labels have {labels.shape[1]} columns but model '{self.name}' has "
+                                 f"{n_out} outputs")
+            return
+        if self.loss.name.startswith("binary") or self.loss.name in ("mse", "mae") and n_out == 1:
+            return
+        if labels.is_floating_point():
+            return
+        bad = (labels < 0) | (labels >= n_out)
+        if bool(bad.any()):
+            raise ValueError(f"labels must be class indices in [0, {n_out}) for model '{self.name}' "
+                             f"with {n_out} outputs; found {int(bad.sum())} outside, e.g. "
+                             f"{int(labels[bad][0])}. Check the labels or the last layer's units")
+
+    def _loader(self, images, labels, batch_size, shuffle=False, seed=None, sample_weight=None):
+        device = self.device or next(self.parameters()).device
+        # Keep the data where the model trains when it is on a GPU; CPU tensors otherwise.
+        return InMemoryLoader(images, labels, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                              device=device, sample_weight=sample_weight)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, augment=None, seed=None, scheduler=None):
+        """Train on arrays (NHWC numpy as in Keras, or tensors), a dataset object or a folder.
+
+        ``augment`` is a batched augmentation ``f(x, generator)`` (see cnnkit.data.augment).
+        Returns a History whose ``.history`` has Keras's keys.
+        """
+        self._require_compiled()
+        if hasattr(x, "flow_spec"):  # ImageDataGenerator(...).flow(x, y)
+            x, y, batch_size, augment = x.flow_spec(batch_size, augment)
+        batch_size = batch_size or 32
+        if _is_batch_iterable(x):  # a torch DataLoader or any iterable of (x, y) batches
+            return engine.fit_loop(
+                self, self.optimizer, self.loss, self.metrics_list, x, epochs=epochs,
+                val_data=self._val_batches(validation_data, batch_size), initial_epoch=initial_epoch,
+                callbacks=callbacks or [], augment=augment, class_weight=class_weight,
+                verbose=verbose, device=self.device, precision=self.precision, scheduler=scheduler)
+        images, labels = self._images_labels(x, y)
+        if labels is None:
+            raise ValueError("fit() needs labels: pass y, or a dataset with .labels")
+        weights = torch.as_tensor(np.asarray(sample_weight), dtype=torch.float32) if sample_weight is not None else None
+        if validation_data is None and validation_split:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            # Keras takes the last fraction, before any shuffling.
+            cut = int(len(images) * (1 - validation_split))
+            validation_data = (images[cut:], labels[cut:])
+            images, labels = images[:cut], labels[:cut]
+            weights = weights[:cut] if weights is not None else None
+        self._check_labels(labels)
+        val_loader = None
+        if validation_data is not None:
+            vx, vy = (validation_data if not _is_dataset(validation_data)
+                      else (validation_data, None))
+            v_images, v_labels = self._images_labels(vx, vy)
+            self._check_labels(v_labels)
+            val_loader = self._loader(v_images, v_labels, max(batch_size, 256))
+        train_loader = self._loader(images, labels, batch_size, shuffle=shuffle, seed=seed,
+                                    sample_weight=weights)
+        return engine.fit_loop(
+            self, self.optimizer, self.loss, self.metrics_list, train_loader, epochs=epochs,
+            val_data=val_loader, initial_epoch=initial_epoch, callbacks=callbacks or [],
+            augment=augment, class_weight=class_weight, verbose=verbose, device=self.device,
+            precision=self.precision, scheduler=scheduler)
+
+    def _val_batches(self, validation_data, batch_size):
+        if validation_data is None or _is_batch_iterable(validation_data):
+            return validation_data
+        vx, vy = (validation_data, None) if _is_dataset(validation_data) else validation_data
+        images, labels = self._images_labels(vx, vy)
+        return self._loader(images, labels, max(batch_size, 256))
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+        """Loss and metrics on held-out data: a scalar, a list [loss, *metrics] or a dict."""
+        self._require_compiled()
+        if _is_batch_iterable(x):
+            batches = x
+        else:
+            images, labels = self._images_labels(x, y)
+            self._check_labels(labels)
+            batches = self._loader(images, labels, batch_size or 256)
+        logs = engine.evaluate_loop(self, batches,
+                                    self.loss, self.metrics_list, device=self.device,
+                                    precision=self.precision)
+        if verbose in (1, 2) or (verbose == "auto" and use_bar(1)):
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
+        """Class probabilities as numpy, (N, classes); a single image gives (classes,)."""
+        single = False
+        if not _is_dataset(x):
+            arr = x if isinstance(x, torch.Tensor) else np.asarray(x)
+            expected = self.torch_input_shape
+            if expected is not None and len(expected) == 3 and arr.ndim == 3 and (
+                    tuple(arr.shape) in ((expected[1], expected[2], expected[0]), tuple(expected))):
+                single, x = True, arr[None]
+            elif expected is not None and len(expected) == 3 and expected[0] == 1 and arr.ndim == 2:
+                single, x = True, arr[None]
+        images, _ = self._images_labels(x, None)
+        device = self.device or next(self.parameters()).device
+        out = engine.predict_loop(self, InMemoryLoader(images, None, batch_size or 256, device=device),
+                                  device=device, precision=self.precision)
+        if self.output_activation is None and self.output_kind == "logits":
+            out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
+        result = out.numpy()
+        return result[0] if single else result
+
+    def predict_classes(self, x, batch_size=None) -> np.ndarray:
+        return self.predict(x, batch_size).argmax(axis=-1)
+
+    # -- summary / save --------------------------------------------------------------
+    def summary(self, print_fn=print, line_length=None):
+        from .summary import summary_text
+        print_fn(summary_text(self))
+
+    def save(self, path, overwrite: bool = True):
+        from .saving import save_model
+        return save_model(self, path, overwrite=overwrite)
+
+    def save_weights(self, path):
+        from .saving import save_weights
+        return save_weights(self, path)
+
+    def load_weights(self, path, strict: bool = True):
+        from .saving import load_weights
+        return load_weights(self, path, strict=strict)

@@ -1,0 +1,193 @@
+"""Model files without pickle: a folder with ``config.json`` (architecture, preprocessing,
+class names) and ``model.safetensors`` (the state dict).
+
+Architectures are rebuilt from JSON: a Sequential from its layer configs, a zoo model from
+its registry name, a plain module from the class the caller passes (or imports by name).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+FORMAT = "cnnkit-model"
+VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "ModelFileError"]
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, corrupt or from another format version."""
+
+
+def _state_for_saving(model) -> dict[str, torch.Tensor]:
+    # safetensors wants contiguous, unshared tensors
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def model_config(model) -> dict:
+    from .sequential import Sequential
+    if isinstance(model, Sequential):
+        arch = {"kind": "sequential", "config": model.get_config()}
+    elif getattr(model, "architecture", None):
+        arch = dict(model.architecture)
+    else:
+        cls = type(model.module)
+        arch = {"kind": "module", "class": f"{cls.__module__}:{cls.__qualname__}"}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "cnnkit_version": __import__("cnnkit").__version__,
+        "name": model.name,
+        "architecture": arch,
+        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "preprocess": model.preprocess.config(),
+        "class_names": model.class_names,
+        "output": model.output_kind,
+    }
+
+
+def save_model(model, path, overwrite: bool = True) -> Path:
+    """Write the model folder atomically (a temp folder renamed into place)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True or choose another path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        save_file(_state_for_saving(model), str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        (tmp / CONFIG_FILE).write_text(json.dumps(model_config(model), indent=2))
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_config(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"no model at {path}")
+    cfg_path = path / CONFIG_FILE if path.is_dir() else None
+    if cfg_path is None or not cfg_path.exists():
+        raise ModelFileError(f"{path} is not a cnnkit model folder (expected {CONFIG_FILE} and "
+                             f"{WEIGHTS_FILE} inside); save one with model.save(path)")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelFileError(f"{cfg_path} is corrupt ({err}); re-save the model") from err
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFileError(f"{cfg_path} is not a cnnkit model config")
+    if config.get("version") != VERSION:
+        raise ModelFileError(f"{path} was written in model format version {config.get('version')} "
+                             f"(cnnkit {config.get('cnnkit_version')}); this cnnkit reads version "
+                             f"{VERSION}. Re-save it with a matching cnnkit")
+    return config
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFileError(f"cannot read weights {path}: {err}. The file is corrupt or not a "
+                             "safetensors file") from err
+
+
+def _build(config: dict, module=None):
+    from .base import Model
+    from .sequential import Sequential
+    arch = config["architecture"]
+    kind = arch.get("kind")
+    common = dict(class_names=config.get("class_names"), preprocess=config.get("preprocess"))
+    if kind == "sequential":
+        model = Sequential.from_config(arch["config"])
+        model.class_names = common["class_names"]
+        model.preprocess = model.preprocess.from_config(common["preprocess"])
+        return model
+    if kind == "zoo":
+        from . import registry
+        model = registry.create(arch["name"], **arch.get("kwargs", {}))
+        model.class_names = common["class_names"]
+        model.preprocess = model.preprocess.from_config(common["preprocess"])
+        return model
+    if kind == "module":
+        if module is None:
+            mod_name, _, qualname = arch["class"].partition(":")
+            try:
+                obj = importlib.import_module(mod_name)
+                for part in qualname.split("."):
+                    obj = getattr(obj, part)
+                module = obj()
+            except Exception as err:  # noqa: BLE001 - report what to do instead
+                raise ModelFileError(f"the model wraps a plain module of class {arch['class']} "
+                                     f"that could not be rebuilt ({err}); pass it: "
+                                     "load_model(path, module=MyNet())") from err
+        if isinstance(module, type):
+            module = module()
+        return Model(module, input_shape=config.get("input_shape"), output=config.get("output", "logits"),
+                     name=config.get("name"), **common)
+    raise ModelFileError(f"unknown architecture kind {kind!r} in the model config")
+
+
+def load_model(path, module=None, device=None, compile: bool = False):
+    """Rebuild a saved model; weights load through safetensors (no pickle).
+
+    ``module``: for a model that wraps a plain nn.Module, an instance (or class) to load into.
+    """
+    path = Path(path)
+    config = read_config(path)
+    model = _build(config, module)
+    if config.get("input_shape") and model.input_shape is None:
+        model._set_input_shape(tuple(__import__("cnnkit").layers.keras_to_torch_shape(config["input_shape"])))
+    model.name = config.get("name") or model.name
+    load_weights(model, path / WEIGHTS_FILE)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return model
+
+
+def save_weights(model, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(_state_for_saving(model), str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(model, path, strict: bool = True) -> None:
+    """Load safetensors weights, naming every key or shape that disagrees."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS_FILE
+    if not path.exists():
+        raise ModelFileError(f"no weights file at {path}")
+    state = _read_weights(path)
+    own = model.state_dict()
+    problems = []
+    for key, ref in own.items():
+        if key not in state:
+            if strict:
+                problems.append(f"missing {key} {tuple(ref.shape)}")
+        elif tuple(state[key].shape) != tuple(ref.shape):
+            problems.append(f"{key}: model {tuple(ref.shape)} vs file {tuple(state[key].shape)}")
+    unexpected = [k for k in state if k not in own]
+    if strict and unexpected:
+        problems += [f"unexpected {k} {tuple(state[k].shape)}" for k in unexpected[:10]]
+    if problems:
+        shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
+        raise ModelFileError(f"weights in {path} do not fit model '{model.name}': {shown}")
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)

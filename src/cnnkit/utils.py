@@ -1,0 +1,58 @@
+"""Small utilities with Keras names: to_categorical, set_random_seed, device choice."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["to_categorical", "set_random_seed", "pick_device"]
+
+
+def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.ndarray:
+    """One-hot encode integer labels, as ``keras.utils.to_categorical``.
+
+    A trailing axis of size 1 (labels shaped (N, 1), as CIFAR-10 ships them) is dropped.
+    """
+    y = np.asarray(y, dtype="int64")
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y.reshape(y.shape[:-1])
+    if y.size and y.min() < 0:
+        raise ValueError(f"to_categorical: labels must be >= 0, got {int(y.min())}")
+    if num_classes is None:
+        num_classes = int(y.max()) + 1 if y.size else 0
+    elif y.size and y.max() >= num_classes:
+        raise ValueError(f"to_categorical: label {int(y.max())} is outside [0, {num_classes})")
+    out = np.zeros(y.shape + (num_classes,), dtype=dtype)
+    np.put_along_axis(out, y[..., None], 1, axis=-1)
+    return out
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch so a CPU run repeats exactly."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to train on: the one asked for, else cuda, else mps, else cpu.
+
+    The environment variable CNNKIT_DEVICE overrides the automatic choice.
+    """
+    if device is None or device == "auto":
+        device = os.environ.get("CNNKIT_DEVICE") or None
+    if device is not None and device != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} was asked for but CUDA is not available here; "
+                               "use device='cpu' or leave it out to pick automatically")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
