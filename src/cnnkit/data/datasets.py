@@ -23,12 +23,12 @@ import hashlib
 import io
 import os
 import tarfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ._warn import warn
 from .cache import atomic_path, cache_root
 from .cifar import load_batch_arrays
 from .download import DownloadError, download, file_md5
@@ -186,10 +186,9 @@ def _offline() -> bool:
 
 def _check_local(path: Path, md5: str, verify: bool) -> None:
     if verify and md5 and file_md5(path) != md5:
-        warnings.warn(
-            f"{path}: md5 differs from the published {md5}; reading it anyway, its format "
-            "and sizes are checked (a re-compressed copy of the same data reads the same)",
-            DatasetChecksumWarning, stacklevel=4)
+        warn(f"{path}: md5 differs from the published {md5}; reading it anyway, its format "
+             "and sizes are checked (a re-compressed copy of the same data reads the same)",
+             DatasetChecksumWarning)
 
 
 def _missing_message(ds: DatasetInfo, where: Path, missing: list[str], splits: list[str],
