@@ -64,6 +64,8 @@ class Model(nn.Module):
         self.device = None
         self.precision = "auto"
         self.timing = []
+        # Activation layout for the engine; plain modules may call .view(), so stay contiguous.
+        self.memory_format = torch.contiguous_format
 
     # -- the network -----------------------------------------------------------------
     def call(self, x: torch.Tensor) -> torch.Tensor:

@@ -179,7 +179,8 @@ def create_model(name: str, num_classes: int | None = None, input_shape=None, we
                                           input_size=spec.input_size if spec else 224)
     arch_kwargs = {"num_classes": num_classes, "input_shape": list(input_shape), "resize": resolved_resize,
                    **kwargs}
-    return wrap(module, e.name, arch_kwargs, input_shape, pre, class_names)
+    return wrap(module, e.name, arch_kwargs, input_shape, pre, class_names,
+                output="logits" if include_top else "raw")
 
 
 def _looks_like_path(s: str) -> bool:
@@ -250,10 +251,11 @@ def _user_stacklevel() -> int:
     return level
 
 
-def wrap(module: nn.Module, name: str, arch_kwargs: dict, input_shape, preprocess: dict, class_names=None):
+def wrap(module: nn.Module, name: str, arch_kwargs: dict, input_shape, preprocess: dict, class_names=None,
+         output: str = "logits"):
     """``cnnkit.Model`` around ``module`` with zoo architecture record and preprocessing."""
     from .transfer import ZooModel
 
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in arch_kwargs.items()}
     return ZooModel(module, input_shape=tuple(input_shape), class_names=class_names, preprocess=dict(preprocess),
-                    name=name, architecture={"kind": "zoo", "name": name, "kwargs": kwargs})
+                    output=output, name=name, architecture={"kind": "zoo", "name": name, "kwargs": kwargs})

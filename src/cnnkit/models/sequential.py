@@ -25,6 +25,7 @@ class Sequential(Model):
         self.layers = nn.ModuleList()
         self.output_shapes: list[tuple] = []  # torch layout, one per layer
         self._name_counts: dict[str, int] = {}
+        self.memory_format = torch.channels_last  # cnnkit layers never assume NCHW strides
         for layer in layers or []:
             self.add(layer)
 

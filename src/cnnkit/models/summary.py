@@ -55,8 +55,14 @@ def _module_rows(model):
     target = model.module if getattr(model, "module", None) is not None else model
     children = [(n, m) for n, m in target.named_children()]
     shapes = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.setdefault(
-        n, tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else None)) for n, m in children]
+
+    def recorder(name):
+        def hook(module, inputs, output):  # returns None: the output passes unchanged
+            if isinstance(output, torch.Tensor):
+                shapes.setdefault(name, tuple(output.shape[1:]))
+        return hook
+
+    hooks = [m.register_forward_hook(recorder(n)) for n, m in children]
     if getattr(model, "input_shape", None) is not None:
         was = model.training
         model.eval()

@@ -220,6 +220,24 @@ class ZooModel(Model):
     def unfreeze(self, blocks: int | str | None = "all", train_bn: bool = True) -> "ZooModel":
         return unfreeze(self, blocks, train_bn)
 
+    def get_config(self) -> dict[str, Any]:
+        """What rebuilds this model as a layer of a saved ``Sequential`` (weights travel separately)."""
+        arch = self.architecture or {}
+        return {"zoo_name": arch.get("name"), "kwargs": dict(arch.get("kwargs", {})), "name": self.name,
+                "preprocess": self.preprocess.config(), "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "ZooModel":
+        from .preprocess import Preprocess
+        from .registry import create_model
+
+        model = create_model(config["zoo_name"], **config.get("kwargs", {}))
+        model.preprocess = Preprocess.from_config(config.get("preprocess"))
+        model.name = config.get("name") or model.name
+        if not config.get("trainable", True):
+            set_trainable(model.module, False)
+        return model
+
     def reset_classifier(self, num_classes: int, hidden: int | None = None, dropout: float = 0.0) -> None:
         self.module.reset_classifier(num_classes, hidden, dropout)
         if self.architecture:

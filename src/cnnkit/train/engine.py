@@ -51,6 +51,15 @@ def _to_float(model, x):
     return x.float() if not x.is_floating_point() else x
 
 
+def _memory_format(model, x):
+    """channels_last for models that declare it (the facade, the zoo); plain modules may use
+    ``.view`` on their activations, so they get the default contiguous layout."""
+    fmt = getattr(model, "memory_format", torch.contiguous_format)
+    if x.ndim == 4:
+        return x.contiguous(memory_format=fmt)
+    return x
+
+
 def _autocast(device: torch.device, precision: str):
     if precision in ("bf16", "fp16") or (precision == "auto" and device.type == "cuda"):
         dtype = torch.float16 if precision == "fp16" else torch.bfloat16
@@ -84,7 +93,8 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
     steps = len(train_data) if hasattr(train_data, "__len__") else None
     params = {"epochs": epochs, "steps": steps, "verbose": verbose}
     history.params = params
-    cbs = CallbackList([history_callback(history)] + list(callbacks), model, params)
+    # History records last, after callbacks have added their keys (as Keras orders it).
+    cbs = CallbackList(list(callbacks) + [history_callback(history)], model, params)
     weights_vec = None
     if class_weight:
         n_out = max(class_weight) + 1
@@ -119,8 +129,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
             x = _to_float(model, x)
             if augment is not None:
                 x = augment(x, aug_gen)
-            if x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = _memory_format(model, x)
             with _autocast(device, precision):
                 outputs, is_logits = model_outputs(model, x, loss)
                 sample_w = w
@@ -201,9 +210,7 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
         m.reset()
     for batch in data:
         x, y, w = _split_batch(batch, device)
-        x = _to_float(model, x)
-        if x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = _memory_format(model, _to_float(model, x))
         with _autocast(device, precision):
             outputs, is_logits = model_outputs(model, x, loss)
         outputs = outputs.float()
@@ -229,8 +236,7 @@ def predict_loop(model, data, *, device=None, precision="auto", logits: bool = F
     outs = []
     for batch in data:
         x, _, _ = _split_batch(batch, device)
-        if x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = _memory_format(model, x)
         with _autocast(device, precision):
             out = model.forward_logits(x) if logits and hasattr(model, "forward_logits") else model(x)
         outs.append(out.float().cpu())
