@@ -397,14 +397,16 @@ def explain_files(model, image_paths, out_dir, *, class_index: int | None = None
     feature-map grid; plus the first layer's filters. ``model``: a model or a saved model path.
     Returns the written paths.
     """
-    from cnnkit.serve.images import load_image, model_input_shape
+    from cnnkit.data.decode import decode_image
+    from cnnkit.serve.images import model_input_shape
 
     if not isinstance(model, nn.Module):
         from cnnkit import load_model
         model = load_model(model)
-    shape = model_input_shape(model)
+    h, w, c = model_input_shape(model)
     image_paths = [Path(p) for p in image_paths]
-    arrays = np.stack([load_image(p, shape) for p in image_paths])  # N×H×W×C uint8
+    arrays = np.stack([decode_image(p, "grayscale" if c == 1 else "rgb", (h, w))
+                       for p in image_paths])  # N×H×W×C uint8
     stems = [p.stem for p in image_paths]
     out = Path(out_dir)
     written = save_explanations(model, arrays, out, class_index=class_index, layer=layer,
