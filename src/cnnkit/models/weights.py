@@ -285,13 +285,13 @@ def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, igno
 
 
 def _hint(shapes: list[str], missing: list[str], unexpected: list[str]) -> str:
-    if shapes and not missing and not unexpected and all(s.split(":")[0].startswith(("fc.", "classifier", "head"))
-                                                          for s in shapes):
+    head = ("fc.", "classifier", "head")
+    if shapes and not missing and not unexpected and all(s.startswith(head) for s in shapes):
         return ("only the classifier differs: the file was trained for another number of classes. "
                 "To reuse its features with a new head, use cnnkit.transfer(name, num_classes, weights=path).")
-    if missing and unexpected:
-        return "the file is for another architecture (or depth/width) than this one."
-    return ""
+    if missing or unexpected:
+        return "the file is for another architecture (or another depth or width) than this one."
+    return "the file is for another input size, width or channel count than this model was built for."
 
 
 def copy_to_cache(path: str | os.PathLike, spec: WeightSpec) -> Path:
