@@ -38,7 +38,7 @@ from .decode import COLOR_MODES, RESAMPLE, decode_image
 from ._warn import warn
 from .layout import FileEntry, FolderLayout, FolderLayoutError, scan_folder
 
-__all__ = ["ImageDataset", "image_dataset_from_directory", "stratified_split",
+__all__ = ["ImageDataset", "image_dataset_from_directory", "stratified_split", "plan_subset",
            "FolderLayoutError"]
 
 _CACHE_VERSION = 1
@@ -330,8 +330,6 @@ def image_dataset_from_directory(
         raise ValueError(f"color_mode must be one of {sorted(COLOR_MODES)}, got {color_mode!r}")
     if interpolation not in RESAMPLE:
         raise ValueError(f"interpolation must be one of {sorted(RESAMPLE)}, got {interpolation!r}")
-    if subset is not None and subset not in _SUBSETS:
-        raise ValueError(f"subset must be one of {_SUBSETS} or None, got {subset!r}")
     if image_size is not None:
         image_size = (int(image_size[0]), int(image_size[1]))
     options = dict(color_mode=color_mode, image_size=list(image_size) if image_size else None,
@@ -346,61 +344,71 @@ def image_dataset_from_directory(
         warn(f"{where}: class folder(s) {names} hold no files; they keep their label "
                       "index but have no examples")
 
+    loaded: dict[str, ImageDataset] = {}
+
     def load(split):
-        ds = _load_split(layout, split, options, cache, cache_dir, workers, verbose)
-        ds.batch_size, ds.label_mode = batch_size, label_mode
-        return ds
+        if split not in loaded:
+            ds = _load_split(layout, split, options, cache, cache_dir, workers, verbose)
+            ds.batch_size, ds.label_mode = batch_size, label_mode
+            loaded[split] = ds
+        return loaded[split]
 
-    def split_off(split, which):
-        train, val = load(split).split(validation_split, seed)
-        return train if which == "training" else val
+    parts = []
+    for split, part in plan_subset(layout, subset, validation_split):
+        ds = load(split)
+        if part != "all":
+            train, val = ds.split(validation_split, seed)
+            ds = train if part == "training" else val
+        parts.append(ds)
+    return tuple(parts) if subset == "both" else parts[0]
 
+
+def plan_subset(layout: FolderLayout, subset: str | None, validation_split: float | None
+                ) -> list[tuple[str, str]]:
+    """Which folder split(s) a ``subset`` reads, and which part of each.
+
+    Returns ``[(split, part)]`` (two items for ``subset='both'``), ``part`` being
+    ``'all'``, ``'training'`` or ``'validation'`` (the stratified split of that folder).
+    """
+    if subset is not None and subset not in _SUBSETS:
+        raise ValueError(f"subset must be one of {_SUBSETS} or None, got {subset!r}")
+    wanted = ["training", "validation"] if subset == "both" else [subset]
     if not layout.is_split:
         if subset is None:
             if validation_split:
                 raise ValueError("validation_split needs subset='training', 'validation' "
                                  "or 'both'")
-            return load("all")
+            return [("all", "all")]
         if subset == "test":
             raise FolderLayoutError(f"{layout.root}: subset='test' needs a test/ folder "
                                     "(root/test/<class>/...); this folder has no splits")
         if not validation_split:
             raise ValueError(f"subset={subset!r} needs validation_split (e.g. 0.2) for a "
                              "folder without train/val splits")
-        if subset == "both":
-            return load("all").split(validation_split, seed)
-        return split_off("all", subset)
+        return [("all", w) for w in wanted]
 
     found = ", ".join(f"{k}/" for k in layout.splits)
     if subset is None:
         raise ValueError(f"{layout.root} has splits ({found}): pass subset='training', "
                          "'validation', 'test' or 'both'")
-
-    def pick(which):
+    plan = []
+    for which in wanted:
         if which == "test":
             if "test" not in layout.splits:
                 raise FolderLayoutError(f"{layout.root}: no test/ split (found {found})")
-            return load("test")
+            plan.append(("test", "all"))
+            continue
         if "train" not in layout.splits:
             raise FolderLayoutError(f"{layout.root}: no train/ split (found {found})")
-        if which == "training":
-            if "val" in layout.splits or not validation_split:
-                return load("train")
-            return split_off("train", "training")
         if "val" in layout.splits:
-            if validation_split:
-                warn(f"{layout.root}: using its val/ folder; validation_split is "
-                              "ignored")
-            return load("val")
-        if validation_split:
-            return split_off("train", "validation")
-        raise FolderLayoutError(f"{layout.root}: no val/ split (found {found}); pass "
-                                "validation_split=0.2 to hold out part of train/")
-
-    if subset == "both":
-        if "val" not in layout.splits and validation_split:
-            if "train" not in layout.splits:
-                raise FolderLayoutError(f"{layout.root}: no train/ split (found {found})")
-            return load("train").split(validation_split, seed)
-        return pick("training"), pick("validation")
-    return pick(subset)
+            if which == "validation" and validation_split:
+                warn(f"{layout.root}: using its val/ folder; validation_split is ignored")
+            plan.append(("train" if which == "training" else "val", "all"))
+        elif validation_split:
+            plan.append(("train", which))
+        elif which == "training":
+            plan.append(("train", "all"))
+        else:
+            raise FolderLayoutError(f"{layout.root}: no val/ split (found {found}); pass "
+                                    "validation_split=0.2 to hold out part of train/")
+    return plan
