@@ -97,6 +97,20 @@ class DataFlow:
     def n(self) -> int:
         return len(self.x)
 
+    def flow_spec(self, batch_size=None, augment=None):
+        """What ``fit`` trains on: ``(x, y, batch_size, augment)``.
+
+        x is the dataset object for ``flow_from_directory`` flows (y is then None). The
+        flow's batch size wins, as in Keras; an ``augment`` given to ``fit`` as well runs
+        after the flow's.
+        """
+        x, y = (self.dataset, None) if getattr(self, "dataset", None) is not None else (self.x,
+                                                                                        self.y)
+        aug = self.augment
+        if augment is not None:
+            aug = augment if aug is None else _Chain(aug, augment)
+        return x, y, self.batch_size or batch_size, aug
+
     def __len__(self) -> int:
         """Batches per epoch (as Keras's iterators)."""
         return math.ceil(self.n / self.batch_size)
@@ -124,6 +138,19 @@ class DataFlow:
     def __repr__(self) -> str:
         return (f"DataFlow({self.n} images, batch_size={self.batch_size}, "
                 f"augment={self.augment!r})")
+
+
+class _Chain:
+    """Two batched augmentations, one after the other."""
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    def __call__(self, x, generator=None):
+        return self.second(self.first(x, generator), generator)
+
+    def __repr__(self) -> str:
+        return f"{self.first!r} then {self.second!r}"
 
 
 def _nchw_float(x, idx: torch.Tensor) -> torch.Tensor:

@@ -5,11 +5,11 @@ the decoded images fit in memory (50,000 CIFAR images are 150 MB). Use this when
 not: each worker process decodes its share of every batch with Pillow.
 
 ``stream_from_directory(...)`` returns a ``StreamingLoader``: iterate it for
-``(images uint8 N×C×H×W, labels int64 N)`` batches; it has ``class_names``,
-``batch_size``, ``num_samples``, ``labels``, ``len()`` (batches per epoch) and
-``set_epoch(e)`` (the shuffle order is a function of ``seed`` and the epoch). Files that
-fail to decode are dropped from their batch, counted in ``loader.skipped`` and named in one
-warning per epoch; run ``cnnkit check`` first to find them.
+``(images uint8 N×C×H×W, labels int64 N)`` batches. It is a ``torch.utils.data.DataLoader``
+(so ``fit`` takes it like any other) with ``class_names``, ``num_samples``, ``labels`` and
+``set_epoch(e)``: the shuffle order is a function of ``seed`` and the epoch, which advances
+at each pass. A file that fails to decode is dropped from its batch with a warning (from
+the worker); run ``cnnkit check`` first to find them.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import os
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ._warn import warn
 from .decode import COLOR_MODES, decode_image
 from .folder import plan_subset, stratified_split
 from .layout import scan_folder
 
-__all__ = ["FileImageDataset", "StreamingLoader", "stream_from_directory"]
+__all__ = ["FileImageDataset", "StreamingLoader", "EpochSampler", "stream_from_directory",
+           "collate_skip_bad"]
 
 
 class FileImageDataset(Dataset):
@@ -47,38 +48,58 @@ class FileImageDataset(Dataset):
     def __getitem__(self, i: int):
         try:
             arr = decode_image(self.paths[i], **self.kwargs)  # H×W×C
-        except Exception:  # noqa: BLE001 - a bad file is dropped by the collate function
+        except Exception as e:  # noqa: BLE001 - a bad file is dropped by the collate function
+            warn(f"streaming: skipped {self.paths[i]}: {type(e).__name__}: {e}")
             return None
         return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))), self.labels[i]
 
 
 def collate_skip_bad(batch):
-    """Stack the good samples; the number dropped rides along as the third item."""
+    """Stack the good samples into (uint8 N×C×H×W, int64 N); bad ones (None) are dropped."""
     good = [b for b in batch if b is not None]
-    bad = len(batch) - len(good)
     if not good:
-        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), bad
-    return torch.stack([g[0] for g in good]), torch.stack([g[1] for g in good]), bad
+        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
+    return torch.stack([g[0] for g in good]), torch.stack([g[1] for g in good])
 
 
-class StreamingLoader:
-    """Iterable of ``(uint8 N×C×H×W, int64 N)`` batches over files decoded by workers."""
+class EpochSampler(Sampler):
+    """Indices in order, or shuffled by a permutation drawn from (seed, epoch); the epoch
+    advances by one at each pass, so every epoch differs and a run repeats exactly."""
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int | None = None):
+        self.n, self.shuffle = n, shuffle
+        self.seed = 0 if seed is None else int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class StreamingLoader(DataLoader):
+    """A ``DataLoader`` of ``(uint8 N×C×H×W, int64 N)`` batches decoded by worker processes,
+    with ``class_names``, ``labels``, ``num_samples`` and ``set_epoch``."""
 
     def __init__(self, dataset: FileImageDataset, batch_size: int = 32, shuffle: bool = True,
                  seed: int | None = None, num_workers: int | None = None,
                  drop_last: bool = False, pin_memory: bool = False):
-        self.dataset = dataset
-        self.class_names = dataset.class_names
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.seed = 0 if seed is None else int(seed)
-        self.drop_last = drop_last
-        self.epoch = 0
-        self.skipped = 0
         if num_workers is None:
             num_workers = min(8, os.cpu_count() or 1)
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
+        super().__init__(dataset, batch_size=int(batch_size),
+                         sampler=EpochSampler(len(dataset), shuffle, seed),
+                         num_workers=num_workers, collate_fn=collate_skip_bad,
+                         drop_last=drop_last, pin_memory=pin_memory,
+                         persistent_workers=num_workers > 0)
+        self.class_names = dataset.class_names
 
     @property
     def num_samples(self) -> int:
@@ -88,34 +109,8 @@ class StreamingLoader:
     def labels(self) -> torch.Tensor:
         return self.dataset.labels
 
-    def __len__(self) -> int:
-        n, b = len(self.dataset), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
-
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def _loader(self) -> DataLoader:
-        order = None
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(len(self.dataset), generator=g).tolist()
-        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=order,
-                          num_workers=self.num_workers, collate_fn=collate_skip_bad,
-                          drop_last=self.drop_last, pin_memory=self.pin_memory,
-                          persistent_workers=False)
-
-    def __iter__(self):
-        bad = 0
-        for images, labels, dropped in self._loader():
-            bad += dropped
-            if len(labels):
-                yield images, labels
-        self.epoch += 1
-        if bad:
-            self.skipped = bad
-            warn(f"streaming: {bad} files could not be decoded and were left out of their "
-                 "batches; run `cnnkit check` on the folder to list them")
+        self.sampler.set_epoch(epoch)
 
 
 def stream_from_directory(directory: str | os.PathLike, image_size: tuple[int, int], *,
