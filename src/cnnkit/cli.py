@@ -1,89 +1,618 @@
 """The ``cnnkit`` command line.
 
-    cnnkit train                      # the default model on the bundled MNIST sample, offline
-    cnnkit summary MODEL_DIR
+    cnnkit train                                  # the default model on the bundled digits, offline
+    cnnkit train --data PATH --model simple-cnn   # your folder of class folders
+    cnnkit evaluate runs/NAME                     # a run's best model on its test images
+    cnnkit predict runs/NAME photo.jpg pics/      # top classes for images
+    cnnkit summary MODEL | cnnkit models | cnnkit check PATH
+    cnnkit report runs/NAME | explain | export | serve
+
+`cnnkit COMMAND --help` explains each command, with examples.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import glob
+import json
+import re
+import shlex
 import sys
-import time
+from pathlib import Path
 
-import numpy as np
+__all__ = ["main", "build_parser"]
 
-
-def _bundled():
-    from importlib import resources
-    with resources.files("cnnkit.data").joinpath("bundled/mnist_small.npz").open("rb") as f:
-        d = np.load(f)
-        return (d["x_train"], d["y_train"].astype(np.int64)), (d["x_test"], d["y_test"].astype(np.int64))
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-def default_model():
-    """Seed 001's two-conv Keras network for 28×28×1 digits."""
-    from . import Sequential, layers
-    return Sequential([
-        layers.Input((28, 28, 1)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ], name="mnist-2conv")
+class CliError(Exception):
+    """A user error: printed as 'cnnkit COMMAND: message', exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that lists the valid options (and the closest one) for an unknown option."""
+
+    def error(self, message):
+        match = re.search(r"unrecognized arguments: (.*)", message)
+        if match:
+            options = sorted({o for a in self._actions for o in a.option_strings})
+            lines = [f"{self.prog}: unknown option(s): {match.group(1)}"]
+            for word in shlex.split(match.group(1)):
+                if word.startswith("-"):
+                    close = difflib.get_close_matches(word.split("=")[0], options, n=2)
+                    if close:
+                        lines.append(f"  {word}: did you mean {' or '.join(close)}?")
+            lines.append(f"valid options: {' '.join(options)}")
+            lines.append(f"see `{self.prog} --help`")
+            self.exit(2, "\n".join(lines) + "\n")
+        super().error(message)
+
+
+def _sub(sub, name: str, help: str, description: str, examples: str) -> Parser:
+    p = sub.add_parser(name, help=help, description=description,
+                       epilog="examples:\n" + examples.strip("\n"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    return p
+
+
+# ------------------------------------------------------------------------------- helpers
+
+def _resolve_model_path(target: str, weights: str = "best") -> Path:
+    """A run directory (-> its best/ or last/ model), or a model folder."""
+    path = Path(target).expanduser()
+    if not path.exists():
+        raise CliError(f"{target}: no such run directory or model folder")
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        return path
+    for choice in (weights, "last" if weights == "best" else "best"):
+        if (path / choice / "config.json").is_file():
+            return path / choice
+    raise CliError(f"{target}: not a run directory (with best/ or last/) nor a model folder "
+                   "(config.json + model.safetensors)")
+
+
+def _load_model(target: str, weights: str = "best", device: str | None = None):
+    from .models.saving import ModelFileError, load_model
+    path = _resolve_model_path(target, weights)
+    try:
+        model = load_model(path, device=None if device in (None, "auto") else device)
+    except ModelFileError as err:
+        raise CliError(str(err)) from err
+    return model, path
+
+
+def _expand_images(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files, folders (searched recursively for images) and globs -> (files, problems)."""
+    files, problems = [], []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append((item, "folder holds no image files"))
+            files += found
+        elif path.is_file():
+            files.append(path)
+        elif any(c in item for c in "*?["):
+            matched = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matched:
+                problems.append((item, "pattern matches no files"))
+            files += matched
+        else:
+            problems.append((item, "no such file or folder"))
+    return files, problems
+
+
+# ------------------------------------------------------------------------------- train
+
+def _field_help() -> dict[str, str]:
+    """Each TrainConfig setting's comment in config.py (one source for docs and --help)."""
+    import inspect
+
+    from . import config
+    try:
+        source = inspect.getsource(config.TrainConfig)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.*)$", source, re.M)}
+
+
+_TRAIN_EXAMPLES = """
+  cnnkit train                                    # default model, bundled 28x28 digits, offline
+  cnnkit train --data ../shared/datasets/cifar10-jpeg/train --model simple-cnn --epochs 10
+  cnnkit train --data cifar10 --model resnet9 --augment flip,crop:4 --schedule cosine
+  cnnkit train --data mnist --data-dir ../shared/datasets/mnist --epochs 3
+  cnnkit train --config run.toml --epochs 20      # a TOML/YAML file; the command line wins
+  cnnkit train --resume runs/bundled-mnist-2conv  # continue an interrupted run (Ctrl-C, kill)
+
+Each run writes runs/<name>/ (never overwritten: <name>-2, -3, ...): config.json/.toml,
+command.txt, env.json, history.csv, metrics.json, best/ and last/ models, checkpoint/,
+plots/ and report.html. Ctrl-C finishes the current step, saves last/ and a checkpoint,
+and prints the command that resumes.
+"""
+
+
+def build_train_parser(sub) -> Parser:
+    from .config import SCHEDULES, TrainConfig
+    p = _sub(sub, "train", "train a model and write a run directory with its report",
+             "Train a CNN image classifier and write a run directory: config, command, "
+             "environment, history, metrics, best/last models, checkpoint, plots and "
+             "report.html. Every option can also come from --config FILE.", _TRAIN_EXAMPLES)
+    helps = _field_help()
+    defaults = TrainConfig()
+    S = argparse.SUPPRESS
+
+    def add(group, name, *flags, **kw):
+        text = helps.get(name, "")
+        default = getattr(defaults, name)
+        if default not in (None, "", False) and kw.get("action") is None:
+            text += f" [default: {default}]"
+        group.add_argument(*flags or ("--" + name.replace("_", "-"),), dest=name,
+                           default=S, help=text.replace("%", "%%"), **kw)
+
+    g = p.add_argument_group("data")
+    add(g, "data", metavar="NAME|PATH")
+    add(g, "data_dir", metavar="DIR")
+    add(g, "image_size", metavar="H,W")
+    add(g, "grayscale", action="store_true")
+    add(g, "val_split", type=float, metavar="FRACTION")
+    add(g, "limit", type=int, metavar="N")
+    g = p.add_argument_group("model")
+    add(g, "model", metavar="NAME|PATH")
+    add(g, "pretrained", action="store_true")
+    g = p.add_argument_group("optimisation")
+    add(g, "epochs", type=int, metavar="N")
+    add(g, "batch_size", type=int, metavar="N")
+    add(g, "optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
+    add(g, "lr", "--lr", "--learning-rate", type=float, metavar="LR")
+    add(g, "momentum", type=float)
+    add(g, "weight_decay", type=float)
+    add(g, "schedule", choices=list(SCHEDULES))
+    add(g, "warmup_epochs", type=float, metavar="EPOCHS")
+    add(g, "step_epochs", type=int, metavar="EPOCHS")
+    add(g, "augment", metavar="SPEC")
+    add(g, "patience", type=int, metavar="EPOCHS")
+    add(g, "label_smoothing", type=float)
+    g = p.add_argument_group("run")
+    add(g, "seed", type=int)
+    add(g, "device")
+    add(g, "precision", choices=["auto", "fp32", "bf16", "fp16"])
+    add(g, "output", metavar="DIR")
+    add(g, "name")
+    add(g, "checkpoint_every", type=int, metavar="EPOCHS")
+    g.add_argument("--no-report", dest="report", action="store_false", default=S,
+                   help="skip the plots and report.html")
+    add(g, "verbose", choices=["auto", "0", "1", "2"])
+    g.add_argument("--config", metavar="FILE", help="read settings from a TOML or YAML file "
+                   "(flat, or under [train]); options on the command line win")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
+                   "checkpoint (only --epochs may change)")
+    p.set_defaults(func=cmd_train)
+    return p
 
 
 def cmd_train(args) -> int:
-    from .utils import set_random_seed
-    set_random_seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = _bundled()
-    model = default_model()
-    model.class_names = [str(i) for i in range(10)]
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    start = time.perf_counter()
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-              validation_data=(x_test, y_test), seed=args.seed)
-    seconds = time.perf_counter() - start
-    loss, acc = model.evaluate(x_test, y_test, verbose=0)
-    print(f"test accuracy: {acc:.4f} (loss {loss:.4f}) on {len(x_test)} held-out digits; "
-          f"trained {args.epochs} epochs in {seconds:.1f}s")
+    from .config import ConfigError, TrainConfig, load_config_file
+    from .experiment import DataError, UnknownModelName, train
+    skip = ("func", "command", "config", "resume", "_argv")
+    given = {k: v for k, v in vars(args).items() if k not in skip}
+    argv = ["cnnkit", *getattr(args, "_argv", [])]
+    try:
+        if args.resume:
+            extra = sorted(set(given) - {"epochs"})
+            if extra or args.config:
+                raise CliError("--resume continues a run with its own settings; only --epochs can "
+                               f"change (remove {' '.join('--' + e.replace('_', '-') for e in extra) or '--config'})")
+            result = train(resume=args.resume, epochs=given.get("epochs"))
+        else:
+            cfg = TrainConfig()
+            if args.config:
+                cfg.update(load_config_file(args.config), args.config)
+            cfg.update(given, "command line")
+            result = train(cfg, argv=argv)
+    except (ConfigError, DataError, UnknownModelName, FileNotFoundError, ValueError) as err:
+        raise CliError(str(err)) from err
+    return 130 if result.interrupted else 0
+
+
+# ------------------------------------------------------------------------------- evaluate
+
+def cmd_evaluate(args) -> int:
+    from .config import TrainConfig
+    from .experiment import DataError, _compile, evaluate_arrays, load_data
+    from .runs import RunDir
+    model, path = _load_model(args.target, args.weights, args.device)
+    run = RunDir(args.target)
+    if run.is_run():
+        cfg = TrainConfig.from_dict(run.read_json(run.config_json))
+    else:
+        cfg = TrainConfig()
+        if not args.data:
+            raise CliError(f"{args.target} is a model folder, not a run: pass --data NAME|PATH")
+    if args.data:
+        cfg.data, cfg.data_dir = args.data, args.data_dir or ""
+        h, w, c = model.input_shape
+        cfg.image_size = [h, w] if not Path(args.data).exists() or True else None
+        cfg.grayscale = c == 1
+        cfg.limit = 0
+    if args.data and Path(args.data).expanduser().is_dir():
+        cfg.val_split = 0.0  # evaluate on the whole folder (or its test/ split)
+    cfg.device = args.device or cfg.device
+    try:
+        data = load_data(cfg.validate())
+    except DataError as err:
+        raise CliError(str(err)) from err
+    split = data.test if data.test is not None else (data.val if not args.data or data.val is not None
+                                                     else data.train)
+    if args.data and data.test is None and Path(args.data).expanduser().is_dir():
+        split, where = data.train, f"all of {args.data}"
+    else:
+        where = f"{'test' if data.test is not None else 'validation'} split of {data.source}"
+    names = model.class_names or data.class_names
+    if len(names) != len(data.class_names):
+        raise CliError(f"the model has {len(names)} classes but the data {len(data.class_names)}")
+    _compile(model, cfg)
+    ev = evaluate_arrays(model, *split, names, batch_size=args.batch_size)
+    out = {"model": str(path), "evaluated_on": where, "images": int(len(split[0])),
+           "loss": ev["loss"], "accuracy": ev["accuracy"], **{k: v for k, v in ev["report"].items()
+                                                           if k != "accuracy"}}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{path}: accuracy {ev['accuracy']:.4f}, loss {ev['loss']:.4f} on {len(split[0])} "
+              f"images ({where})")
+        print(_per_class_table(ev["report"]))
     if args.output:
-        model.save(args.output)
-        print(f"model saved to {args.output}")
+        Path(args.output).write_text(json.dumps(out, indent=2))
+        print(f"metrics written to {args.output}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _per_class_table(report: dict) -> str:
+    width = max([len(c) for c in report["per_class"]] + [13])
+    lines = [f"{'class':<{width}}  precision  recall     f1  support"]
+    for c, v in report["per_class"].items():
+        lines.append(f"{c:<{width}}  {v['precision']:9.3f}  {v['recall']:6.3f}  {v['f1']:5.3f}  {v['support']:7d}")
+    lines.append(f"{'macro average':<{width}}  {report['macro_precision']:9.3f}  "
+                 f"{report['macro_recall']:6.3f}  {report['macro_f1']:5.3f}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- predict
+
+def _decode(path: Path, shape):
+    h, w, c = shape
+    try:
+        from .serve.images import load_image
+        return load_image(path, shape)
+    except ImportError:
+        from .data.decode import decode_image
+        return decode_image(path, "grayscale" if c == 1 else "rgb", (h, w))
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    model, path = _load_model(args.model, args.weights, args.device)
+    shape = tuple(model.input_shape)
+    if len(shape) != 3:
+        raise CliError(f"{path}: takes input {shape}, not images")
+    files, problems = _expand_images(args.images)
+    arrays, kept = [], []
+    for f in files:
+        try:
+            arrays.append(np.asarray(_decode(f, shape)))
+            kept.append(f)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is reported and skipped
+            problems.append((str(f), f"not an image ({type(err).__name__}: {err})"))
+    for item, why in problems:
+        print(f"cnnkit predict: skipped {item}: {why}", file=sys.stderr)
+    names = model.class_names or [str(i) for i in range(10_000)]
+    results = []
+    if arrays:
+        probs = model.predict(np.stack(arrays), batch_size=args.batch_size)
+        k = min(args.top_k, probs.shape[1])
+        for f, p in zip(kept, probs):
+            top = np.argsort(-p, kind="stable")[:k]
+            results.append({"file": str(f), "predictions": [
+                {"class": names[i], "index": int(i), "probability": float(p[i])} for i in top]})
+    if args.json:
+        print(json.dumps({"model": str(path), "results": results,
+                          "skipped": [{"file": i, "reason": w} for i, w in problems]}, indent=2))
+    else:
+        width = max([len(r["file"]) for r in results] + [4])
+        if results:
+            print(f"{'file':<{width}}  top {min(args.top_k, len(results[0]['predictions']))}")
+        for r in results:
+            tops = ", ".join(f"{q['class']} {q['probability']:.3f}" for q in r["predictions"])
+            print(f"{r['file']:<{width}}  {tops}")
+    if not results:
+        print("cnnkit predict: no image could be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------- summary / models
+
+def _parse_shape(text: str | None):
+    if not text:
+        return None
+    parts = [int(v) for v in re.split(r"[,x ]+", text.strip()) if v]
+    if len(parts) == 2:
+        parts.append(3)
+    if len(parts) != 3:
+        raise CliError(f"--input-shape {text}: expected H,W,C (e.g. 32,32,3)")
+    return tuple(parts)
 
 
 def cmd_summary(args) -> int:
-    from . import load_model
-    load_model(args.model).summary()
+    path = Path(args.model).expanduser()
+    if path.exists():
+        model, _ = _load_model(args.model, args.weights)
+    else:
+        try:
+            from .models import registry
+        except ImportError as err:
+            raise CliError(f"{args.model}: no such model folder (and no model zoo here)") from err
+        try:
+            registry.get_entry(args.model)
+        except KeyError as err:
+            raise CliError(f"{args.model}: no such model folder or run, and {err} Zoo names: "
+                           f"{', '.join(registry.list_models())}") from None
+        model = registry.create(args.model, num_classes=args.num_classes,
+                                input_shape=_parse_shape(args.input_shape))
+    model.summary()
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnkit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
-    train = sub.add_parser("train", help="train a model (default: the bundled MNIST sample)")
-    train.add_argument("--epochs", type=int, default=5)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--output", default=None, help="folder to save the trained model in")
-    train.set_defaults(func=cmd_train)
-    summary = sub.add_parser("summary", help="print a saved model's summary")
-    summary.add_argument("model")
-    summary.set_defaults(func=cmd_summary)
+def cmd_models(args) -> int:
+    try:
+        from .models import registry
+    except ImportError as err:
+        raise CliError(f"the model zoo is not part of this install ({err})") from err
+    pattern = args.pattern if any(c in args.pattern for c in "*?[") else f"*{args.pattern}*"
+    names = registry.list_models(pattern, pretrained=args.pretrained)
+    infos = [registry.model_info(n) for n in names]
+    if args.json:
+        print(json.dumps(infos, indent=2))
+        return 0
+    if not infos:
+        print(f"no model matches {args.pattern!r}; `cnnkit models` lists all", file=sys.stderr)
+        return 1
+    width = max(len(i["name"]) for i in infos)
+    fam = max(len(i["family"]) for i in infos)
+    print(f"{'name':<{width}}  {'family':<{fam}}  input      weights  description")
+    for i in infos:
+        shape = "x".join(str(s) for s in i["input_shape"])
+        print(f"{i['name']:<{width}}  {i['family']:<{fam}}  {shape:<9}  "
+              f"{'yes' if i['pretrained'] else '-':<7}  {i['description']}")
+    print(f"{len(infos)} models; `cnnkit summary NAME` shows one, "
+          "`cnnkit train --model NAME` trains it")
+    return 0
+
+
+# ------------------------------------------------------------------------------- check / report
+
+def cmd_check(args) -> int:
+    try:
+        from .data.check import main_check
+    except ImportError as err:
+        raise CliError(f"dataset checks need cnnkit.data.check, which this install lacks ({err})") from err
+    argv = [args.path]
+    if args.bad_files:
+        argv += ["--bad-files", args.bad_files]
+    if args.json:
+        argv += ["--json", args.json]
+    if args.no_duplicates:
+        argv.append("--no-duplicates")
+    if not Path(args.path).exists():
+        raise CliError(f"{args.path}: no such folder")
+    return main_check(argv)
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .runs import RunDir
+    run = RunDir(args.run)
+    if not run.is_run():
+        raise CliError(f"{args.run}: not a run directory (no config.json)")
+    print(f"report: {write_report(run)}")
+    return 0
+
+
+# ------------------------------------------------------------------------------- explain / export / serve
+
+def cmd_explain(args) -> int:
+    try:
+        from .explain import explain_files
+    except ImportError as err:
+        raise CliError(f"explanations need cnnkit.explain, which this install lacks ({err})") from err
+    model, _ = _load_model(args.model, args.weights)
+    files, problems = _expand_images(args.images)
+    for item, why in problems:
+        print(f"cnnkit explain: skipped {item}: {why}", file=sys.stderr)
+    if not files:
+        raise CliError("no image files to explain")
+    written = explain_files(model, files, args.out, class_index=args.class_index, layer=args.layer)
+    for w in written:
+        print(w)
+    return 0
+
+
+def cmd_export(args) -> int:
+    try:
+        from .export import export
+    except ImportError as err:
+        raise CliError(f"export needs cnnkit.export and its extras (pip install 'cnnkit[export]'): "
+                       f"{err}") from err
+    model, _ = _load_model(args.model, args.weights)
+    result = export(model, args.output, format=args.format, check=not args.no_check)
+    print(f"exported: {getattr(result, 'path', args.output)}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import importlib
+    for mod_name in ("cnnkit.serve.app", "cnnkit.serve.server", "cnnkit.serve"):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        fn = getattr(mod, "serve", None) or getattr(mod, "run", None) or getattr(mod, "main_serve", None)
+        if callable(fn):
+            _resolve_model_path(args.model, args.weights)
+            return int(fn(str(_resolve_model_path(args.model, args.weights)), host=args.host,
+                          port=args.port) or 0)
+    raise CliError("the prediction service is not part of this install yet (cnnkit.serve); "
+                   "`cnnkit predict MODEL IMAGES...` predicts from the command line")
+
+
+# ------------------------------------------------------------------------------- parser
+
+def build_parser() -> Parser:
+    parser = Parser(prog="cnnkit", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    build_train_parser(sub)
+
+    p = _sub(sub, "evaluate", "evaluate a run's model (or a model folder) on labelled images",
+             "Loss, accuracy, per-class precision/recall/F1 of a trained model. A run directory "
+             "is evaluated on its own test (or held-out validation) images unless --data is given; "
+             "a folder given with --data is evaluated whole (or its test/ split).", """
+  cnnkit evaluate runs/bundled-mnist-2conv
+  cnnkit evaluate runs/cifar10-jpeg-simple-cnn --weights last --json
+  cnnkit evaluate my-model/ --data ./photos/test --output metrics.json
+""")
+    p.add_argument("target", metavar="RUN_OR_MODEL", help="a run directory or a model folder")
+    p.add_argument("--data", metavar="NAME|PATH", help="dataset name or folder of class folders")
+    p.add_argument("--data-dir", metavar="DIR", help="folder with a named dataset's canonical files")
+    p.add_argument("--weights", choices=["best", "last"], default="best",
+                   help="which model of a run directory [default: best]")
+    p.add_argument("--batch-size", type=int, default=256, help="images per batch [default: 256]")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... [default: auto]")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON to FILE")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = _sub(sub, "predict", "top-k classes for image files, folders or globs",
+             "Predict the classes of images with a trained model. Files that are not images are "
+             "reported on stderr and skipped; the others are still predicted.", """
+  cnnkit predict runs/bundled-mnist-2conv digit.png
+  cnnkit predict runs/cifar10-jpeg-simple-cnn photos/ 'more/**/*.jpg' --top-k 3
+  cnnkit predict my-model/ cat.jpg --json
+""")
+    p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
+    p.add_argument("--top-k", type=int, default=3, help="classes to show per image [default: 3]")
+    p.add_argument("--weights", choices=["best", "last"], default="best",
+                   help="which model of a run directory [default: best]")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch [default: 64]")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... [default: auto]")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_predict)
+
+    p = _sub(sub, "summary", "print a model's layers and parameter counts",
+             "Keras-style summary of a saved model, a run's model or a zoo model.", """
+  cnnkit summary runs/bundled-mnist-2conv
+  cnnkit summary simple-cnn
+  cnnkit summary resnet18 --input-shape 64,64,3 --num-classes 5
+""")
+    p.add_argument("model", metavar="MODEL", help="a model folder, a run directory or a zoo name")
+    p.add_argument("--input-shape", metavar="H,W,C", help="input shape for a zoo model")
+    p.add_argument("--num-classes", type=int, default=None, help="classes for a zoo model")
+    p.add_argument("--weights", choices=["best", "last"], default="best",
+                   help="which model of a run directory [default: best]")
+    p.set_defaults(func=cmd_summary)
+
+    p = _sub(sub, "models", "list the model zoo",
+             "The models `cnnkit train --model NAME` can build.", """
+  cnnkit models
+  cnnkit models 'resnet*'
+  cnnkit models --pretrained --json
+""")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern [default: *]")
+    p.add_argument("--pretrained", action="store_true", help="only models with published weights")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_models)
+
+    p = _sub(sub, "check", "check an image folder for problems before training",
+             "Counts per class and split, class imbalance, unreadable or truncated files, "
+             "extensions that lie, odd image modes, duplicates and train/test leakage. "
+             "Exit status 0: fine, 1: problems found, 2: not a dataset folder.", """
+  cnnkit check ../shared/datasets/cifar10-jpeg/train
+  cnnkit check photos/ --bad-files bad.tsv --json check.json
+""")
+    p.add_argument("path", help="root/<class>/<images> or root/<split>/<class>/<images>")
+    p.add_argument("--bad-files", metavar="FILE", help="write the files with findings (TSV)")
+    p.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    p.add_argument("--no-duplicates", action="store_true", help="skip the duplicate search")
+    p.set_defaults(func=cmd_check)
+
+    p = _sub(sub, "report", "rebuild a run's report.html from its files",
+             "Write report.html again from a run directory (after editing or copying it).", """
+  cnnkit report runs/bundled-mnist-2conv
+""")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_report)
+
+    p = _sub(sub, "explain", "Grad-CAM heatmaps and feature maps for images",
+             "For each image a Grad-CAM picture and a feature-map grid, plus the first layer's "
+             "filters, written into --out.", """
+  cnnkit explain runs/cifar10-jpeg-simple-cnn cat.jpg dog.jpg --out explained/
+""")
+    p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
+    p.add_argument("--out", default="explained", help="output folder [default: explained]")
+    p.add_argument("--class-index", type=int, default=None, help="explain this class (default: the predicted one)")
+    p.add_argument("--layer", default=None, help="module name to explain (default: the last conv)")
+    p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.set_defaults(func=cmd_explain)
+
+    p = _sub(sub, "export", "export a model to ONNX or TorchScript, preprocessing inside",
+             "The exported graph takes uint8 N×H×W×C pixels and returns class probabilities; a "
+             "parity check against PyTorch runs unless --no-check.", """
+  cnnkit export runs/cifar10-jpeg-simple-cnn model.onnx
+  cnnkit export my-model/ model.pt --format torchscript
+""")
+    p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
+    p.add_argument("output", metavar="FILE", help="model.onnx or model.pt")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default=None,
+                   help="default: from the file suffix")
+    p.add_argument("--no-check", action="store_true", help="skip the parity check")
+    p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.set_defaults(func=cmd_export)
+
+    p = _sub(sub, "serve", "serve a model over HTTP",
+             "An HTTP prediction service with an upload page.", """
+  cnnkit serve runs/cifar10-jpeg-simple-cnn --port 8000
+""")
+    p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
+    p.add_argument("--host", default="127.0.0.1", help="[default: 127.0.0.1]")
+    p.add_argument("--port", type=int, default=8000, help="[default: 8000]")
+    p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    args._argv = argv
+    try:
+        return args.func(args)
+    except CliError as err:
+        print(f"cnnkit {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ncnnkit {args.command}: aborted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
