@@ -13,9 +13,9 @@ from PIL import Image
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch) -> Path:
-    """Every data test gets its own cache (never ~/.cache/cnnkit) and no network."""
-    cache = tmp_path / "cnnkit-cache"
+def private_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every data test gets its own cache (never ~/.cache/cnnkit), outside its tmp_path."""
+    cache = tmp_path_factory.mktemp("cnnkit-cache")
     monkeypatch.setenv("CNNKIT_CACHE", str(cache))
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
     return cache
@@ -61,14 +61,18 @@ def write_image():
 def image_folder(tmp_path, write_image):
     """root/<class>/*.png: classes 'cat' (4 images) and 'dog' (6 images), 8×8 RGB PNGs
     (lossless, so decoded pixels equal the arrays returned in ``arrays``)."""
-    root = tmp_path / "pets"
+    root = _FolderPath(tmp_path / "pets")
     arrays = {}
     for k, (cls, n) in enumerate((("cat", 4), ("dog", 6))):
         for i in range(n):
             p = root / cls / f"{i:02d}.png"
             arrays[str(p)] = write_image(p, seed=100 * k + i)
-    root.arrays = arrays  # type: ignore[attr-defined]
+    root.arrays = arrays
     return root
+
+
+class _FolderPath(type(Path())):
+    """A Path that can carry the arrays written below it (``.arrays``)."""
 
 
 def truncated_jpeg_bytes(h=32, w=32) -> bytes:

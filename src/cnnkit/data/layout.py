@@ -108,7 +108,8 @@ def scan_folder(root: str | os.PathLike, class_names: list[str] | None = None,
         if unknown:
             raise FolderLayoutError(f"{root}: class_names {unknown} have no folder; "
                                     f"found {found}")
-    stray = [f for folder in [root, *splits.values()] for f in _visible_files(folder)]
+    holders = [root, *(f for f in splits.values() if f != root)]
+    stray = [f for folder in holders for f in _visible_files(folder)]
     if not names:
         hint = (f" ({len(stray)} files lie directly in it: move each into a folder named "
                 f"after its class)" if stray else "")
