@@ -31,10 +31,16 @@ __all__ = ["grad_cam", "explain", "Explanation", "class_scores", "find_target_la
 
 # ---------------------------------------------------------------- inputs and outputs
 
+def tensor_ready(arr: np.ndarray) -> np.ndarray:
+    """A C-contiguous, writable array (``torch.from_numpy`` warns on read-only ones, such as
+    arrays that view a decoded image's buffer); copies only when needed."""
+    return np.ascontiguousarray(arr) if arr.flags.writeable else arr.copy(order="C")
+
+
 def _to_chw(image) -> torch.Tensor:
     """One image -> C×H×W tensor (dtype kept)."""
     if isinstance(image, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(image))
+        t = torch.from_numpy(tensor_ready(image))
         if t.ndim == 3:
             t = t.permute(2, 0, 1)  # H×W×C -> C×H×W
     elif isinstance(image, torch.Tensor):
@@ -51,7 +57,7 @@ def _to_chw(image) -> torch.Tensor:
 def _to_batch(images) -> torch.Tensor:
     """An image, a list of images, or an N×H×W×C array / N×C×H×W tensor -> N×C×H×W."""
     if isinstance(images, np.ndarray) and images.ndim == 4:
-        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+        return torch.from_numpy(tensor_ready(images)).permute(0, 3, 1, 2)
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         return images.detach()
     if isinstance(images, (list, tuple)):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .explain import class_scores
+from .explain import class_scores, tensor_ready
 from .serve.images import model_input_shape
 
 __all__ = ["export", "load_exported", "is_exported", "ExportResult", "ExportedModel",
@@ -95,7 +95,7 @@ def _parity_images(shape, samples, n: int) -> np.ndarray:
         if tuple(arr.shape[1:]) != tuple(shape):
             raise ValueError(f"parity samples must be N×{shape[0]}×{shape[1]}×{shape[2]} "
                              f"(N×H×W×C), got {arr.shape}")
-        return np.ascontiguousarray(arr[:n])
+        return tensor_ready(arr[:n])
     return np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8)
 
 
@@ -250,8 +250,11 @@ class ExportedModel:
     """A predictor over an exported file: ``predict(uint8 N×H×W×C) -> N×K probabilities``.
 
     Has ``class_names``, ``input_shape`` (H, W, C) and ``spec`` like a ``cnnkit.Model``, so
-    ``cnnkit predict`` and the service can use either.
+    ``cnnkit predict`` and the service can use either. ``model`` is None: no PyTorch module,
+    so no Grad-CAM.
     """
+
+    model = None
 
     def __init__(self, path, spec: dict | None = None, threads: int | None = None):
         self.path = Path(path)
@@ -294,7 +297,7 @@ class ExportedModel:
         if arr.ndim != 4 or arr.shape[1:] != (h, w, c):
             raise ValueError(f"{self.path.name} takes uint8 N×{h}×{w}×{c} images (N×H×W×C), "
                              f"got {arr.shape}")
-        return np.ascontiguousarray(arr), single
+        return tensor_ready(arr), single
 
     def predict(self, images, batch_size: int = 64) -> np.ndarray:
         """Probabilities N×K (K for a single H×W×C image), as ``Model.predict``."""

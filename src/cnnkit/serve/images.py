@@ -89,7 +89,7 @@ def decode_bytes(data: bytes, shape: tuple[int, int, int] | None,
         raise ImageError("truncated", f"the image data is damaged or truncated ({e})") from None
 
 
-def fit_within(width: int, height: int, longest: int) -> tuple[int, int]:
-    """(H, W) of an image scaled down (never up) so its longest side is ``longest``."""
-    f = min(1.0, longest / max(width, height))
+def scale_to(width: int, height: int, longest: int) -> tuple[int, int]:
+    """(H, W) of an image scaled (up or down) so that its longest side is ``longest``."""
+    f = longest / max(width, height)
     return max(1, round(height * f)), max(1, round(width * f))
