@@ -95,11 +95,14 @@ def bad_files():
             path.write_text("this is not an image\n")
         elif kind == "truncated":
             path.write_bytes(truncated_jpeg_bytes())
-        elif kind == "corrupt":
+        elif kind in ("corrupt", "corrupt_data"):
             buf = io.BytesIO()
             Image.fromarray(_pattern(16, 16, 3, 2)).save(buf, "PNG")
             data = bytearray(buf.getvalue())
-            data[40:80] = b"\x00" * 40  # smash the IHDR/IDAT bytes
+            if kind == "corrupt":
+                data[40:80] = b"\x00" * 40  # the IDAT chunk header: Pillow cannot open it
+            else:
+                data[60:90] = b"\x00" * 30  # inside the compressed pixels: opens, fails to load
             path.write_bytes(bytes(data))
         else:
             raise ValueError(kind)

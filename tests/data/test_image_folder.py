@@ -99,7 +99,7 @@ def test_mixed_modes_are_converted(image_folder, write_image, mode, suffix):
     assert g.images.shape == (11, 1, 8, 8)
 
 
-@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "corrupt"])
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated", "corrupt", "corrupt_data"])
 def test_bad_files_are_skipped_with_a_reason_and_a_warning(image_folder, bad_files, kind):
     bad = bad_files(kind, image_folder / "cat" / f"bad_{kind}.jpg")
     with pytest.warns(UserWarning, match="skipped 1 of 11"):
@@ -108,7 +108,7 @@ def test_bad_files_are_skipped_with_a_reason_and_a_warning(image_folder, bad_fil
     assert [p for p, _ in ds.skipped] == [str(bad)]
     reason = ds.skipped[0][1]
     expected = {"empty": "empty", "text": "not an image", "truncated": "truncated",
-                "corrupt": ""}[kind]
+                "corrupt": "corrupt", "corrupt_data": "broken data stream"}[kind]
     assert expected in reason
     # the skip list survives the cache
     with pytest.warns(UserWarning, match="skipped 1"):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from .decode import sniff_format
 from .layout import FolderLayoutError, scan_folder
 
 __all__ = ["check_dataset", "CheckReport", "FileProblem", "inspect_file", "main_check"]
@@ -84,7 +85,11 @@ def inspect_file(path: str | os.PathLike) -> FileInfo:
                 info.width, info.height = img.size
                 img.load()
     except UnidentifiedImageError:
-        info.error, info.detail = "not_image", "Pillow cannot identify it as an image"
+        announced = sniff_format(data[:16])
+        if announced:
+            info.error, info.detail = "corrupt", f"starts like {announced} but cannot be read"
+        else:
+            info.error, info.detail = "not_image", "Pillow cannot identify it as an image"
     except Exception as e:  # noqa: BLE001 - every decoder failure is a finding
         msg = str(e) or type(e).__name__
         info.error = "truncated" if "truncat" in msg.lower() else "corrupt"

@@ -8,7 +8,18 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["decode_image", "COLOR_MODES", "RESAMPLE"]
+__all__ = ["decode_image", "sniff_format", "COLOR_MODES", "RESAMPLE"]
+
+# leading bytes -> image format, to tell a damaged image from a file that is no image at all
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+               (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format the first bytes of a file announce, or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for sig, fmt in _SIGNATURES if head.startswith(sig)), None)
 
 # color_mode (Keras spelling) -> Pillow mode
 COLOR_MODES = {"rgb": "RGB", "grayscale": "L", "rgba": "RGBA"}

@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from .cache import atomic_path, cache_root
-from .decode import COLOR_MODES, RESAMPLE, decode_image
+from .decode import COLOR_MODES, RESAMPLE, decode_image, sniff_format
 from ._warn import warn
 from .layout import FileEntry, FolderLayout, FolderLayoutError, scan_folder
 
@@ -160,6 +160,10 @@ def _reason(path: str, e: Exception) -> str:
         return "empty file"
     msg = str(e) or type(e).__name__
     if "cannot identify image file" in msg:
+        with open(path, "rb") as f:
+            announced = sniff_format(f.read(16))
+        if announced:
+            return f"corrupt: starts like {announced} but cannot be read"
         return "not an image Pillow can read"
     if "truncated" in msg.lower():
         return f"truncated ({msg})"
