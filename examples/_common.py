@@ -1,0 +1,36 @@
+"""Shared bits of the tutorial examples: where the real data is, where pictures go."""
+
+import argparse
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("CNNKIT_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def parse_args(description: str, epochs: int):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--data", type=Path, default=DATASETS, help="folder holding mnist/ and cifar10-jpeg/")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "examples", help="where plots go")
+    parser.add_argument("--limit", type=int, default=None, help="use only this many training images")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def plot_accuracy(history, path):
+    """The tutorial's plot: training and validation accuracy per epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.figure()
+    plt.plot(history.history["accuracy"], label="train acc")
+    plt.plot(history.history["val_accuracy"], label="val acc")
+    plt.xlabel("Epoch")
+    plt.ylabel("Accuracy")
+    plt.legend()
+    plt.title("Training and Validation Accuracy")
+    plt.savefig(path, dpi=100)
+    plt.close()
+    print(f"accuracy curves: {path}")

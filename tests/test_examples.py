@@ -1,0 +1,29 @@
+"""The tutorial examples run end to end on the real data (one short epoch each)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, expect", [
+    ("seed002_mnist.py", "Test Accuracy:"),
+    ("seed001_mnist_two_conv.py", "Test accuracy:"),
+    ("seed002_augmentation_early_stopping.py", "Test Accuracy:"),
+    ("seed003_cifar10_simple_cnn.py", "Test accuracy:"),
+    ("seed001_pytorch_cnn.py", "Accuracy of the network"),
+])
+def test_example_runs(script, expect, shared_datasets, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--epochs", "1", "--limit", "512",
+         "--data", str(shared_datasets), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=EXAMPLES)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expect in result.stdout
+    if script.startswith("seed003"):
+        assert (tmp_path / "seed003_accuracy.png").stat().st_size > 1000
+        assert (tmp_path / "seed003_sample_prediction.png").stat().st_size > 1000
