@@ -1,0 +1,78 @@
+"""The page in a real headless Chromium (Debian's package, driven by Playwright).
+
+Skips cleanly where Chromium or the playwright package is missing. The screenshot is kept
+under the test's tmp dir, and copied to $CNNKIT_ARTIFACTS when that is set.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cnnkit.serve import create_app, running
+
+CHROMIUM = os.environ.get("CNNKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_upload_shows_prediction_and_overlay(browser, tiny_model, tmp_path):
+    from PIL import Image, ImageDraw
+
+    picture = tmp_path / "upload.png"
+    img = Image.new("RGB", (96, 64), (40, 60, 90))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((10, 10, 50, 50), fill=(240, 200, 40))
+    draw.rectangle((60, 30, 90, 60), fill=(200, 40, 40))
+    img.save(picture)
+    with running(create_app(tiny_model)) as url:
+        page = browser.new_page(viewport={"width": 900, "height": 900})
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(url + "/")
+            page.wait_for_function("document.getElementById('model').textContent.includes('4 classes')")
+            page.set_input_files("#file", str(picture))
+            page.wait_for_selector("#result.shown")
+            rows = page.locator("#predictions li")
+            assert rows.count() == 4
+            top_class = rows.first.locator(".class").inner_text()
+            assert top_class in ("ant", "bee", "cat", "dog")
+            assert page.inner_text("#status").startswith(top_class + ":")
+            # the overlay is a decoded PNG the browser actually drew
+            size = page.eval_on_selector(
+                "#overlay", "img => [img.complete, img.naturalWidth, img.naturalHeight, "
+                            "img.src.slice(0, 22)]")
+            assert size == [True, 320, 213, "data:image/png;base64,"]
+            assert page.eval_on_selector("#preview", "img => img.complete && img.naturalWidth") == 96
+            shot = tmp_path / "serve_page.png"
+            page.screenshot(path=str(shot), full_page=True)
+
+            # a bad upload shows the server's message and the page keeps working
+            bad = tmp_path / "notes.png"
+            bad.write_bytes(b"not an image at all")
+            page.set_input_files("#file", str(bad))
+            page.wait_for_selector("#status.error")
+            assert "not a recognised image" in page.inner_text("#status")
+        finally:
+            page.close()
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("CNNKIT_ARTIFACTS"):
+        out = Path(os.environ["CNNKIT_ARTIFACTS"])
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, out / shot.name)
