@@ -31,7 +31,13 @@ class CliError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that lists the valid options (and the closest one) for an unknown option."""
+    """argparse that lists the valid options (and the closest one) for an unknown option.
+
+    Abbreviations are off: ``--epoch`` is an error that suggests ``--epochs``, not a guess."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         match = re.search(r"unrecognized arguments: (.*)", message)
@@ -283,13 +289,9 @@ def _per_class_table(report: dict) -> str:
 # ------------------------------------------------------------------------------- predict
 
 def _decode(path: Path, shape):
+    from .data.decode import decode_image
     h, w, c = shape
-    try:
-        from .serve.images import load_image
-        return load_image(path, shape)
-    except ImportError:
-        from .data.decode import decode_image
-        return decode_image(path, "grayscale" if c == 1 else "rgb", (h, w))
+    return decode_image(path, "grayscale" if c == 1 else "rgb", (h, w))
 
 
 def cmd_predict(args) -> int:
@@ -453,19 +455,19 @@ def cmd_export(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import importlib
-    for mod_name in ("cnnkit.serve.app", "cnnkit.serve.server", "cnnkit.serve"):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        fn = getattr(mod, "serve", None) or getattr(mod, "run", None) or getattr(mod, "main_serve", None)
-        if callable(fn):
-            _resolve_model_path(args.model, args.weights)
-            return int(fn(str(_resolve_model_path(args.model, args.weights)), host=args.host,
-                          port=args.port) or 0)
-    raise CliError("the prediction service is not part of this install yet (cnnkit.serve); "
-                   "`cnnkit predict MODEL IMAGES...` predicts from the command line")
+    try:
+        from .serve.server import run
+    except ImportError as err:
+        raise CliError("the prediction service needs cnnkit.serve and its extras "
+                       f"(pip install 'cnnkit[serve]'): {err}") from err
+    exported = Path(args.model).suffix.lower() in (".onnx", ".pt", ".ts", ".torchscript")
+    path = Path(args.model) if exported and Path(args.model).is_file() else \
+        _resolve_model_path(args.model, args.weights)
+    try:
+        run(str(path), host=args.host, port=args.port)
+    except ImportError as err:
+        raise CliError(f"the prediction service needs its extras (pip install 'cnnkit[serve]'): {err}") from err
+    return 0
 
 
 # ------------------------------------------------------------------------------- parser
@@ -476,6 +478,7 @@ def build_parser() -> Parser:
     from . import __version__
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    parser.subcommands = sub.choices
     build_train_parser(sub)
 
     p = _sub(sub, "evaluate", "evaluate a run's model (or a model folder) on labelled images",
@@ -589,7 +592,8 @@ def build_parser() -> Parser:
              "An HTTP prediction service with an upload page.", """
   cnnkit serve runs/cifar10-jpeg-simple-cnn --port 8000
 """)
-    p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
+    p.add_argument("model", metavar="MODEL", help="a run directory, a model folder or an exported "
+                   ".onnx/.pt file")
     p.add_argument("--host", default="127.0.0.1", help="[default: 127.0.0.1]")
     p.add_argument("--port", type=int, default=8000, help="[default: 8000]")
     p.add_argument("--weights", choices=["best", "last"], default="best")
@@ -600,7 +604,10 @@ def build_parser() -> Parser:
 def main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # report it from the subcommand's parser: it knows the valid options
+        parser.subcommands.get(args.command, parser).error(
+            f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2

@@ -36,7 +36,9 @@ h1{margin:0 0 4px 0;font-size:26px} h2{margin:28px 0 10px;font-size:20px;
 .card .v{font-size:22px;font-weight:600} .card .k{color:#59636e;font-size:12px}
 .row{display:flex;flex-wrap:wrap;gap:16px}
 figure{background:#fff;border:1px solid #d0d7de;border-radius:8px;margin:0;padding:8px}
-figure img{max-width:100%;display:block} figcaption{color:#59636e;font-size:12px;margin-top:4px}
+figure img{max-width:100%;display:block;margin:0 auto}
+.row figure{flex:1 1 420px;max-width:calc(50% - 8px)}
+figure.square img{max-width:720px} figcaption{color:#59636e;font-size:12px;margin-top:4px}
 table{border-collapse:collapse;background:#fff;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}
@@ -51,11 +53,11 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
-def _img(path: Path, alt: str) -> str:
+def _img(path: Path, alt: str, cls: str = "") -> str:
     if not path.is_file():
         return f'<p class="note">{_e(alt)}: not drawn ({_e(path.name)} is missing)</p>'
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{_e(alt)}" data-plot="{_e(path.stem)}" '
+    return (f'<figure class="{cls}"><img alt="{_e(alt)}" data-plot="{_e(path.stem)}" '
             f'src="data:image/png;base64,{data}"><figcaption>{_e(alt)}</figcaption></figure>')
 
 
@@ -138,7 +140,7 @@ def render_report(run_dir) -> str:
                      + _table(["class", "precision", "recall", "F1", "support"], rows, "metrics"))
 
     parts.append("<h2 id='confusion'>Confusion matrix</h2>"
-                 + _img(plots / PLOTS["confusion"][0], PLOTS["confusion"][1]))
+                 + _img(plots / PLOTS["confusion"][0], PLOTS["confusion"][1], "square"))
     parts.append("<h2 id='samples'>Sample predictions</h2>"
                  + _img(plots / PLOTS["samples"][0], PLOTS["samples"][1]))
     parts.append("<h2 id='top-losses'>Top losses</h2>"
