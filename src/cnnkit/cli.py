@@ -128,7 +128,7 @@ def _field_help() -> dict[str, str]:
 _TRAIN_EXAMPLES = """
   cnnkit train                                    # default model, bundled 28x28 digits, offline
   cnnkit train --data ../shared/datasets/cifar10-jpeg/train --model simple-cnn --epochs 10
-  cnnkit train --data cifar10 --model resnet9 --augment flip,crop:4 --schedule cosine
+  cnnkit train --data cifar10 --model resnet9 --augment flip,crop=4 --schedule cosine
   cnnkit train --data mnist --data-dir ../shared/datasets/mnist --epochs 3
   cnnkit train --config run.toml --epochs 20      # a TOML/YAML file; the command line wins
   cnnkit train --resume runs/bundled-mnist-2conv  # continue an interrupted run (Ctrl-C, kill)

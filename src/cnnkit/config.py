@@ -8,7 +8,7 @@ names, flat or under a ``[train]`` table::
     data = "../shared/datasets/cifar10-jpeg/train"
     model = "simple-cnn"
     epochs = 10
-    augment = "flip,crop:4"
+    augment = "flip,crop=4"
 
 The resolved config is what a run directory records (``config.json`` / ``config.toml``),
 so ``cnnkit train --config runs/<name>/config.toml`` repeats a run.
@@ -54,7 +54,7 @@ class TrainConfig:
     schedule: str = "constant"       # learning-rate schedule over all steps: constant | cosine | linear | step
     warmup_epochs: float = 0.0       # epochs of linear warm-up from 0 to lr
     step_epochs: int = 0             # 'step' schedule: multiply lr by 0.1 every this many epochs (0 = epochs // 3)
-    augment: str = ""                # augmentation spec, e.g. 'flip,crop:4' ('' = none)
+    augment: str = ""                # batched augmentation, e.g. 'flip,crop=4' or 'flip,rotate=15,zoom=0.1' ('' = none)
     patience: int = 0                # early stopping: epochs without val_loss improvement (0 = off)
     label_smoothing: float = 0.0     # 0-1; 0 = off
     # -- run

@@ -58,7 +58,7 @@ def test_strings_are_coerced():
 
 
 def test_toml_round_trip(tmp_path):
-    cfg = TrainConfig(epochs=7, image_size=[32, 32], augment="flip,crop:4", lr=0.05).validate()
+    cfg = TrainConfig(epochs=7, image_size=[32, 32], augment="flip,crop=4", lr=0.05).validate()
     f = tmp_path / "x.toml"
     f.write_text(to_toml(cfg))
     assert TrainConfig.from_dict(load_config_file(f)).validate() == cfg

@@ -1,0 +1,102 @@
+"""Each picture function on small known inputs: a PNG is written, with the right titles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from cnnkit.report import plots
+
+NAMES = ["cat", "dog", "bird"]
+HISTORY = [{"epoch": e, "loss": 1 / e, "accuracy": 0.5 + e / 10, "val_loss": 1.2 / e,
+            "val_accuracy": 0.45 + e / 10, "data_wait_s": 0.1, "compute_s": 1.0 + e}
+           for e in (1, 2, 3)]
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures saved during the test, to read their titles."""
+    saved = []
+    original = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved
+
+
+def _png(path):
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.width > 200 and img.height > 150
+        return img.size
+
+
+def test_curves_show_training_and_validation(tmp_path, figures):
+    _png(plots.curves(HISTORY, "accuracy", tmp_path / "acc.png"))
+    ax = figures[-1].axes[0]
+    assert [l.get_label() for l in ax.get_lines()] == ["training accuracy", "validation accuracy"]
+    assert list(ax.get_lines()[1].get_ydata()) == [r["val_accuracy"] for r in HISTORY]
+
+
+def test_curves_without_validation(tmp_path, figures):
+    rows = [{k: v for k, v in r.items() if not k.startswith("val_")} for r in HISTORY]
+    _png(plots.curves(rows, "loss", tmp_path / "loss.png"))
+    assert len(figures[-1].axes[0].get_lines()) == 1
+
+
+def test_confusion_matrix_counts_in_cells(tmp_path, figures):
+    cm = np.array([[5, 1, 0], [2, 7, 0], [0, 0, 9]])
+    _png(plots.confusion(cm, NAMES, tmp_path / "cm.png"))
+    ax = figures[-1].axes[0]
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == sorted(["5", "1", "2", "7", "9"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == NAMES
+    assert ax.get_xlabel() == "Predicted" and ax.get_ylabel() == "Actual"
+
+
+def test_confusion_matrix_many_classes(tmp_path):
+    k = 100
+    cm = np.random.default_rng(0).integers(0, 5, (k, k))
+    _png(plots.confusion(cm, [f"c{i}" for i in range(k)], tmp_path / "cm100.png"))
+
+
+def test_prediction_grid_titles_like_the_tutorial(tmp_path, figures):
+    images = np.random.default_rng(0).integers(0, 255, (3, 3, 16, 16), dtype=np.uint8)  # N×C×H×W
+    probs = np.array([[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    _png(plots.prediction_grid(images, [0, 0, 2], [0, 1, 0], probs, NAMES, tmp_path / "s.png"))
+    titles = [ax.get_title() for ax in figures[-1].axes]
+    assert titles[0].startswith("Actual: cat | Predicted: cat")
+    assert titles[1].startswith("Actual: cat | Predicted: dog")
+    assert titles[2].startswith("Actual: bird | Predicted: cat")
+    colors = [ax.title.get_color() for ax in figures[-1].axes]
+    assert colors[0] == plots.RIGHT and colors[1] == plots.WRONG
+
+
+def test_top_losses_with_and_without_overlays(tmp_path, figures):
+    images = np.random.default_rng(1).integers(0, 255, (2, 12, 12, 1), dtype=np.uint8)  # N×H×W×C
+    probs = np.array([[0.1, 0.8, 0.1], [0.05, 0.05, 0.9]])
+    _png(plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, NAMES, tmp_path / "t.png"))
+    assert len(figures[-1].axes) == 2
+    overlays = np.zeros((2, 12, 12, 3), np.uint8)
+    _png(plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, NAMES, tmp_path / "t2.png",
+                          overlays=overlays))
+    fig = figures[-1]
+    assert len(fig.axes) == 4 and "Grad-CAM" in fig._suptitle.get_text()
+    assert fig.axes[0].get_title(loc="left").startswith("Actual: cat | Predicted: dog\nloss 2.30")
+
+
+def test_timing_stacks_wait_on_compute(tmp_path, figures):
+    _png(plots.timing(HISTORY, tmp_path / "time.png"))
+    labels = [t.get_text() for t in figures[-1].axes[0].get_legend().get_texts()]
+    assert labels == ["compute (9.0s)", "data wait (0.3s)"]
+
+
+def test_to_display_layouts():
+    nchw = np.zeros((2, 3, 5, 7), np.uint8)
+    assert plots.to_display(nchw).shape == (2, 5, 7, 3)
+    floats = np.ones((1, 4, 4, 1), np.float32)
+    assert plots.to_display(floats).dtype == np.uint8 and plots.to_display(floats).max() == 255
