@@ -101,6 +101,15 @@ def test_zoom_out_by_two_shrinks_into_the_middle():
     assert y[..., :1, :].abs().max() == 0 and y[..., :, -1:].abs().max() == 0
 
 
+def test_fast_affine_grid_equals_torch():
+    theta = ops.affine_theta(5, 9, rotation=torch.tensor([0.0, 33.0, -71.0]),
+                             shift_x=torch.tensor([0.0, 1.5, -2.0]),
+                             zoom_x=torch.tensor([1.0, 0.8, -1.2]),
+                             zoom_y=torch.tensor([1.0, 1.1, 0.9]))
+    ref = torch.nn.functional.affine_grid(theta, [3, 1, 5, 9], align_corners=False)
+    assert torch.allclose(ops.affine_grid(theta, 5, 9), ref, atol=1e-6)
+
+
 def test_identity_parameters_leave_the_image_unchanged():
     x = ramp(2, 3, 5, 7)
     theta = ops.affine_theta(5, 7, rotation=full(0, 2), zoom_x=full(1, 2), shear=full(0, 2))
@@ -251,6 +260,18 @@ def test_augment_pipeline_flip_only_is_exact():
     x = ramp(8, 3)
     y = Augment(flip="horizontal")(x, gen(0))
     assert all(torch.equal(y[i], x[i]) or torch.equal(y[i], x[i].flip(-1)) for i in range(8))
+
+
+def test_flip_folded_into_the_affine_pass_is_exact():
+    x = ramp(32, 3, 5, 7)
+    for flip, mirror in (("horizontal", lambda t: t.flip(-1)), ("vertical", lambda t: t.flip(-2))):
+        # a zoom range of (1, 1 + tiny) forces the sampling pass without moving pixels
+        y = Augment(flip=flip, zoom=(1.0, 1.0 + 1e-7), fill_mode="constant")(x, gen(3))
+        same = [torch.allclose(y[i], x[i], atol=1e-3) for i in range(32)]
+        flipped = [torch.allclose(y[i], mirror(x[i]), atol=1e-3) for i in range(32)]
+        assert all(a or b for a, b in zip(same, flipped)) and any(flipped) and any(same)
+    theta = ops.affine_theta(5, 7, zoom_x=full(-1, 1))
+    assert torch.allclose(ops.apply_affine(x[:1], theta), x[:1].flip(-1), atol=1e-4)
 
 
 def test_parse_augment_spec_and_round_trip():

@@ -2,8 +2,9 @@
 ``fit(..., augment=...)``), ``parse_augment_spec`` for the CLI, and the three Keras ways in.
 
 - ``Augment(flip='horizontal', shift=0.1, rotate=15)``: float N×C×H×W in, same shape out;
-  flip by mask, then rotation + shift + zoom + shear in ONE ``grid_sample`` pass, then crop
-  with padding, brightness/contrast, cutout / random erasing.
+  flip + rotation + shift + zoom + shear in ONE ``grid_sample`` pass (a flip alone is a
+  mask and ``torch.where``), then crop with padding, brightness/contrast, cutout / random
+  erasing.
 - ``parse_augment_spec("flip,shift=0.1,rotate=15")`` -> ``Augment`` (the CLI's
   ``--augment``); ``Augment.spec()`` writes the same string back.
 - Keras layers (``RandomFlip``, ``RandomRotation``, ``RandomTranslation``, ``RandomZoom``,
@@ -85,13 +86,13 @@ class Augment:
         if not x.is_floating_point():
             x = x.float().div_(255.0)
         g = generator
-        if self.flip:
-            x = ops.random_flip(x, g, horizontal=self.flip in ("horizontal", "both"),
-                                vertical=self.flip in ("vertical", "both"))
+        # flips ride on the affine pass when there is one (else a mask + torch.where)
         x = ops.random_affine(x, g, rotation=self.rotate, shift=self.shift, zoom=self.zoom,
                               shear=self.shear, isotropic_zoom=self.isotropic_zoom,
                               fill_mode=self.fill_mode, fill_value=self.fill_value,
-                              interpolation=self.interpolation)
+                              interpolation=self.interpolation,
+                              hflip=self.flip in ("horizontal", "both"),
+                              vflip=self.flip in ("vertical", "both"))
         if self.crop:
             crop_fill = self.fill_mode if self.fill_mode != "wrap" else "constant"
             x = ops.random_crop(x, g, self.crop, crop_fill, self.fill_value)
