@@ -120,16 +120,23 @@ def _conv_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
+def _layer_name(path: str, module: nn.Module) -> str:
+    """A Keras-facade layer's own name (``conv2d_1``), else the module path (``layer4``)."""
+    name = getattr(module, "name", None)
+    return name if isinstance(name, str) and path and name else path
+
+
 def _resolve_layer(model: nn.Module, layer) -> tuple[str, nn.Module]:
+    """``layer``: a module, a module path from ``named_modules()`` or a Keras layer name."""
+    for path, m in model.named_modules():
+        if m is layer or path == layer:
+            return _layer_name(path, m), m
     if isinstance(layer, nn.Module):
-        for name, m in model.named_modules():
-            if m is layer:
-                return name, m
         raise ValueError("layer is not a submodule of the model")
-    modules = dict(model.named_modules())
-    if layer not in modules:
-        raise ValueError(f"no layer named {layer!r}; conv layers: {_conv_names(model)}")
-    return layer, modules[layer]
+    for path, m in model.named_modules():
+        if path and getattr(m, "name", None) == layer:
+            return layer, m
+    raise ValueError(f"no layer named {layer!r}; conv layers: {_conv_names(model)}")
 
 
 def _declared_layer(model: nn.Module) -> nn.Module | None:

@@ -161,3 +161,21 @@ def test_explain_files(model, tmp_path):
     names = sorted(p.name for p in written)
     assert names == ["cat_features.png", "cat_gradcam.png", "dog_features.png",
                      "dog_gradcam.png", "filters.png"]
+
+
+def test_keras_facade_model_uses_keras_layer_names(tmp_path):
+    import cnnkit
+    from cnnkit import layers
+
+    torch.manual_seed(0)
+    model = cnnkit.Sequential([  # seed 003, at 16×16 to stay quick
+        layers.Input((16, 16, 3)), layers.Conv2D(8, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)), layers.Conv2D(8, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)), layers.Flatten(), layers.Dense(3, activation="softmax")])
+    img = np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    ex = E.explain(model, img)
+    assert ex.layer == "conv2d_1"  # after the ReLU, as Keras' Conv2D(activation='relu') gives
+    np.testing.assert_allclose(ex.probabilities, model.predict(img[None]), atol=1e-5)
+    assert E.explain(model, img, layer="conv2d").layer == "conv2d"
+    assert E.feature_maps(model, img, "conv2d").min() >= 0  # post-activation maps
+    assert E.plot_filters(model, tmp_path / "f.png").exists()
