@@ -17,7 +17,9 @@ from safetensors.torch import load_file
 from cli_helpers import TINY, cnnkit_env, run_cli
 
 # 256 digits in batches of 16 (15 steps a epoch) for 3 epochs; checkpoints every epoch.
-ARGS = [*TINY, "--batch-size", "16", "--epochs", "3", "--no-report", "--device", "cpu"]
+# Augmentation draws random numbers every step: resuming must restore its generator too.
+ARGS = [*TINY, "--batch-size", "16", "--epochs", "3", "--no-report", "--device", "cpu",
+        "--augment", "shift=0.1,rotate=10"]
 
 
 def _weights(run: Path) -> dict:
@@ -98,7 +100,8 @@ def test_interrupt_inside_an_epoch_resumes_mid_epoch(tmp_path, monkeypatch):
 
     def cfg(name):
         return TrainConfig(limit=256, model="mnist-1conv", batch_size=16, epochs=3, report=False,
-                           verbose="0", output=str(tmp_path), name=name, device="cpu")
+                           verbose="0", output=str(tmp_path), name=name, device="cpu",
+                           augment="shift=0.1,rotate=10", schedule="cosine", warmup_epochs=0.5)
 
     whole = experiment.train(cfg("whole"), log=lambda *a: None)
     original = experiment.RunLoader.__iter__
