@@ -224,11 +224,16 @@ def _stack_native(native, ok, channels, interpolation, root) -> np.ndarray:
 # ---------------------------------------------------------------------------------- cache
 
 def _cache_key(root: Path, entries: list[FileEntry], options: dict) -> tuple[str, str]:
-    """(stem shared by every version of this folder+options, full key of this version)."""
+    """(stem shared by every version of this folder+options, full key of this version).
+
+    The key covers every file's path, label, size and modification time, so adding,
+    removing, renaming, moving between classes or rewriting a file makes a new entry.
+    """
     stem = hashlib.sha256(json.dumps([str(root), options], sort_keys=True).encode())
     h = hashlib.sha256(stem.digest())
-    for e in entries:
-        h.update(f"{e.path}\0{e.label}\0{e.size}\0{e.mtime_ns}\n".encode())
+    h.update("\0".join(e.path for e in entries).encode("utf-8", "surrogateescape"))
+    numbers = np.fromiter((v for e in entries for v in e[1:]), np.int64, 3 * len(entries))
+    h.update(numbers.tobytes())
     s = stem.hexdigest()[:16]
     return s, f"{s}-{h.hexdigest()[:24]}"
 
@@ -239,7 +244,9 @@ def _read_cache(folder: Path, key: str):
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        images = np.load(folder / f"{key}.npy", allow_pickle=False)
+        # copy-on-write memory map: returns at once, pages are read on first use and
+        # shared with the page cache; writes (none expected) stay private
+        images = np.load(folder / f"{key}.npy", mmap_mode="c", allow_pickle=False)
         labels = np.load(folder / f"{key}.labels.npy", allow_pickle=False)
     except (OSError, ValueError):
         return None  # a damaged entry is decoded again and overwritten

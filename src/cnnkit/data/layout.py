@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["FolderLayout", "FileEntry", "scan_folder", "SPLIT_ALIASES", "FolderLayoutError"]
 
@@ -26,8 +27,7 @@ class FolderLayoutError(ValueError):
     """The folder is not ``root/<class>/<images>`` (or ``root/<split>/<class>/<images>``)."""
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     path: str        # absolute path
     label: int
     size: int
