@@ -33,7 +33,8 @@ __all__ = ["ZooModel", "freeze", "unfreeze", "set_trainable", "freeze_base", "tr
 
 # --- BatchNorm stays in inference mode while frozen ------------------------------------------
 def _keep_eval(module: nn.Module, args) -> None:
-    module.training = False  # a frozen BatchNorm uses (and keeps) its running statistics
+    if module.training:  # (no write in eval mode: tracing and export see a hook that does nothing)
+        module.training = False  # a frozen BatchNorm uses (and keeps) its running statistics
 
 
 def _frozen_hook_keys(m: nn.Module) -> list:
