@@ -9,13 +9,14 @@ uint8 pixels or floats in [0, 1].
 
     heat = grad_cam(model, image)                 # H×W float32 in [0, 1]
     png = overlay(image, heat)                    # H×W×3 uint8
-    maps = feature_maps(model, image, "0")        # C×h×w float32
+    maps = feature_maps(model, image, "conv2d")   # C×h×w float32
     plot_filters(model, "filters.png")
     save_explanations(model, images, "out/", class_names=names)
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +71,16 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _model_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A cnnkit.Model scales uint8 itself; a plain module gets floats in [0, 1]."""
+def scaled_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What ``model`` takes for pixels ``x``: a cnnkit.Model scales uint8 in its own
+    ``preprocess``; a plain module gets uint8 scaled to floats in [0, 1] here."""
     if not hasattr(model, "preprocess") and x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    return x.to(_device(model))
+        x = x.float() * (1.0 / 255.0)
+    return x
+
+
+def _model_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return scaled_input(model, x).to(_device(model))
 
 
 def class_scores(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,43 +160,62 @@ def _declared_layer(model: nn.Module) -> nn.Module | None:
     return found if isinstance(found, nn.Module) else None
 
 
-def find_target_layer(model: nn.Module, image) -> str:
-    """The layer Grad-CAM looks at by default: the last one whose output keeps the spatial
-    size of the last Conv2d's output (the last one bigger than 1×1, when there is one).
-
-    Found by one forward pass in execution order, so it follows the real data flow: the
-    activation after the last conv in a plain stack (e.g. the ReLU of Keras'
-    ``Conv2D(..., activation='relu')``), the whole last stage in a ResNet (``layer4``).
-    """
-    order: list[tuple[str, tuple]] = []
-    handles = []
-    for name, m in model.named_modules():
-        if name:
-            handles.append(m.register_forward_hook(
-                lambda mod, inp, out, name=name: order.append(
-                    (name, tuple(out.shape) if isinstance(out, torch.Tensor) else ()))))
+@contextmanager
+def _hooked(model: nn.Module, hooks):
+    """Eval mode and forward hooks ``[(module, fn), ...]`` for the block; both undone after."""
+    was_training = model.training
+    handles = [m.register_forward_hook(fn) for m, fn in hooks]
+    model.eval()
     try:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            class_scores(model, _model_input(model, _to_batch(image)[:1]))
+        yield
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
-    convs = set(_conv_names(model))
-    conv_calls = [i for i, (n, _) in enumerate(order) if n in convs]
-    if not conv_calls:
+        model.train(was_training)
+
+
+def _trace(model: nn.Module, image) -> list[tuple[str, tuple, bool]]:
+    """(module path, output shape, is a Conv2d) of every submodule call, in execution order."""
+    calls: list[tuple[str, tuple, bool]] = []
+
+    def record(name):
+        return lambda mod, inp, out: calls.append(
+            (name, tuple(out.shape) if isinstance(out, torch.Tensor) else (),
+             isinstance(mod, nn.Conv2d)))
+
+    with _hooked(model, [(m, record(n)) for n, m in model.named_modules() if n]):
+        with torch.no_grad():
+            model(_model_input(model, _to_batch(image)[:1]))
+    return calls
+
+
+def _settled(calls, i: int) -> str:
+    """The conv call ``i`` extended over the modules right after it that keep its output shape
+    and are not convs: its activation, BatchNorm, the block or stage that ends there."""
+    j = i
+    while j + 1 < len(calls) and calls[j + 1][1] == calls[i][1] and not calls[j + 1][2]:
+        j += 1
+    return calls[j][0]
+
+
+def find_target_layer(model: nn.Module, image, which: str = "last") -> str:
+    """The conv layer ``explain`` (``which='last'``) or ``feature_maps`` (``'first'``) looks at
+    by default, as a module path.
+
+    Found by one forward pass, so it follows the real data flow: the conv's output taken after
+    the modules that directly follow it with the same shape (the ReLU of Keras'
+    ``Conv2D(..., activation='relu')``, the whole last stage ``layer4`` of a ResNet). For
+    'last', a conv with a 1×1 output is passed over when an earlier one is bigger: a 1×1 map
+    says nothing about where.
+    """
+    calls = _trace(model, image)
+    convs = [i for i, c in enumerate(calls) if c[2]]
+    if not convs:
         raise ValueError("the model has no Conv2d layer; pass layer= explicitly")
-    # A 1×1 map says nothing about where: prefer the last conv that still has a spatial extent.
-    wide = [i for i in conv_calls if order[i][1][-2] * order[i][1][-1] > 1]
-    last_conv = (wide or conv_calls)[-1]
-    spatial = order[last_conv][1][-2:]
-    chosen = order[last_conv][0]
-    for name, shape in order[last_conv + 1:]:
-        if len(shape) == 4 and shape[-2:] == spatial:
-            chosen = name
-    return chosen
+    if which == "first":
+        return _settled(calls, convs[0])
+    wide = [i for i in convs if calls[i][1][-2] * calls[i][1][-1] > 1]
+    return _settled(calls, (wide or convs)[-1])
 
 
 # ---------------------------------------------------------------- Grad-CAM
@@ -208,8 +233,9 @@ def explain(model: nn.Module, images, class_index=None, layer=None) -> Explanati
     """Grad-CAM (Selvaraju et al. 2017) for a batch.
 
     class_index: None (each image's predicted class), an int, or one int per image.
-    layer: a module name from ``model.named_modules()``, a module, or None (auto, see
-    ``find_target_layer``). Frozen weights are fine: gradients are taken with respect to the
+    layer: a module, a module path from ``model.named_modules()``, a Keras layer name, or
+    None: the network's own ``feature_layer()`` when it declares one, else
+    ``find_target_layer``. Frozen weights are fine: gradients are taken with respect to the
     layer's activations only, never the parameters.
     """
     x = _to_batch(images)
@@ -226,31 +252,24 @@ def explain(model: nn.Module, images, class_index=None, layer=None) -> Explanati
         saved[:] = [leaf]
         return leaf.clone()  # a non-leaf, so in-place ops downstream (ReLU(inplace)) are fine
 
-    was_training = model.training
-    handle = target.register_forward_hook(hook)
-    try:
-        model.eval()
-        with torch.enable_grad():
-            logits, probs = class_scores(model, _model_input(model, x))
-            if not saved:
-                raise ValueError(f"layer {layer_name!r} was not used in the forward pass")
-            n = logits.shape[0]
-            if class_index is None:
-                cls = logits.argmax(1)
-            else:
-                cls = torch.as_tensor(class_index, dtype=torch.long, device=logits.device)
-                cls = cls.expand(n) if cls.ndim == 0 else cls
-                if cls.shape != (n,) or bool((cls < 0).any() | (cls >= logits.shape[1]).any()):
-                    raise ValueError(f"class_index must be in [0, {logits.shape[1]}) "
-                                     f"(one value or one per image)")
-            act = saved[0]  # N×C×h×w
-            score = logits.gather(1, cls[:, None]).sum()  # images are independent in eval mode
-            (grad,) = torch.autograd.grad(score, act, allow_unused=True)
-            if grad is None:
-                raise ValueError(f"the output does not depend on layer {layer_name!r}")
-    finally:
-        handle.remove()
-        model.train(was_training)
+    with _hooked(model, [(target, hook)]), torch.enable_grad():
+        logits, probs = class_scores(model, _model_input(model, x))
+        if not saved:
+            raise ValueError(f"layer {layer_name!r} was not used in the forward pass")
+        n = logits.shape[0]
+        if class_index is None:
+            cls = logits.argmax(1)
+        else:
+            cls = torch.as_tensor(class_index, dtype=torch.long, device=logits.device)
+            cls = cls.expand(n) if cls.ndim == 0 else cls
+            if cls.shape != (n,) or bool((cls < 0).any() | (cls >= logits.shape[1]).any()):
+                raise ValueError(f"class_index must be in [0, {logits.shape[1]}) "
+                                 f"(one value or one per image)")
+        act = saved[0]  # N×C×h×w
+        score = logits.gather(1, cls[:, None]).sum()  # images are independent in eval mode
+        (grad,) = torch.autograd.grad(score, act, allow_unused=True)
+        if grad is None:
+            raise ValueError(f"the output does not depend on layer {layer_name!r}")
     with torch.no_grad():
         weights = grad.mean(dim=(2, 3), keepdim=True)  # N×C×1×1: pooled gradients
         cam = F.relu((weights * act).sum(1, keepdim=True))  # N×1×h×w
@@ -290,23 +309,15 @@ def _enlarge(image: np.ndarray, min_side: int) -> np.ndarray:
 # ---------------------------------------------------------------- feature maps and filters
 
 def feature_maps(model: nn.Module, image, layer=None) -> np.ndarray:
-    """Activations of ``layer`` (default: the first Conv2d) for one image -> C×h×w float32."""
+    """Activations of ``layer`` for one image -> C×h×w float32. Default: the first conv
+    layer, after its activation (see ``find_target_layer``)."""
     if layer is None:
-        convs = _conv_names(model)
-        if not convs:
-            raise ValueError("the model has no Conv2d layer; pass layer= explicitly")
-        layer = convs[0]
+        layer = find_target_layer(model, image, "first")
     _, target = _resolve_layer(model, layer)
     saved = []
-    handle = target.register_forward_hook(lambda m, i, o: saved.append(o.detach()))
-    was_training = model.training
-    try:
-        model.eval()
+    with _hooked(model, [(target, lambda m, i, o: saved.append(o.detach()))]):
         with torch.no_grad():
             model(_model_input(model, _to_batch(image)[:1]))
-    finally:
-        handle.remove()
-        model.train(was_training)
     if not saved or saved[-1].ndim != 4:
         raise ValueError(f"layer {layer!r} did not produce an N×C×H×W output")
     return saved[-1][0].float().cpu().numpy()

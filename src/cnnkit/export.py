@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .explain import class_scores, tensor_ready
+from .explain import class_scores, scaled_input, tensor_ready
 from .serve.images import model_input_shape
 
 __all__ = ["export", "load_exported", "is_exported", "ExportResult", "ExportedModel",
@@ -47,13 +47,9 @@ class _Deployable(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        # A cnnkit.Model scales uint8 in its own preprocess; a plain module gets [0, 1] floats.
-        self.scale = not hasattr(model, "preprocess")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2)  # N×H×W×C -> N×C×H×W
-        if self.scale:
-            x = x.float() * (1.0 / 255.0)
+        x = scaled_input(self.model, images.permute(0, 3, 1, 2))  # N×H×W×C -> N×C×H×W
         return class_scores(self.model, x)[1]
 
 

@@ -131,8 +131,9 @@ def test_overlay_shapes(image):
 
 
 def test_feature_maps_and_plots(model, image, tmp_path):
-    maps = E.feature_maps(model, image)  # first conv
-    assert maps.shape == (4, 14, 14)
+    maps = E.feature_maps(model, image)  # first conv, after its ReLU
+    assert E.find_target_layer(model, image, "first") == "module.1"
+    assert maps.shape == (4, 14, 14) and maps.min() >= 0
     assert E.feature_maps(model, image, "module.3").shape == (8, 5, 5)
     p = E.plot_feature_maps(maps, tmp_path / "maps.png")
     assert Image.open(p).format == "PNG"
