@@ -19,6 +19,7 @@ import json
 import re
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -231,39 +232,36 @@ def cmd_evaluate(args) -> int:
     from .runs import RunDir
     model, path = _load_model(args.target, args.weights, args.device)
     run = RunDir(args.target)
-    if run.is_run():
-        cfg = TrainConfig.from_dict(run.read_json(run.config_json))
-    else:
-        cfg = TrainConfig()
-        if not args.data:
-            raise CliError(f"{args.target} is a model folder, not a run: pass --data NAME|PATH")
     if args.data:
-        cfg.data, cfg.data_dir = args.data, args.data_dir or ""
         h, w, c = model.input_shape
-        cfg.image_size = [h, w] if not Path(args.data).exists() or True else None
-        cfg.grayscale = c == 1
-        cfg.limit = 0
-    if args.data and Path(args.data).expanduser().is_dir():
-        cfg.val_split = 0.0  # evaluate on the whole folder (or its test/ split)
+        folder = Path(args.data).expanduser().is_dir()
+        cfg = TrainConfig(data=args.data, data_dir=args.data_dir or "", image_size=[h, w],
+                          grayscale=c == 1, val_split=0.0 if folder else 0.1)
+    elif run.is_run():
+        cfg = TrainConfig.from_dict(run.read_json(run.config_json))  # the run's own split
+    else:
+        raise CliError(f"{args.target} is a model folder, not a run: pass --data NAME|PATH")
     cfg.device = args.device or cfg.device
     try:
         data = load_data(cfg.validate())
     except DataError as err:
         raise CliError(str(err)) from err
-    split = data.test if data.test is not None else (data.val if not args.data or data.val is not None
-                                                     else data.train)
-    if args.data and data.test is None and Path(args.data).expanduser().is_dir():
+    if data.test is not None:
+        split, where = data.test, f"the test split of {data.source}"
+    elif args.data and Path(args.data).expanduser().is_dir():
         split, where = data.train, f"all of {args.data}"
     else:
-        where = f"{'test' if data.test is not None else 'validation'} split of {data.source}"
+        split, where = data.val, f"the validation images held out from {data.source} (seed {cfg.seed})"
+    if split is None or not len(split[0]):
+        raise CliError(f"no labelled images to evaluate on in {data.source}")
     names = model.class_names or data.class_names
     if len(names) != len(data.class_names):
         raise CliError(f"the model has {len(names)} classes but the data {len(data.class_names)}")
     _compile(model, cfg)
     ev = evaluate_arrays(model, *split, names, batch_size=args.batch_size)
     out = {"model": str(path), "evaluated_on": where, "images": int(len(split[0])),
-           "loss": ev["loss"], "accuracy": ev["accuracy"], **{k: v for k, v in ev["report"].items()
-                                                           if k != "accuracy"}}
+           "loss": ev["loss"], "accuracy": ev["accuracy"],
+           **{k: v for k, v in ev["report"].items() if k != "accuracy"}}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -601,6 +599,10 @@ def build_parser() -> Parser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"cnnkit: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -613,7 +615,9 @@ def main(argv=None) -> int:
         return 2
     args._argv = argv
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except CliError as err:
         print(f"cnnkit {args.command}: {err}", file=sys.stderr)
         return 2

@@ -213,3 +213,51 @@ def test_resume_of_a_finished_run_asks_for_more_epochs(tiny_run, capsys):
 
 def test_parser_builds_without_optional_modules():
     assert build_parser().prog == "cnnkit"
+
+
+def _shapes_folder(root, n=12, size=16):
+    """Two classes a CNN tells apart at once: a bright square top-left vs bottom-right."""
+    rng = np.random.default_rng(0)
+    for cls, (r, c) in (("top", (0, 0)), ("bottom", (1, 1))):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            h = size // 2
+            img[r * h:(r + 1) * h, c * h:(c + 1) * h] += 180
+            Image.fromarray(img).save(root / cls / f"{i}.png")
+    return root
+
+
+def test_train_on_an_image_folder_with_a_config_file(tmp_path, capsys):
+    data = _shapes_folder(tmp_path / "shapes")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[train]\ndata = "{data}"\nmodel = "simple-cnn"\nepochs = 3\nbatch_size = 8\n'
+                   'val_split = 0.25\nverbose = "2"\nno_such = 1\n')
+    assert main(["train", "--config", str(cfg)]) == 2
+    assert "unknown setting 'no_such'" in capsys.readouterr().err
+    cfg.write_text(cfg.read_text().replace("no_such = 1\n", ""))
+    assert main(["train", "--config", str(cfg), "--epochs", "2", "--output", str(tmp_path / "runs"),
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "runs" / "shapes-simple-cnn"
+    assert f"report: {run / 'report.html'}" in out
+    assert "validation images held out" in out             # no test/ split: says what it evaluates
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["class_names"] == ["bottom", "top"] and metrics["epochs_run"] == 2
+    assert sum(v["support"] for v in metrics["per_class"].values()) == 6  # 25% of 2 x 12, per class
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2  # the command line won
+
+    # evaluate the run's model on the whole folder, and fine-tune it as --model PATH
+    assert main(["evaluate", str(run), "--data", str(data), "--device", "cpu"]) == 0
+    assert "on 24 images (all of" in capsys.readouterr().out
+    assert main(["train", "--data", str(data), "--model", str(run / "best"), "--epochs", "1",
+                 "--output", str(tmp_path / "runs"), "--name", "tuned", "--no-report",
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "runs" / "tuned" / "last" / "model.safetensors").is_file()
+
+
+def test_model_folder_of_the_wrong_shape_is_refused(tiny_run, tmp_path, capsys):
+    data = _shapes_folder(tmp_path / "shapes", n=3)
+    assert main(["train", "--data", str(data), "--model", str(tiny_run / "best"),
+                 "--output", str(tmp_path / "runs")]) == 2
+    assert "takes input (28, 28, 1)" in capsys.readouterr().err
