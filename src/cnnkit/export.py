@@ -95,23 +95,31 @@ def _parity_images(shape, samples, n: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8)
 
 
-def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int,
-                 metadata: str) -> None:
-    import onnx
-
-    batch = torch.export.Dim("batch", min=1)
+def _program(wrapper: nn.Module, example: torch.Tensor):
+    """The ``torch.export`` graph with a dynamic batch axis, or None where torch.export fails
+    (the exporters then fall back to tracing the module)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapper, (example,), str(path), input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME], opset_version=opset,
-                              dynamic_shapes=({0: batch},), dynamo=True, external_data=False,
-                              verbose=False)
-    except Exception as e:  # noqa: BLE001 - fall back to the TorchScript-based exporter
-        warnings.warn(f"torch.export-based ONNX export failed ({type(e).__name__}: "
-                      f"{str(e)[:200]}); using the TorchScript-based exporter", stacklevel=3)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            return torch.export.export(wrapper, (example,), dynamic_shapes=(
+                {0: torch.export.Dim("batch", min=1)},))
+    except Exception as e:  # noqa: BLE001
+        warnings.warn(f"torch.export failed ({type(e).__name__}: {str(e)[:200]}); "
+                      "exporting by tracing instead", stacklevel=3)
+        return None
+
+
+def _export_onnx(wrapper: nn.Module, program, example: torch.Tensor, path: Path, opset: int,
+                 metadata: str) -> None:
+    import onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if program is not None:  # the torch.export-based exporter
+            torch.onnx.export(program, (example,), str(path), input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], opset_version=opset, dynamo=True,
+                              external_data=False, verbose=False)
+        else:  # the TorchScript-based one
             torch.onnx.export(wrapper, (example,), str(path), input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], opset_version=min(opset, 17),
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
@@ -124,17 +132,13 @@ def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: i
     onnx.save(proto, str(path))
 
 
-def _export_torchscript(wrapper: nn.Module, example: torch.Tensor, path: Path,
+def _export_torchscript(wrapper: nn.Module, program, example: torch.Tensor, path: Path,
                         metadata: str) -> None:
     """Trace the ``torch.export`` graph (plain ATen ops, no Python attributes of the model
-    left to trip the tracer); trace the module itself only where torch.export fails."""
+    left to trip the tracer); the module itself only where torch.export failed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            graph = torch.export.export(wrapper, (example,), dynamic_shapes=(
-                {0: torch.export.Dim("batch", min=1)},)).module()
-        except Exception:  # noqa: BLE001
-            graph = wrapper
+        graph = program.module() if program is not None else wrapper
         traced = torch.jit.trace(graph, (example,), check_trace=False)
         torch.jit.save(traced, str(path), _extra_files={"cnnkit.json": metadata})
 
@@ -182,10 +186,11 @@ def export(model: nn.Module, path, format: str | None = None, *, input_shape=Non
         example = torch.from_numpy(images[:2] if len(images) >= 2 else
                                    np.repeat(images[:1], 2, axis=0))
         metadata = json.dumps(spec)
+        program = _program(wrapper, example)
         if fmt == "onnx":
-            _export_onnx(wrapper, example, path, opset, metadata)
+            _export_onnx(wrapper, program, example, path, opset, metadata)
         else:
-            _export_torchscript(wrapper, example, path, metadata)
+            _export_torchscript(wrapper, program, example, path, metadata)
         diff = float("nan")
         if check:
             got = load_exported(path, spec=spec).predict(images)

@@ -132,3 +132,27 @@ def test_resnet18_transfer_parity_on_100_images(tmp_path):
                                   resize=(224, 224))
     result = export(model, tmp_path / "resnet18.onnx", samples=_cifar_like(), atol=1e-4)
     assert result.samples == 100 and result.max_abs_diff <= 1e-4
+
+
+class DataDependent(nn.Module):
+    """A branch on tensor values: torch.export refuses it, tracing records the branch taken."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        if x.mean() > -1:  # always true for pixels
+            x = self.conv(x)
+        return x.mean(dim=(2, 3))
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt"])
+def test_falls_back_to_tracing_where_torch_export_fails(tmp_path, suffix):
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="torch.export failed"):
+        result = export(DataDependent(), tmp_path / f"dd{suffix}", input_shape=(8, 8, 3),
+                        n_check=8, verbose=False)
+    assert result.max_abs_diff <= 1e-5
+    x = np.random.default_rng(5).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    assert load_exported(result.path).predict(x).shape == (3, 2)
