@@ -40,7 +40,7 @@ class TrainConfig:
     image_size: list[int] | None = None  # [H, W] pixels to resize folder images to (None = their own size)
     grayscale: bool = False          # read folder images as 1 channel instead of RGB
     val_split: float = 0.1           # share (0-1) of the training images held out, per class, for validation
-    limit: int = 0                   # use at most this many training images (0 = all); for quick tries
+    limit: int = 0                   # train on about this many images, the same share of each class (0 = all); for quick tries
     # -- model
     model: str = ""                  # zoo name (cnnkit models), a saved model folder, or '' = the default
     pretrained: bool = False         # load the zoo model's published weights

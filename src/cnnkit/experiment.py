@@ -96,8 +96,16 @@ def _split_val(images, labels, fraction: float, seed: int):
     return (images[tr], labels[tr]), (images[va], labels[va])
 
 
-def _limit(pair, n: int):
-    return pair if not n or n >= len(pair[0]) else (pair[0][:n], pair[1][:n])
+def _limit(pair, n: int, seed: int = 0):
+    """About ``n`` images, the same share of each class (folders list images class by
+    class, so the first ``n`` would be one or two classes), in their original order."""
+    images, labels = pair
+    if not n or n >= len(images):
+        return pair
+    from .data.folder import stratified_split
+    _, keep = stratified_split(labels.cpu().numpy(), n / len(images), seed)
+    keep = torch.from_numpy(np.sort(keep))
+    return images[keep], labels[keep]
 
 
 def _load_named(cfg: TrainConfig) -> Data:
@@ -117,7 +125,8 @@ def _load_named(cfg: TrainConfig) -> Data:
         notes.append("no test split was found: the final evaluation uses the validation "
                      "images held out from training")
     images, labels = as_images(xtr), torch.as_tensor(ytr).long()
-    train, val = _split_val(*_limit((images, labels), cfg.limit), cfg.val_split, cfg.seed)
+    train, val = _split_val(images, labels, cfg.val_split, cfg.seed)
+    train = _limit(train, cfg.limit, cfg.seed)
     where = f" from {path}" if path else ""
     return Data(train, val, test, list(datasets.class_names(info.name)),
                 f"{info.name}{where}", info.name, "test" if test is not None else "validation",
@@ -161,7 +170,7 @@ def _load_folder(cfg: TrainConfig, path: Path) -> Data:
     if test is None:
         notes.append("the folder has no test/ split: the final evaluation uses the "
                      f"validation images held out from training ({cfg.val_split:.0%} per class)")
-    train = _limit((train_ds.images, train_ds.labels), cfg.limit)
+    train = _limit((train_ds.images, train_ds.labels), cfg.limit, cfg.seed)
     root = Path(path).resolve()
     tag = root.parent.name if root.name in ("train", "training") else root.name
     return Data(train, val, test, list(train_ds.class_names), str(path), tag,

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from cli_helpers import TINY, cnnkit_env, run_cli
 
-# 256 digits in batches of 16 (15 steps a epoch) for 3 epochs; checkpoints every epoch.
+# ~256 digits in batches of 16 (17 steps an epoch) for 3 epochs; checkpoints every epoch.
 # Augmentation draws random numbers every step: resuming must restore its generator too.
 ARGS = [*TINY, "--batch-size", "16", "--epochs", "3", "--no-report", "--device", "cpu",
         "--augment", "shift=0.1,rotate=10"]
@@ -110,7 +110,7 @@ def test_interrupt_inside_an_epoch_resumes_mid_epoch(tmp_path, monkeypatch):
     def ctrl_c_in_epoch_two(self):
         for batch in original(self):
             seen["n"] += 1
-            if seen["n"] == 15 + 6:
+            if seen["n"] == len(self) + 6:
                 os.kill(os.getpid(), signal.SIGINT)
             yield batch
 
