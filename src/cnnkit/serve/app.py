@@ -140,6 +140,7 @@ def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_fi
     """
     predictor = load_predictor(model_or_path, input_shape, class_names)
     names, shape = predictor.class_names, predictor.input_shape
+    default_k = min(top_k, len(names))
     limits = {"max_upload_bytes": int(max_upload_bytes), "max_files": int(max_files),
               "max_pixels": int(max_pixels)}
     batcher = MicroBatcher(predictor.predict, max_batch=max_batch, max_wait=max_wait_ms / 1000)
@@ -176,7 +177,7 @@ def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_fi
 
     def k_of(top: int | None) -> int:
         if top is None:
-            return min(top_k, len(names))
+            return default_k
         if not 1 <= top <= len(names):
             raise ApiError(422, "invalid_parameter", f"top_k must be in [1, {len(names)}]")
         return top
@@ -195,7 +196,7 @@ def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_fi
                 "input": {"shape": list(shape), "dtype": "uint8", "layout": "HWC",
                           "note": "any size and common format is accepted; images are "
                                   "resized to this shape"},
-                "limits": limits, "top_k": min(top_k, len(names)),
+                "limits": limits, "top_k": default_k,
                 "explain": predictor.model is not None}
 
     @app.post("/predict")
