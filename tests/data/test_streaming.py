@@ -22,6 +22,15 @@ def test_batches_cover_the_folder(image_folder):
     assert sorted(labels.tolist()) == [0] * 4 + [1] * 6
 
 
+def test_grayscale_batches_without_warnings(image_folder):
+    loader = stream_from_directory(image_folder, (4, 4), color_mode="grayscale",
+                                   batch_size=10, num_workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x, y), = list(loader)
+    assert x.shape == (10, 1, 4, 4)
+
+
 def test_shuffle_changes_per_epoch_and_repeats_with_the_seed(image_folder):
     def epochs(seed):
         loader = stream_from_directory(image_folder, (4, 4), batch_size=10, num_workers=0,

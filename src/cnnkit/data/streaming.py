@@ -51,7 +51,10 @@ class FileImageDataset(Dataset):
         except Exception as e:  # noqa: BLE001 - a bad file is dropped by the collate function
             warn(f"streaming: skipped {self.paths[i]}: {type(e).__name__}: {e}")
             return None
-        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))), self.labels[i]
+        chw = np.ascontiguousarray(arr.transpose(2, 0, 1))
+        if not chw.flags.writeable:  # a view of Pillow's buffer: torch wants its own copy
+            chw = chw.copy()
+        return torch.from_numpy(chw), self.labels[i]
 
 
 def collate_skip_bad(batch):
