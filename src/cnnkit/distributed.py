@@ -1,0 +1,358 @@
+"""Data-parallel training on PyTorch's own machinery: torchrun + DistributedDataParallel.
+
+    torchrun --nproc-per-node 2 -m cnnkit train ...      # or: cnnkit train --nproc 2 ...
+    python -c "from cnnkit import distributed; distributed.launch(2, ['train', ...])"
+
+Inside each process:
+
+    from cnnkit import distributed
+    distributed.init()                      # reads torchrun's env; gloo on CPU, NCCL on GPU
+    model = ...compile(...)
+    distributed.fit(model, x, y, batch_size=256, epochs=5, validation_data=(vx, vy),
+                    main_callbacks=[ModelCheckpoint(...)])   # rank 0 only: it writes files
+
+How it works:
+
+- ``ShardedLoader``: every rank draws the same permutation each epoch (one seed, shared) and
+  takes its share of each global batch: global batch k is ``order[k*B:(k+1)*B]`` and rank r
+  trains on its ``r::world`` slice, so the ranks together see exactly the batches one
+  process would, and the gradients DDP averages are the full batch's mean gradient. The
+  permutation is padded by wrapping round to a multiple of ``world`` so every rank gets the
+  same number of samples in every step (DistributedSampler does the same).
+- ``wrap(model)``: the model's ``forward`` (and ``forward_logits``) run through a
+  ``DistributedDataParallel`` wrapper held outside the module tree, so gradients are
+  all-reduced during backward while ``state_dict`` keys, ``save`` and every callback see the
+  plain model. ``unwrap(model)`` undoes it. Rank 0's weights are broadcast at wrap time.
+- ``ReduceLogs``: at each epoch end the training and validation logs are averaged across
+  ranks with ``all_reduce`` (each rank's val shard is the same size, give or take one), so
+  every rank's History, EarlyStopping and LR schedule see the same numbers.
+- Only rank 0 should write: pass writing callbacks as ``main_callbacks`` (or filter with
+  ``is_main_process()``); the CLI writes its run directory only when ``is_main_process()``.
+
+BatchNorm statistics are per rank (as with plain DDP); convert with
+``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` for global statistics.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .data.loader import InMemoryLoader
+from .train.callbacks import Callback
+
+__all__ = ["init", "is_distributed", "rank", "world_size", "local_rank", "is_main_process",
+           "device", "barrier", "ShardedLoader", "wrap", "unwrap", "ReduceLogs", "fit",
+           "launch", "launch_command", "shutdown", "all_reduce_sum", "broadcast_seed"]
+
+
+# -- the process group ------------------------------------------------------------------
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", 0))
+
+
+def world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (and in a plain single process): the one that writes output."""
+    return rank() == 0
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """This rank's device: ``cuda:LOCAL_RANK`` when CUDA is there (and not refused), else CPU."""
+    if prefer not in (None, "auto"):
+        dev = torch.device(prefer)
+        if dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", local_rank())
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank())
+    return torch.device("cpu")
+
+
+def init(backend: str | None = None, device_type: str | None = None,
+         timeout_s: float = 600.0) -> bool:
+    """Join the torchrun job described by the environment; False (and nothing done) outside one.
+
+    ``backend`` defaults to NCCL when this rank trains on CUDA, gloo otherwise. On the CPU the
+    intra-op threads are split among the ranks of this host (see ``cnnkit.perf.configure``).
+    """
+    if dist.is_initialized():
+        return dist.get_world_size() > 1
+    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+        return False
+    if not dist.is_available():
+        raise RuntimeError("torch.distributed is not available in this PyTorch build")
+    dev_type = device_type or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dev_type == "cuda":
+        torch.cuda.set_device(local_rank())
+    backend = backend or ("nccl" if dev_type == "cuda" else "gloo")
+    dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    if dev_type == "cpu":
+        from . import perf
+        perf.configure("cpu")  # physical cores // LOCAL_WORLD_SIZE threads per rank
+    return True
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def _comm_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" \
+        else torch.device("cpu")
+
+
+def all_reduce_sum(values: list[float]) -> list[float]:
+    """Sum a list of numbers over the ranks (identity in a single process)."""
+    if not is_distributed():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.cpu().tolist()
+
+
+def broadcast_seed(seed: int | None) -> int:
+    """The same seed on every rank: rank 0's ``seed`` (or a fresh one when None)."""
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    if not is_distributed():
+        return int(seed)
+    t = torch.tensor([int(seed)], dtype=torch.int64, device=_comm_device())
+    dist.broadcast(t, src=0)
+    return int(t.item())
+
+
+# -- data -------------------------------------------------------------------------------
+class ShardedLoader(InMemoryLoader):
+    """An ``InMemoryLoader`` whose batches are this rank's share of each global batch.
+
+    ``batch_size`` is the GLOBAL batch (rounded up to a multiple of ``world``); each step
+    yields ``batch_size / world`` samples per rank. ``len()`` is the number of global steps,
+    the same on every rank. ``seed`` must be the same on all ranks (``broadcast_seed``).
+    """
+
+    def __init__(self, images, labels, batch_size: int = 32, shuffle: bool = False,
+                 seed: int | None = None, device=None, drop_last: bool = False,
+                 sample_weight=None, rank: int | None = None, world: int | None = None):
+        self.rank = globals()["rank"]() if rank is None else int(rank)
+        self.world = world_size() if world is None else int(world)
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"rank {self.rank} is outside a world of {self.world}")
+        if batch_size % self.world:
+            rounded = -(-batch_size // self.world) * self.world
+            warnings.warn(f"global batch {batch_size} is not a multiple of {self.world} ranks; "
+                          f"using {rounded}", UserWarning, stacklevel=2)
+            batch_size = rounded
+        super().__init__(images, labels, batch_size, shuffle, seed if seed is not None else 0,
+                         device, drop_last, sample_weight)
+
+    def _padded(self) -> int:
+        n = len(self.images)
+        return -(-n // self.world) * self.world
+
+    def __len__(self) -> int:
+        n = len(self.images) if self.drop_last else self._padded()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def local_batch_size(self) -> int:
+        return self.batch_size // self.world
+
+    def __iter__(self):
+        n = len(self.images)
+        dev = self.images.device
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        total = self._padded()
+        if total > n:  # wrap round so every rank has the same number of samples
+            order = torch.cat([order, order[: total - n]])
+        order = order.to(dev)
+        for step in range(len(self)):
+            lo, hi = step * self.batch_size, min((step + 1) * self.batch_size, total)
+            idx = order[lo:hi][self.rank::self.world]
+            batch = [self.images[idx]]
+            if self.labels is not None:
+                batch.append(self.labels[idx])
+            if self.sample_weight is not None:
+                batch.append(self.sample_weight[idx])
+            yield tuple(batch) if len(batch) > 1 else batch[0]
+
+
+# -- the model --------------------------------------------------------------------------
+class _Forwards(nn.Module):
+    """What DDP wraps: the model's class-level forward / forward_logits (not the instance's)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, logits: bool = False):
+        cls = type(self.model)
+        return cls.forward_logits(self.model, x) if logits else cls.forward(self.model, x)
+
+
+def wrap(model: nn.Module, find_unused_parameters: bool = False, **ddp_kwargs) -> nn.Module:
+    """Route ``model``'s forward through DistributedDataParallel; returns the same object.
+
+    A no-op outside a multi-process job. The DDP wrapper lives in a closure, not in the
+    module tree, so the state dict and saved files are those of the plain model.
+    """
+    if not is_distributed() or getattr(model, "_ddp", None) is not None:
+        return model
+    dev = next(model.parameters()).device
+    ids = [dev.index if dev.index is not None else torch.cuda.current_device()] \
+        if dev.type == "cuda" else None
+    ddp = nn.parallel.DistributedDataParallel(
+        _Forwards(model), device_ids=ids, find_unused_parameters=find_unused_parameters,
+        **ddp_kwargs)
+    cls = type(model)
+
+    def forward(x):
+        # Only training steps go through DDP (they are the ones whose gradients sync and
+        # whose count is equal on every rank); evaluation runs the plain model.
+        if model.training and torch.is_grad_enabled():
+            return ddp(x)
+        return cls.forward(model, x)
+
+    def forward_logits(x):
+        if model.training and torch.is_grad_enabled():
+            return ddp(x, logits=True)
+        return cls.forward_logits(model, x)
+
+    object.__setattr__(model, "_ddp", ddp)
+    object.__setattr__(model, "forward", forward)
+    if hasattr(cls, "forward_logits"):
+        object.__setattr__(model, "forward_logits", forward_logits)
+    return model
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """Undo :func:`wrap` (the model trains and runs as a plain module again)."""
+    for name in ("_ddp", "forward", "forward_logits"):
+        model.__dict__.pop(name, None)
+    return model
+
+
+class ReduceLogs(Callback):
+    """Average every number in the epoch logs over the ranks (first in the callback list).
+
+    Training loss/metrics are means over equal-sized local shards, so their mean is the
+    global mean; validation logs are weighted by each rank's count of held-out samples.
+    """
+
+    def __init__(self, val_counts: tuple[int, int] | None = None):
+        super().__init__()
+        # (this rank's val samples, all ranks' val samples): weights for the val_* keys
+        self.val_counts = val_counts
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not is_distributed():
+            return
+        keys = sorted(k for k, v in logs.items() if isinstance(v, (int, float)))
+        w = world_size()
+        weights = []
+        for k in keys:
+            if k.startswith("val_") and self.val_counts:
+                weights.append(self.val_counts[0] / max(self.val_counts[1], 1))
+            else:
+                weights.append(1.0 / w)
+        sums = all_reduce_sum([float(logs[k]) * wt for k, wt in zip(keys, weights)])
+        for k, v in zip(keys, sums):
+            logs[k] = v
+
+
+def fit(model, x=None, y=None, *, batch_size: int = 32, epochs: int = 1, validation_data=None,
+        callbacks=(), main_callbacks=(), seed: int | None = None, shuffle: bool = True,
+        **fit_kwargs):
+    """``model.fit`` across the ranks of the job (plain ``model.fit`` in a single process).
+
+    ``x, y``: arrays/tensors or a dataset object, as ``Model.fit``. ``batch_size`` is the
+    global batch. ``callbacks`` run on every rank (e.g. EarlyStopping: it sees the reduced
+    logs, so all ranks stop together); ``main_callbacks`` only on rank 0 (anything writing
+    files). Other keyword arguments go to ``Model.fit`` (augment, scheduler, verbose, ...).
+    """
+    if not is_distributed():
+        return model.fit(x, y, batch_size=batch_size, epochs=epochs,
+                         validation_data=validation_data, seed=seed, shuffle=shuffle,
+                         callbacks=list(callbacks) + list(main_callbacks), **fit_kwargs)
+    model._require_compiled()
+    dev = model.device or next(model.parameters()).device
+    images, labels = model._images_labels(x, y)
+    model._check_labels(labels)
+    seed = broadcast_seed(seed)
+    train = ShardedLoader(images, labels, batch_size, shuffle=shuffle, seed=seed, device=dev)
+    val, counts = None, None
+    if validation_data is not None:
+        vx, vy = (validation_data, None) if hasattr(validation_data, "images") else validation_data
+        v_images, v_labels = model._images_labels(vx, vy)
+        mine = torch.arange(rank(), len(v_images), world_size())
+        val = InMemoryLoader(v_images[mine], v_labels[mine], max(batch_size // world_size(), 256),
+                             device=dev)
+        counts = (len(mine), len(v_images))
+    wrap(model)
+    try:
+        cbs = [ReduceLogs(counts)] + list(callbacks) + (list(main_callbacks) if is_main_process() else [])
+        verbose = fit_kwargs.pop("verbose", "auto") if is_main_process() else 0
+        fit_kwargs.pop("verbose", None)
+        return model.fit(train, epochs=epochs, validation_data=val, callbacks=cbs,
+                         verbose=verbose, **fit_kwargs)
+    finally:
+        unwrap(model)
+
+
+# -- launching --------------------------------------------------------------------------
+def launch_command(nproc: int, argv: list[str], module: str = "cnnkit",
+                   nnodes: int = 1) -> list[str]:
+    """The torchrun command line that runs ``python -m <module> <argv>`` on ``nproc`` ranks."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={int(nproc)}"]
+    if nnodes == 1:
+        cmd.append("--standalone")
+    else:
+        cmd.append(f"--nnodes={int(nnodes)}")
+    return cmd + ["-m", module, *argv]
+
+
+def launch(nproc: int, argv: list[str], module: str = "cnnkit", env: dict | None = None,
+           check: bool = False) -> int:
+    """Run ``python -m <module> <argv>`` under torchrun on ``nproc`` local processes.
+
+    Returns the exit status (raises ``CalledProcessError`` when ``check`` and it fails).
+    ``cnnkit train --nproc N ...`` calls this with its own argv minus ``--nproc``.
+    """
+    if nproc < 1:
+        raise ValueError(f"nproc must be >= 1, got {nproc}")
+    run_env = dict(os.environ, **(env or {}))
+    # one BLAS/OpenMP thread pool per rank, sized by cnnkit.perf.configure in each rank
+    run_env.setdefault("OMP_NUM_THREADS", str(max(1, _physical_cores() // nproc)))
+    proc = subprocess.run(launch_command(nproc, argv, module), env=run_env, check=check)
+    return proc.returncode
+
+
+def _physical_cores() -> int:
+    from .perf import physical_cores
+    return physical_cores()
