@@ -51,7 +51,8 @@ def _to_chw(image) -> torch.Tensor:
     if t.ndim == 2:
         t = t.unsqueeze(0)
     if t.ndim != 3:
-        raise ValueError(f"expected one image (H×W×C, C×H×W or H×W), got shape {tuple(t.shape)}")
+        raise ValueError("expected one image (H×W×C, C×H×W or H×W), "
+                         f"got shape {tuple(t.shape)}")
     return t
 
 
@@ -98,7 +99,8 @@ def class_scores(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch
     else:
         scores = model(x)
     if scores.ndim != 2:
-        raise ValueError(f"the model must output N×classes scores, got shape {tuple(scores.shape)}")
+        raise ValueError("the model must output N×classes scores, "
+                         f"got shape {tuple(scores.shape)}")
     if scores.shape[1] == 1:  # binary: one logit z or one probability p of the positive class
         if act == "sigmoid":
             return torch.cat([1 - scores, scores], 1), torch.cat([1 - scores, scores], 1)

@@ -46,7 +46,8 @@ def test_upload_shows_prediction_and_overlay(browser, tiny_model, tmp_path):
         page.set_default_timeout(20_000)
         try:
             page.goto(url + "/")
-            page.wait_for_function("document.getElementById('model').textContent.includes('4 classes')")
+            page.wait_for_function(
+                "document.getElementById('model').textContent.includes('4 classes')")
             page.set_input_files("#file", str(picture))
             page.wait_for_selector("#result.shown")
             rows = page.locator("#predictions li")
@@ -59,7 +60,8 @@ def test_upload_shows_prediction_and_overlay(browser, tiny_model, tmp_path):
                 "#overlay", "img => [img.complete, img.naturalWidth, img.naturalHeight, "
                             "img.src.slice(0, 22)]")
             assert size == [True, 320, 213, "data:image/png;base64,"]
-            assert page.eval_on_selector("#preview", "img => img.complete && img.naturalWidth") == 96
+            preview = page.eval_on_selector("#preview", "i => i.complete && i.naturalWidth")
+            assert preview == 96
             shot = tmp_path / "serve_page.png"
             page.screenshot(path=str(shot), full_page=True)
 

@@ -128,8 +128,9 @@ def test_explain_takes_one_image(client, encode):
     assert r.status_code == 422
 
 
-@pytest.mark.parametrize("path", ["/../../etc/passwd", "/static/../app.py", "/%2e%2e/%2e%2e/etc/passwd",
-                                  "/static/index.html", "/index.html", "/docs"])
+@pytest.mark.parametrize("path", ["/../../etc/passwd", "/static/../app.py",
+                                  "/%2e%2e/%2e%2e/etc/passwd", "/static/index.html",
+                                  "/index.html", "/docs"])
 def test_no_request_path_reaches_the_file_system(client, path):
     r = client.get(path)
     assert r.status_code == 404 and r.json()["error"] == "not_found"
