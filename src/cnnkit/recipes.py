@@ -388,7 +388,6 @@ class _Monitor(Callback):
         self.train_s = 0.0
         self.resumed = t0
         self.epoch = 0
-        self.last_eval_step = -1
 
     def seconds(self) -> float:
         return self.train_s + time.perf_counter() - self.resumed
@@ -397,19 +396,24 @@ class _Monitor(Callback):
         _sync(self.device)
         self.train_s += time.perf_counter() - self.resumed
         done = self.steps.done
-        row = {"epoch": self.epoch + (0 if partial else 1), "step": done,
-               "seconds": round(self.train_s, 3)}
-        if self.val is not None and done != self.last_eval_step:
-            acc = evaluate(self.model, *self.val, tta=self.recipe.tta,
-                           batch_size=self.recipe.eval_batch_size, precision=self.recipe.precision)
-            row["val_accuracy"] = acc
-            self.last_eval_step = done
-            if self.target is not None and acc >= self.target:
-                self.model.stop_training = True
+        if self.run.history and self.run.history[-1]["step"] == done:
+            row = self.run.history[-1]  # evaluated a moment ago (the run stopped part-way)
+        else:
+            row = {"epoch": self.epoch + (0 if partial else 1), "step": done,
+                   "seconds": round(self.train_s, 3)}
+            if self.val is not None:
+                acc = evaluate(self.model, *self.val, tta=self.recipe.tta,
+                               batch_size=self.recipe.eval_batch_size,
+                               precision=self.recipe.precision)
+                row["val_accuracy"] = acc
+                if self.target is not None and acc >= self.target:
+                    self.model.stop_training = True
+            self.run.history.append(row)
+        if not partial:
+            row["epoch"] = self.epoch + 1
         if logs:
             row.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
         row["wall_seconds"] = round(time.perf_counter() - self.t0, 3)
-        self.run.history.append(row)
         if self.budget is not None and self.train_s >= self.budget:
             self.model.stop_training = True
         self.resumed = time.perf_counter()

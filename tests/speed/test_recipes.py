@@ -1,0 +1,153 @@
+"""Recipes: valid configs, a couple of training steps on tiny data, budgets, saving."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import cnnkit
+from cnnkit import recipes
+from cnnkit.recipes import Recipe
+
+TINY = dict(widths=(8, 8, 8), batch_size=16, whiten_images=64, eval_batch_size=32)
+
+
+def tiny_rgb(n=64, size=32, seed=0):
+    """Learnable: the label is which quadrant is brightest."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 60, size=(n, size, size, 3), dtype=np.uint8)
+    y = np.arange(n) % 4
+    half = size // 2
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, r * half:(r + 1) * half, c * half:(c + 1) * half] += 180
+    return x, y.astype(np.int64)
+
+
+@pytest.mark.parametrize("name", recipes.names())
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_every_recipe_resolves_to_a_valid_config(name, device):
+    base = recipes.get(name)
+    r = base.resolve(device)
+    assert r.cpu == {} and r.cuda == {}
+    assert r.precision in ("fp32", "bf16", "fp16") and r.compile in ("on", "off")
+    assert r.epochs > 0 and r.batch_size >= 1 and len(r.widths) == 3
+    assert r.description
+    for key, value in (base.cpu if device == "cpu" else base.cuda).items():
+        assert getattr(r, key) == value
+    text = recipes.describe(name, device)
+    assert f"recipe {name} on {device}" in text and "widths" in text
+    assert r.to_dict()["name"] == name
+
+
+def test_cpu_recipes_are_narrower_than_gpu_ones():
+    for name in ("fast", "fast-long"):
+        cpu, gpu = recipes.get(name).resolve("cpu"), recipes.get(name).resolve("cuda")
+        assert sum(cpu.widths) < sum(gpu.widths)
+        assert gpu.precision == "bf16" and gpu.compile == "on"
+
+
+def test_bad_fields_are_refused():
+    with pytest.raises(ValueError, match="tta"):
+        recipes.get("fast").replace(tta="mirror")
+    with pytest.raises(ValueError, match="momentum"):
+        recipes.get("fast").replace(momentum=1.0)
+    with pytest.raises(ValueError, match="unknown fields"):
+        Recipe(name="x", description="x", cpu={"widht": (1, 2, 3)})
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipes.get("fastest")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipes.get("fast").epochs = 3
+
+
+def test_triangle_schedule():
+    f = recipes.triangle(100, 0.2, 0.25, 0.1)
+    assert f(0) == pytest.approx(0.2)
+    assert f(25) == pytest.approx(1.0)
+    assert f(100) == pytest.approx(0.1)
+    assert f(10) < f(20) < f(25) > f(60) > f(100)
+    assert f(1000) == pytest.approx(0.1)  # past the end: stays at the end value
+
+
+def test_fast_recipe_trains_a_few_steps_on_tiny_data():
+    x, y = tiny_rgb()
+    run = recipes.run_recipe("fast", train=(x, y), val=(x[:32], y[:32]), epochs=2, verbose=0,
+                             precision="fp32", **TINY)
+    assert [row["epoch"] for row in run.history] == [1, 2]
+    assert run.history[-1]["step"] == 2 * (64 // 16)
+    assert all(0 <= row["val_accuracy"] <= 1 for row in run.history)
+    assert run.history[0]["seconds"] <= run.history[1]["seconds"] <= run.history[1]["wall_seconds"]
+    assert run.seconds == run.history[-1]["seconds"] and run.accuracy is not None
+    assert run.recipe.widths == (8, 8, 8) and run.recipe.epochs == 2
+    probs = run.model.predict(x[:3])
+    assert probs.shape == (3, 4) and np.allclose(probs.sum(1), 1, atol=1e-4)
+    # channels_last, whitening frozen, BatchNorm scale frozen
+    net = run.model.module
+    assert run.model.memory_format == torch.channels_last
+    assert not net.whiten.weight.requires_grad
+    bn = net.features[2].norm1
+    assert torch.equal(bn.weight, torch.ones_like(bn.weight))
+
+
+def test_fractional_epochs_stop_part_way_and_eval_every_fraction():
+    x, y = tiny_rgb()
+    run = recipes.run_recipe("fast", train=(x, y), val=(x[:16], y[:16]), epochs=1.5,
+                             eval_every=0.5, verbose=0, precision="fp32", **TINY)
+    steps = [row["step"] for row in run.history]
+    assert steps == [2, 4, 6]  # 4 steps per epoch, evaluated every 2, stopped after 6
+    assert run.history[-1]["step"] == 6
+
+
+def test_target_accuracy_and_time_budget_stop_early():
+    x, y = tiny_rgb()
+    run = recipes.run_recipe("fast", train=(x, y), val=(x[:16], y[:16]), epochs=5,
+                             target_acc=0.0, verbose=0, precision="fp32", **TINY)
+    assert len(run.history) == 1 and run.time_to(0.0) == run.history[0]["seconds"]
+    run = recipes.run_recipe("fast", train=(x, y), epochs=50, time_budget_s=0.0, verbose=0,
+                             precision="fp32", **TINY)
+    assert run.history[-1]["step"] < 50 * 4
+    assert run.accuracy is None and run.time_to(0.5) is None
+
+
+def test_whitening_bias_freezes_after_its_epochs():
+    x, y = tiny_rgb()
+    run = recipes.run_recipe("fast", train=(x, y), epochs=3, whiten_bias_epochs=1, verbose=0,
+                             precision="fp32", lookahead=None, **TINY)
+    opt = run.model.optimizer
+    assert opt.param_groups[0]["params"] == [run.model.module.whiten.bias]
+    assert opt.param_groups[0]["lr"] == 0.0 and opt.param_groups[2]["lr"] > 0
+
+
+def test_lookahead_runs():
+    x, y = tiny_rgb()
+    run = recipes.run_recipe("fast", train=(x, y), epochs=3, lookahead=(1.0, 0.9, 3.0, 2),
+                             verbose=0, precision="fp32", **TINY)
+    assert np.isfinite(run.history[-1]["loss"])
+
+
+def test_mnist_recipe_on_grayscale_digits_and_bf16():
+    x, y = tiny_rgb(size=28)
+    gray = x.mean(axis=-1).astype(np.uint8)  # N×H×W
+    run = recipes.run_recipe("mnist-fast", train=(gray, y), val=(gray[:16], y[:16]), epochs=1,
+                             verbose=0, precision="bf16", **TINY)
+    assert run.model.input_shape == (28, 28, 1)
+    assert run.model.module.whiten.weight.shape == (8, 1, 2, 2)
+    assert run.history[-1]["step"] == 4
+
+
+def test_recipe_model_saves_and_loads(tmp_path):
+    x, y = tiny_rgb()
+    run = recipes.run_recipe("fast", train=(x, y), epochs=1, verbose=0, precision="fp32",
+                             **TINY)
+    path = run.model.save(tmp_path / "fast.cnnkit")
+    loaded = cnnkit.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x[:4]), run.model.predict(x[:4]), atol=1e-5)
+    assert loaded.preprocess.config() == run.model.preprocess.config()
+
+
+def test_data_errors_are_clear():
+    with pytest.raises(ValueError, match="pair"):
+        recipes.run_recipe("fast", train=np.zeros((4, 32, 32, 3), np.uint8))
