@@ -25,6 +25,10 @@ from .preprocess import Preprocess
 __all__ = ["Model"]
 
 
+class NotCompiledError(AttributeError, RuntimeError):
+    """Training state asked of a model that has not been compiled."""
+
+
 def _is_dataset(obj) -> bool:
     return hasattr(obj, "images") and hasattr(obj, "labels")
 
@@ -115,7 +119,8 @@ class Model(nn.Module):
     @property
     def learning_rate(self) -> float:
         if self.optimizer is None:
-            raise RuntimeError("the model is not compiled yet; call compile() first")
+            # AttributeError, so hasattr() (and torch.jit tracing) see "no learning rate yet"
+            raise NotCompiledError("the model is not compiled yet; call compile() first")
         return float(self.optimizer.param_groups[0]["lr"])
 
     @learning_rate.setter
