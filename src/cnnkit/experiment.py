@@ -706,7 +706,7 @@ def evaluate_run(run, model, data: Data, cfg: TrainConfig, *, history, seconds, 
         f"({train_s / max(epochs_run, 1):.1f}s/epoch, data wait {100 * wait_s / max(train_s, 1e-9):.0f}%)"
         f"{best_txt}")
     log(f"test accuracy: {ev['accuracy']:.4f} (loss {ev['loss']:.4f}) on {len(split[0])} "
-        f"{data.test_name} images; evaluated in {time.perf_counter() - t0:.1f}s")
+        f"{data.test_name} images; evaluation and report took {time.perf_counter() - t0:.1f}s")
     if cfg.report and run.report.exists():
         log(f"report: {run.report}")
     return metrics
