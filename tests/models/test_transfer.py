@@ -131,6 +131,20 @@ def test_keras_pattern_base_trainable_false_inside_sequential():
     assert base.trainable and not any(is_frozen_bn(m) for m in base.modules())
 
 
+def test_fine_tune_understands_the_keras_stack():
+    base = applications.MobileNetV3Small(weights=None, include_top=False, input_shape=(32, 32, 3), resize=None)
+    model = cnnkit.Sequential([layers.Input((32, 32, 3)), base, layers.GlobalAveragePooling2D(),
+                               layers.Dense(8, activation="relu"), layers.Dense(2, activation="softmax")])
+    names = [n for n, _ in transfer.blocks_of(model)]
+    assert names[0] == "mobilenet_v3_small.features.0" and names[-1] == "mobilenet_v3_small.features.12"
+    x, y = _data(8, classes=2)
+    fine_tune(model, x, y, head_epochs=1, epochs=1, blocks=1, batch_size=8, verbose=0)
+    assert all(p.requires_grad for p in base.module.features[12].parameters())
+    assert not any(p.requires_grad for p in base.module.features[11].parameters())
+    assert all(p.requires_grad for p in model.layers[-2].parameters())  # Dense(8) is head, not base
+    assert "trainable: mobilenet_v3_small.features.12, classifier" in transfer.trainable_report(model)
+
+
 def test_applications_parameter_counts_and_outputs():
     with torch.device("meta"):
         assert applications.ResNet50(weights=None).count_params() == 25_557_032

@@ -79,21 +79,42 @@ def _name(model: nn.Module) -> str:
     return arch.get("name") or getattr(model, "name", None) or type(_net(model)).__name__
 
 
-def blocks_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The base's stages in order (a zoo net's ``blocks()``; else its children with parameters,
-    the classifier excepted)."""
+def _has_params(m: nn.Module) -> bool:
+    return any(True for _ in m.parameters())
+
+
+def _layer_list(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """A Sequential's layers (by their Keras names), else the module's children."""
+    layers = getattr(net, "layers", None)
+    if isinstance(layers, nn.ModuleList):
+        return [(getattr(m, "name", None) or str(i), m) for i, m in enumerate(layers)]
+    return [(n, m) for n, m in net.named_children() if n != "preprocess"]
+
+
+def _parts(model: nn.Module) -> tuple[list[tuple[str, nn.Module]], nn.Module | None]:
+    """(the base's blocks in order, the head) of a zoo network, a cnnkit.Model around one, a
+    Keras-style stack ``[base, pooling, Dense..., Dense]`` or any module."""
     net = _net(model)
-    if hasattr(net, "blocks"):
-        return list(net.blocks())
-    head = _head(model)
-    return [(n, m) for n, m in net.named_children()
-            if m is not head and n != "preprocess" and any(True for _ in m.parameters())]
+    if hasattr(net, "blocks") and callable(getattr(net, "get_classifier", None)):
+        return list(net.blocks()), net.get_classifier()
+    layers = _layer_list(net)
+    bases = [i for i, (_, m) in enumerate(layers) if callable(getattr(m, "blocks", None))]
+    if bases:  # the tutorial's Sequential([base_model, GlobalAveragePooling2D(), Dense, Dense])
+        i = bases[-1]
+        blocks = [(n, m) for n, m in layers[:i] if _has_params(m)]
+        blocks += [(f"{layers[i][0]}.{bn}", bm) for bn, bm in layers[i][1].blocks()]
+        return blocks, nn.ModuleList([m for _, m in layers[i + 1:]])
+    with_params = [(n, m) for n, m in layers if _has_params(m)]
+    return with_params[:-1], (with_params[-1][1] if with_params else None)
+
+
+def blocks_of(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The base's stages in order, first to last (``unfreeze(blocks=N)`` counts from the end)."""
+    return _parts(model)[0]
 
 
 def _head(model: nn.Module) -> nn.Module | None:
-    net = _net(model)
-    getter = getattr(net, "get_classifier", None)
-    return getter() if callable(getter) else None
+    return _parts(model)[1]
 
 
 # --- freezing --------------------------------------------------------------------------------
@@ -125,10 +146,11 @@ def set_trainable(module: nn.Module, trainable: bool) -> None:
 
 
 def freeze_base(model: nn.Module) -> nn.Module:
-    """Freeze everything but the classifier (``get_classifier()``), which stays trainable."""
+    """Freeze everything but the head (a zoo net's ``get_classifier()``; in a Keras-style stack,
+    the layers after the base), which stays trainable."""
     head = _head(model)
     if head is None:
-        raise ValueError(f"{_name(model)} has no get_classifier(); freeze its parts with freeze(module)")
+        raise ValueError(f"{_name(model)} has no layer with parameters to train; freeze parts with freeze(module)")
     freeze(_net(model))
     _thaw(head, training=model.training)
     log.info("%s", trainable_report(model))
