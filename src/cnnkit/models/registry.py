@@ -151,6 +151,8 @@ def create_model(name: str, num_classes: int | None = None, input_shape=None, we
     e = get_entry(name)
     if num_classes is None:
         num_classes = len(class_names) if class_names else e.num_classes
+    elif class_names and len(class_names) != int(num_classes) and kwargs.get("include_top", True):
+        raise ValueError(f"{e.name}: num_classes={num_classes} but {len(class_names)} class_names were given")
     input_shape = tuple(int(v) for v in (input_shape or e.input_shape))
     module = build(e.name, num_classes, input_shape, **kwargs)
     include_top = kwargs.get("include_top", True)
