@@ -11,7 +11,8 @@ CIFAR-sized images (3×32×32), measured in the same run:
   per pixel than ours).
 - torchvision, per image, on PIL images (the classic Dataset + transforms path).
 
-Prints images/s (median of --repeats runs) and the ratios, cnnkit's defaults against
+Prints images/s (median of --repeats rounds, the four runs interleaved in each round so a
+busy machine slows them alike) and the ratios, cnnkit's defaults against
 each torchvision path. Use --threads to match the machine (default 2, the development
 machine's cores); on a machine whose cores are busy with other work, torch's intra-op
 threads wait on each other and --threads 1 gives the steadier figure.
@@ -31,18 +32,7 @@ import numpy as np
 import torch
 
 
-def _median_rate(fn, n_images: int, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return n_images / statistics.median(times)
-
-
-def bench_cnnkit(images: torch.Tensor, batch: int, repeats: int, device: str,
-                 **options) -> float:
+def cnnkit_runner(images: torch.Tensor, batch: int, device: str, **options):
     from cnnkit.data.augment import Augment
 
     aug = Augment(flip="horizontal", shift=0.1, rotate=15, **options)
@@ -56,10 +46,10 @@ def bench_cnnkit(images: torch.Tensor, batch: int, repeats: int, device: str,
         if device == "cuda":
             torch.cuda.synchronize()
 
-    return _median_rate(run, len(data), repeats)
+    return run, len(data)
 
 
-def bench_torchvision_tensor(images: torch.Tensor, repeats: int) -> float:
+def torchvision_tensor_runner(images: torch.Tensor):
     from torchvision.transforms import v2
 
     tf = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=15, translate=(0.1, 0.1))])
@@ -68,10 +58,10 @@ def bench_torchvision_tensor(images: torch.Tensor, repeats: int) -> float:
         for img in images:
             tf(img)
 
-    return _median_rate(run, len(images), repeats)
+    return run, len(images)
 
 
-def bench_torchvision_pil(images: torch.Tensor, repeats: int) -> float:
+def torchvision_pil_runner(images: torch.Tensor):
     from PIL import Image
     from torchvision import transforms
 
@@ -83,7 +73,21 @@ def bench_torchvision_pil(images: torch.Tensor, repeats: int) -> float:
         for img in pils:
             tf(img)
 
-    return _median_rate(run, len(pils), repeats)
+    return run, len(pils)
+
+
+def measure(runners: dict, repeats: int) -> dict[str, float]:
+    """Images/s of each runner: the median of ``repeats`` rounds, the runners interleaved
+    within each round so that a busy machine slows them alike."""
+    for run, _ in runners.values():
+        run()  # warm-up
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, (run, _) in runners.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    return {name: runners[name][1] / statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None) -> None:
@@ -92,7 +96,7 @@ def main(argv=None) -> None:
     p.add_argument("--per-image", type=int, default=2048, help="images for per-image runs")
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--cuda", action="store_true", help="also time cnnkit on the GPU")
     args = p.parse_args(argv)
 
@@ -101,26 +105,29 @@ def main(argv=None) -> None:
     images = torch.from_numpy(rng.integers(0, 256, (args.images, 3, 32, 32), dtype=np.uint8))
     few = images[:args.per_image].contiguous()
 
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(f"augmentation throughput, flip + shift 0.1 + rotate 15°, 3×32×32 images, "
           f"{args.threads} CPU threads ({os.cpu_count()} cores seen), torch "
-          f"{torch.__version__}, {platform.processor() or platform.machine()}")
-    ours = bench_cnnkit(images, args.batch, args.repeats, "cpu")
-    ours_nearest = bench_cnnkit(images, args.batch, args.repeats, "cpu",
-                                interpolation="nearest", fill_mode="constant")
-    tv_tensor = bench_torchvision_tensor(few, args.repeats)
-    tv_pil = bench_torchvision_pil(few, args.repeats)
+          f"{torch.__version__}, {platform.processor() or platform.machine()}{load}")
+    rates = measure({
+        "ours": cnnkit_runner(images, args.batch, "cpu"),
+        "ours_nearest": cnnkit_runner(images, args.batch, "cpu", interpolation="nearest",
+                                      fill_mode="constant"),
+        "tv_tensor": torchvision_tensor_runner(few),
+        "tv_pil": torchvision_pil_runner(few),
+    }, args.repeats)
+    ours, tv_tensor, tv_pil = rates["ours"], rates["tv_tensor"], rates["tv_pil"]
     print(f"  cnnkit batched, bilinear + reflect:   {ours:>12,.0f} images/s  (batch {args.batch})")
-    print(f"  cnnkit batched, nearest + zero fill:  {ours_nearest:>12,.0f} images/s  "
+    print(f"  cnnkit batched, nearest + zero fill:  {rates['ours_nearest']:>12,.0f} images/s  "
           "(torchvision's defaults)")
     print(f"  torchvision per image, uint8 tensors: {tv_tensor:>12,.0f} images/s")
     print(f"  torchvision per image, PIL images:    {tv_pil:>12,.0f} images/s")
     print(f"  ratio cnnkit / torchvision tensors:   {ours / tv_tensor:>12.1f}x")
     print(f"  ratio cnnkit / torchvision PIL:       {ours / tv_pil:>12.1f}x")
     if args.cuda and torch.cuda.is_available():
-        gpu = bench_cnnkit(images, args.batch, args.repeats, "cuda")
+        gpu = measure({"gpu": cnnkit_runner(images, args.batch, "cuda")}, args.repeats)["gpu"]
         print(f"  cnnkit batched on {torch.cuda.get_device_name()}: {gpu:>12,.0f} images/s "
               f"({gpu / tv_tensor:.0f}x torchvision tensors on the CPU)")
-
 
 if __name__ == "__main__":
     main()
