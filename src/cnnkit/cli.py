@@ -16,6 +16,7 @@ import argparse
 import difflib
 import glob
 import json
+import os
 import re
 import shlex
 import sys
@@ -133,6 +134,7 @@ _TRAIN_EXAMPLES = """
   cnnkit train --data mnist --data-dir ../shared/datasets/mnist --epochs 3
   cnnkit train --config run.toml --epochs 20      # a TOML/YAML file; the command line wins
   cnnkit train --resume runs/bundled-mnist-2conv  # continue an interrupted run (Ctrl-C, kill)
+  cnnkit train --data cifar10 --recipe fast --nproc 2   # a speed recipe, data-parallel
 
 Each run writes runs/<name>/ (never overwritten: <name>-2, -3, ...): config.json/.toml,
 command.txt, env.json, history.csv, metrics.json, best/ and last/ models, checkpoint/,
@@ -169,6 +171,7 @@ def build_train_parser(sub) -> Parser:
     g = p.add_argument_group("model")
     add(g, "model", metavar="NAME|PATH")
     add(g, "pretrained", action="store_true")
+    add(g, "recipe", metavar="NAME")
     g = p.add_argument_group("optimisation")
     add(g, "epochs", type=int, metavar="N")
     add(g, "batch_size", type=int, metavar="N")
@@ -194,6 +197,8 @@ def build_train_parser(sub) -> Parser:
     add(g, "verbose", choices=["auto", "0", "1", "2"])
     g.add_argument("--config", metavar="FILE", help="read settings from a TOML or YAML file "
                    "(flat, or under [train]); options on the command line win")
+    g.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train data-parallel on N local processes (torchrun); with --recipe")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
                    "checkpoint (only --epochs may change)")
     p.set_defaults(func=cmd_train)
@@ -203,7 +208,7 @@ def build_train_parser(sub) -> Parser:
 def cmd_train(args) -> int:
     from .config import ConfigError, TrainConfig, load_config_file
     from .experiment import DataError, UnknownModelName, train
-    skip = ("func", "command", "config", "resume", "_argv")
+    skip = ("func", "command", "config", "resume", "_argv", "nproc")
     given = {k: v for k, v in vars(args).items() if k not in skip}
     argv = ["cnnkit", *getattr(args, "_argv", [])]
     try:
@@ -218,10 +223,29 @@ def cmd_train(args) -> int:
             if args.config:
                 cfg.update(load_config_file(args.config), args.config)
             cfg.update(given, "command line")
+            if args.nproc and args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+                return _launch(args, cfg.validate())
             result = train(cfg, argv=argv)
     except (ConfigError, DataError, UnknownModelName, FileNotFoundError, ValueError) as err:
         raise CliError(str(err)) from err
     return 130 if result.interrupted else 0
+
+
+def _launch(args, cfg) -> int:
+    """``--nproc N``: this same command on N processes under torchrun (without --nproc)."""
+    if not cfg.recipe:
+        raise CliError("--nproc trains data-parallel through a recipe: add --recipe NAME "
+                       "(fast, fast-long, mnist-fast; see cnnkit.recipes)")
+    from . import distributed
+    argv, skip = [], False
+    for a in args._argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    return distributed.launch(args.nproc, argv)
 
 
 # ------------------------------------------------------------------------------- evaluate

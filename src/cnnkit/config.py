@@ -26,6 +26,10 @@ from pathlib import Path
 __all__ = ["TrainConfig", "ConfigError", "load_config_file", "to_toml", "SCHEDULES"]
 
 SCHEDULES = ("constant", "cosine", "linear", "step")
+# Settings a named recipe (cnnkit.recipes) fixes; giving them with --recipe is an error.
+RECIPE_DECIDES = ("model", "pretrained", "epochs", "batch_size", "optimizer", "lr", "momentum",
+                  "weight_decay", "schedule", "warmup_epochs", "step_epochs", "augment",
+                  "patience", "label_smoothing", "precision")
 
 
 class ConfigError(ValueError):
@@ -44,6 +48,7 @@ class TrainConfig:
     # -- model
     model: str = ""                  # zoo name (cnnkit models), a saved model folder, or '' = the default
     pretrained: bool = False         # load the zoo model's published weights
+    recipe: str = ""                 # a named speed recipe (cnnkit.recipes: fast, fast-long, mnist-fast); it sets the network, optimiser, schedule and augmentation
     # -- optimisation
     epochs: int = 5                  # passes over the training images
     batch_size: int = 64             # images per step
@@ -101,6 +106,13 @@ class TrainConfig:
             bad("warmup_epochs", "must be >= 0")
         if self.verbose not in ("auto", "0", "1", "2"):
             bad("verbose", "must be auto, 0, 1 or 2")
+        if self.recipe:
+            default = TrainConfig()
+            clash = [n for n in RECIPE_DECIDES if getattr(self, n) != getattr(default, n)]
+            if clash:
+                raise ConfigError(f"recipe {self.recipe!r} decides {', '.join(clash)} itself; "
+                                  "leave them out (`python -c \"from cnnkit import recipes; "
+                                  f"print(recipes.describe('{self.recipe}'))\"` shows its settings)")
         return self
 
     # ------------------------------------------------------------------ layering

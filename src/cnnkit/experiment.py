@@ -16,6 +16,7 @@ ends with the same weights as one that was never stopped.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .data.loader import InMemoryLoader, as_images
 from .train.callbacks import Callback, EarlyStopping
 
@@ -525,11 +526,19 @@ def train(cfg: TrainConfig | None = None, *, argv: list[str] | None = None, resu
     from .utils import pick_device, set_random_seed
 
     ckpt = None
+    if cfg is not None and cfg.recipe:
+        return _train_recipe(cfg.validate(), argv=argv, log=log)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("data-parallel training (torchrun, --nproc) runs a recipe: add "
+                          "--recipe NAME (see cnnkit.recipes)")
     if resume is not None:
         run = runs.RunDir(resume)
         if not run.is_run():
             raise FileNotFoundError(f"--resume {resume}: not a run directory (no config.json)")
         cfg = TrainConfig.from_dict(run.read_json(run.config_json), str(run.config_json))
+        if cfg.recipe:
+            raise ConfigError(f"{run.path} ran recipe {cfg.recipe!r}: recipe runs go from start "
+                              "to end and keep no checkpoint to resume from")
         ckpt = runs.load_checkpoint(run)
         if epochs is not None:
             cfg.epochs = int(epochs)
@@ -548,12 +557,7 @@ def train(cfg: TrainConfig | None = None, *, argv: list[str] | None = None, resu
     if ckpt is None:
         name = cfg.name or f"{data.tag}-{model.name}"
         run = runs.new_run_dir(cfg.output, name)
-        run.write_json(run.config_json, cfg.to_dict())
-        from .config import to_toml
-        run.config_toml.write_text(to_toml(cfg))
-        run.write_command(list(argv) if argv else explicit_command(cfg), explicit_command(cfg))
-        run.write_json(run.env, {**runs.environment(cfg.seed, device), "data": data.describe(),
-                                 "model": model.name})
+        _write_run_files(run, cfg, argv, device, data, model.name)
         run.summary.write_text(summary_text(model) + "\n")
     else:
         with open(run.command, "a") as f:
@@ -633,6 +637,77 @@ def train(cfg: TrainConfig | None = None, *, argv: list[str] | None = None, resu
     return TrainResult(run, model, data, history, metrics, False, None, seconds)
 
 
+def _write_run_files(run, cfg: TrainConfig, argv, device, data: Data, model_name: str, **env):
+    from . import runs
+    from .config import to_toml
+    run.write_json(run.config_json, cfg.to_dict())
+    run.config_toml.write_text(to_toml(cfg))
+    run.write_command(list(argv) if argv else explicit_command(cfg), explicit_command(cfg))
+    run.write_json(run.env, {**runs.environment(cfg.seed, device), "data": data.describe(),
+                             "model": model_name, **env})
+
+
+def _train_recipe(cfg: TrainConfig, *, argv=None, log=print) -> TrainResult:
+    """Train with a named recipe (cnnkit.recipes); data-parallel under torchrun (rank 0 writes
+    the run directory). A recipe runs start to end: no per-epoch checkpoints or resume."""
+    from . import distributed, recipes, runs
+    from .models.summary import summary_text
+    from .utils import pick_device, set_random_seed
+    if cfg.recipe not in recipes.names():
+        raise ConfigError(f"unknown recipe {cfg.recipe!r}; recipes: {', '.join(recipes.names())}")
+    multi = distributed.init()
+    main = distributed.is_main_process()
+    say = log if main else (lambda *a, **k: None)
+    set_random_seed(cfg.seed)
+    data = load_data(cfg)
+    for note in data.notes:
+        say(f"note: {note}")
+    wanted = None if cfg.device == "auto" else cfg.device
+    device = distributed.device(wanted) if multi else pick_device(wanted)
+    run = None
+    if main:
+        run = runs.new_run_dir(cfg.output, cfg.name or f"{data.tag}-{cfg.recipe}")
+        _write_run_files(run, cfg, argv, device, data, f"recipe {cfg.recipe}",
+                         world_size=distributed.world_size())
+        (run.path / "recipe.txt").write_text(recipes.describe(cfg.recipe, device) + "\n")
+    say(f"run: {run.path if run else '-'}")
+    say(f"data: {data.describe()}")
+    say(f"recipe: {cfg.recipe} on {device}" + (f" x {distributed.world_size()} processes" if multi else ""))
+    start = time.perf_counter()
+    try:
+        result = recipes.run_recipe(cfg.recipe, train=data.train, val=data.val, seed=cfg.seed,
+                                    class_names=list(data.class_names), device=wanted,
+                                    verbose=_verbose(cfg) if main else 0)
+        seconds = time.perf_counter() - start
+        model = result.model
+        if not main:
+            return TrainResult(None, model, data, result.history, None, False, None, seconds)
+        timing = list(getattr(model, "timing", []) or [])
+        rows, last_wall = [], 0.0
+        for i, r in enumerate(result.history):
+            row = {"epoch": r.get("epoch"), **{k: v for k, v in r.items() if k != "epoch"}}
+            if i < len(timing) and len(timing) == len(result.history):
+                row.update(timing[i])
+            wall = r.get("wall_seconds", 0.0)
+            row["epoch_s"] = round(wall - last_wall, 4)
+            last_wall = wall
+            rows.append(row)
+        run.write_history(rows)
+        model.save(run.last)
+        model.save(run.best)  # a recipe keeps its final weights only
+        run.summary.write_text(summary_text(model) + "\n")
+        data.notes.append(f"recipe {cfg.recipe}: best/ and last/ both hold the final weights; "
+                          "validation accuracy in the history uses the recipe's test-time "
+                          "augmentation")
+        planned = math.ceil(recipes.get(cfg.recipe).resolve(device).epochs)
+        metrics = evaluate_run(run, model, data, cfg, history=rows, seconds=seconds, best={},
+                               log=log, planned=planned)
+        return TrainResult(run, model, data, rows, metrics, False, None, seconds)
+    finally:
+        if multi:
+            distributed.shutdown()
+
+
 # ------------------------------------------------------------------------------ evaluation
 
 def predictions(model, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
@@ -654,8 +729,9 @@ def evaluate_arrays(model, images, labels, class_names, batch_size: int = 256) -
 
 
 def evaluate_run(run, model, data: Data, cfg: TrainConfig, *, history, seconds, best,
-                 log=print) -> dict:
+                 log=print, planned: int | None = None) -> dict:
     """Evaluate the final weights, write metrics.json, the plots and report.html."""
+    planned = planned or cfg.epochs
     split = data.eval_split
     if split is None:
         log("no validation or test images: skipping evaluation")
@@ -680,7 +756,7 @@ def evaluate_run(run, model, data: Data, cfg: TrainConfig, *, history, seconds, 
         "confusion_matrix": report["confusion_matrix"],
         "class_names": list(data.class_names),
         "epochs_run": epochs_run,
-        "epochs_planned": cfg.epochs,
+        "epochs_planned": planned,
         "best": best,
         "train_seconds": round(train_s, 3),
         "seconds_per_epoch": round(train_s / epochs_run, 3) if epochs_run else None,
@@ -698,8 +774,8 @@ def evaluate_run(run, model, data: Data, cfg: TrainConfig, *, history, seconds, 
         except Exception as err:  # noqa: BLE001 - a failed picture must not lose the run
             log(f"warning: the report could not be completed ({type(err).__name__}: {err})")
     stopped = ""
-    if epochs_run < cfg.epochs:
-        stopped = f" (early stop after {epochs_run} of {cfg.epochs})"
+    if epochs_run < planned:
+        stopped = f" (stopped early: {epochs_run} of {planned})"
     best_txt = (f"; best {best['monitor']} {best['value']:.4f} at epoch {best['epoch']}"
                 if best else "")
     log(f"done: {epochs_run} epochs{stopped} in {train_s:.1f}s "

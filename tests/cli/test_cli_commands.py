@@ -261,3 +261,25 @@ def test_model_folder_of_the_wrong_shape_is_refused(tiny_run, tmp_path, capsys):
     assert main(["train", "--data", str(data), "--model", str(tiny_run / "best"),
                  "--output", str(tmp_path / "runs")]) == 2
     assert "takes input (28, 28, 1)" in capsys.readouterr().err
+
+
+def test_recipe_run_writes_a_run_directory(tmp_path, capsys):
+    pytest.importorskip("cnnkit.recipes")
+    assert main(["train", "--recipe", "mnist-fast", "--limit", "600", "--output", str(tmp_path),
+                 "--device", "cpu", "--verbose", "0"]) == 0
+    run = tmp_path / "bundled-mnist-fast"
+    for f in ("recipe.txt", "history.csv", "metrics.json", "last/model.safetensors", "report.html"):
+        assert (run / f).is_file(), f
+    assert "recipe mnist-fast" in (run / "recipe.txt").read_text()
+    assert json.loads((run / "config.json").read_text())["recipe"] == "mnist-fast"
+
+
+def test_recipe_refuses_settings_it_decides_and_unknown_names(tmp_path, capsys):
+    pytest.importorskip("cnnkit.recipes")
+    assert main(["train", "--recipe", "mnist-fast", "--epochs", "3", "--output", str(tmp_path)]) == 2
+    assert "decides epochs itself" in capsys.readouterr().err
+    assert main(["train", "--recipe", "quick", "--output", str(tmp_path)]) == 2
+    assert "mnist-fast" in capsys.readouterr().err
+    assert main(["train", "--nproc", "2", "--output", str(tmp_path)]) == 2
+    assert "add --recipe" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
