@@ -501,8 +501,8 @@ def explicit_command(cfg: TrainConfig) -> list[str]:
                 cmd += [] if value else ["--no-report"]
             elif value:
                 cmd.append(opt)
-        elif value is None:
-            continue
+        elif value is None or value == "":
+            continue  # None and '' mean the default
         elif isinstance(value, list):
             cmd += [opt, ",".join(str(v) for v in value)]
         else:
