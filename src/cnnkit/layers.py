@@ -22,6 +22,7 @@ __all__ = [
     "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout", "BatchNormalization", "Activation",
     "ReLU", "Rescaling", "ShapeError",
     "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast",
+    "RandomBrightness",
 ]
 
 
@@ -464,6 +465,7 @@ RandomRotation = _augmentation_layer("RandomRotation")
 RandomTranslation = _augmentation_layer("RandomTranslation")
 RandomZoom = _augmentation_layer("RandomZoom")
 RandomContrast = _augmentation_layer("RandomContrast")
+RandomBrightness = _augmentation_layer("RandomBrightness")
 
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Flatten,

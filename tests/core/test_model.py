@@ -254,3 +254,30 @@ def test_to_categorical_and_pick_device():
         assert cnnkit.utils.pick_device().type in ("cpu", "mps")
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             cnnkit.utils.pick_device("cuda")
+
+
+def test_load_model_compiles_again_so_evaluate_works(tmp_path, tiny_images):
+    x, y = tiny_images
+    model = small_cnn()
+    model.compile(optimizer="sgd", learning_rate=0.05, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m")
+    loaded = cnnkit.load_model(tmp_path / "m")
+    assert loaded.evaluate(x, y, return_dict=True, verbose=0) == pytest.approx(
+        model.evaluate(x, y, return_dict=True, verbose=0))
+    assert loaded.learning_rate == pytest.approx(0.05)
+    assert not cnnkit.load_model(tmp_path / "m", compile=False).compiled
+
+
+def test_fit_on_a_grayscale_folder(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    model = cnnkit.Sequential([layers.Input((8, 8, 1)), layers.Flatten(), layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    hist = model.fit(str(tmp_path), epochs=1, verbose=0)
+    assert len(hist.epoch) == 1 and model.class_names == ["a", "b"]

@@ -149,6 +149,13 @@ class Model(nn.Module):
         self._metric_specs = list(metrics or [])
         self.metrics_list = [get_metric(m, self.loss.name) for m in self._metric_specs]
         self.compiled = True
+        self.compile_config = {  # saved with the model so load_model can compile it again
+            "optimizer": type(opt).__name__.lower() if isinstance(opt, optim_mod.Optimizer) else "adam",
+            "learning_rate": float(self.optimizer.param_groups[0]["lr"]),
+            "loss": self.loss.name,
+            "from_logits": self.loss.from_logits,
+            "metrics": [m if isinstance(m, str) else m.name for m in self._metric_specs],
+        }
         return self
 
     def trainable_parameters(self):
@@ -182,7 +189,10 @@ class Model(nn.Module):
         """Arrays, tensors or a dataset object -> (images, labels) tensors, shape-checked."""
         if isinstance(x, (str,)) or hasattr(x, "__fspath__"):
             from .. import datasets
-            x = datasets.image_dataset_from_directory(x, image_size=self.input_shape[:2] if self.input_shape else None)
+            channels = self.input_shape[-1] if self.input_shape and len(self.input_shape) == 3 else 3
+            x = datasets.image_dataset_from_directory(
+                x, image_size=self.input_shape[:2] if self.input_shape else None,
+                color_mode={1: "grayscale", 4: "rgba"}.get(channels, "rgb"))
         if _is_dataset(x):
             if self.class_names is None and getattr(x, "class_names", None):
                 self.class_names = list(x.class_names)

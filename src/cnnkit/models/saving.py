@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -54,6 +55,7 @@ def model_config(model) -> dict:
         "preprocess": model.preprocess.config(),
         "class_names": model.class_names,
         "output": model.output_kind,
+        "compile": getattr(model, "compile_config", None),
     }
 
 
@@ -141,10 +143,12 @@ def _build(config: dict, module=None):
     raise ModelFileError(f"unknown architecture kind {kind!r} in the model config")
 
 
-def load_model(path, module=None, device=None, compile: bool = False):
+def load_model(path, module=None, device=None, compile: bool = True):
     """Rebuild a saved model; weights load through safetensors (no pickle).
 
     ``module``: for a model that wraps a plain nn.Module, an instance (or class) to load into.
+    ``compile``: as in Keras, compile again with the saved optimizer, loss and metrics (a fresh
+    optimizer state), so ``evaluate`` works at once.
     """
     path = Path(path)
     config = read_config(path)
@@ -153,6 +157,15 @@ def load_model(path, module=None, device=None, compile: bool = False):
         model._set_input_shape(tuple(__import__("cnnkit").layers.keras_to_torch_shape(config["input_shape"])))
     model.name = config.get("name") or model.name
     load_weights(model, path / WEIGHTS_FILE)
+    saved = config.get("compile")
+    if compile and saved:
+        from ..train.losses import get as get_loss
+        loss = get_loss(saved["loss"])
+        loss.from_logits = bool(saved.get("from_logits"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the from_logits note was given at first compile
+            model.compile(optimizer=saved["optimizer"], loss=loss, metrics=saved.get("metrics"),
+                          learning_rate=saved.get("learning_rate"), device=device)
     if device is not None:
         model.to(device)
     model.eval()
