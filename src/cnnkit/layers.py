@@ -107,9 +107,10 @@ class Layer(nn.Module):
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
+        """Keras's ``layer.trainable = False``: parameters frozen and BatchNorm in inference mode."""
+        from .models.transfer import set_trainable
         self._trainable = bool(value)
-        for p in self.parameters():
-            p.requires_grad_(self._trainable)
+        set_trainable(self, self._trainable)
 
     def count_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -476,6 +477,9 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
     """Rebuild a layer from the name and config saved by ``Sequential.get_config``."""
     if class_name in LAYER_CLASSES:
         return LAYER_CLASSES[class_name](**config)
+    if class_name == "ZooModel":  # a zoo backbone inside a Sequential (transfer learning)
+        from .models.transfer import ZooModel
+        return ZooModel.from_config(config)
     from .data import augment
     cls = getattr(augment, class_name, None)
     if cls is None or not isinstance(cls, type):

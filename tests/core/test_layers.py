@@ -145,3 +145,32 @@ def test_facade_model_is_a_torch_module():
     assert set(model.state_dict()) == {"layers.1.linear.weight", "layers.1.linear.bias"}
     model.to("cpu").to(torch.float64).to(torch.float32)
     assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 3)
+
+
+def test_keras_transfer_pattern_saves_and_reloads(tmp_path, capsys):
+    """ResNet base with trainable=False inside a Sequential, as the tutorial writes it."""
+    base = cnnkit.applications.ResNet18(weights=None, include_top=False, input_shape=(32, 32, 3),
+                                        pooling="avg")
+    base.trainable = False
+    model = cnnkit.Sequential([base, layers.Dense(8, activation="relu"),
+                               layers.Dense(3, activation="softmax")])
+    assert model.output_shape == (3,)
+    model.summary()
+    text = capsys.readouterr().out
+    assert "Trainable params: 4,131 " in text  # 512*8+8 + 8*3+3
+    assert "frozen (BatchNorm in inference mode)" in text
+    model.save(tmp_path / "tl")
+    again = cnnkit.load_model(tmp_path / "tl")
+    x = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    assert again.layers[0].trainable is False
+
+
+def test_batchnorm_layer_frozen_keeps_statistics():
+    model = cnnkit.Sequential([layers.Input((4, 4, 2)), layers.BatchNormalization()])
+    bn = model.layers[0]
+    bn.trainable = False
+    before = bn.bn.running_mean.clone()
+    model.train()
+    model(torch.rand(8, 2, 4, 4) + 5)
+    assert torch.equal(bn.bn.running_mean, before)

@@ -98,6 +98,16 @@ class Model(nn.Module):
         return convs[-1] if convs else None
 
     # -- Keras bookkeeping -----------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return any(p.requires_grad for p in self.parameters())
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """Keras's ``model.trainable = False``: freeze every weight, BatchNorm statistics too."""
+        from .transfer import set_trainable
+        set_trainable(self, bool(value))
+
     def count_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

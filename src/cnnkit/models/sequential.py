@@ -39,6 +39,8 @@ class Sequential(Model):
         if not isinstance(layer, nn.Module):
             raise TypeError(f"Sequential.add takes a layer (a torch.nn.Module), got {layer!r}")
         declared = getattr(layer, "declared_input_shape", None)
+        if declared is None and isinstance(layer, Model):  # a base model brings its input shape
+            declared = layer.input_shape
         if declared is not None and not len(self.layers) and self.input_shape is None:
             self.input_shape = tuple(declared)
         if getattr(layer, "name", None) is None or not isinstance(layer.name, str):

@@ -50,10 +50,21 @@ def _layer_rows(model):
     return _module_rows(model)
 
 
+def _children(module: nn.Module, prefix: str = ""):
+    """Direct children, looking one level into plain containers (nn.Sequential, ModuleList)."""
+    for name, child in module.named_children():
+        if name == "preprocess":
+            continue
+        if isinstance(child, (nn.Sequential, nn.ModuleList)) and len(child) and not prefix:
+            yield from _children(child, prefix=f"{name}.")
+        else:
+            yield prefix + name, child
+
+
 def _module_rows(model):
     """A plain module: its direct children (one level into containers), shapes via hooks."""
     target = model.module if getattr(model, "module", None) is not None else model
-    children = [(n, m) for n, m in target.named_children()]
+    children = list(_children(target))
     shapes = {}
 
     def recorder(name):
@@ -117,7 +128,14 @@ def summary_text(model) -> str:
 
 
 def _training_note(model) -> str:
-    """Which top-level parts train, when some are frozen (transfer learning)."""
+    """Which parts train, when some are frozen (transfer learning)."""
+    params = list(model.parameters())
+    if params and not all(p.requires_grad for p in params):
+        try:
+            from .transfer import trainable_report
+            return " " + trainable_report(model)
+        except (ImportError, ValueError, AttributeError):
+            pass
     frozen = [n for n, m in model.named_children() if n != "preprocess"
               and any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
     return f" Frozen: {', '.join(frozen)}" if frozen else ""
