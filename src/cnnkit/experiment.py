@@ -382,6 +382,11 @@ class ResumableEarlyStopping(EarlyStopping):
             for k, v in self._restore.items():
                 setattr(self, k, v)
 
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor not in (logs or {}):
+            return  # an epoch cut short by Ctrl-C: no validation to judge
+        super().on_epoch_end(epoch, logs)
+
     def state(self) -> dict:
         return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch,
                 "stopped_epoch": self.stopped_epoch}

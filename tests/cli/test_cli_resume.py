@@ -101,7 +101,8 @@ def test_interrupt_inside_an_epoch_resumes_mid_epoch(tmp_path, monkeypatch):
     def cfg(name):
         return TrainConfig(limit=256, model="mnist-1conv", batch_size=16, epochs=3, report=False,
                            verbose="0", output=str(tmp_path), name=name, device="cpu",
-                           augment="shift=0.1,rotate=10", schedule="cosine", warmup_epochs=0.5)
+                           augment="shift=0.1,rotate=10", schedule="cosine", warmup_epochs=0.5,
+                           patience=5)
 
     whole = experiment.train(cfg("whole"), log=lambda *a: None)
     original = experiment.RunLoader.__iter__
