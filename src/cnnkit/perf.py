@@ -4,8 +4,9 @@
     perf.configure()                 # once, before training: right for this CPU or GPU
     net = perf.channels_last(net)    # NHWC memory for 4-D weights (faster convs on CPU and GPU)
 
-On a CPU, ``configure`` uses one intra-op thread per physical core (hyper-threads share the
-vector units that convolutions saturate, so they add contention, not speed), flushes
+On a CPU, ``configure`` uses one intra-op thread per free physical core (hyper-threads
+share the vector units that convolutions saturate, so they add contention, not speed; cores
+other processes keep busy are left to them, see ``auto_threads``), flushes
 denormal floats to zero (tiny activations late in training otherwise cost ~100x per op),
 and leaves the rest to oneDNN. On a GPU it turns on cuDNN autotuning and TF32 matmuls.
 ``fast_bf16_cpu()`` says whether this CPU has bfloat16 dot-product instructions (AVX512-BF16
@@ -21,8 +22,8 @@ import os
 import torch
 from torch import nn
 
-__all__ = ["configure", "physical_cores", "channels_last", "fast_bf16_cpu", "cpu_flags",
-           "settings", "default_precision"]
+__all__ = ["configure", "ensure_configured", "auto_threads", "physical_cores", "channels_last",
+           "fast_bf16_cpu", "cpu_flags", "settings", "default_precision"]
 
 
 def physical_cores() -> int:
@@ -72,19 +73,43 @@ def default_precision(device: torch.device | str) -> str:
     return "fp32"
 
 
+def auto_threads(local_processes: int | None = None) -> int:
+    """Intra-op threads for this process: its share of the physical cores that are free.
+
+    Physical cores (divided among the ranks of a torchrun job on this host), minus the cores
+    other processes keep busy (the 1-minute load average), at least 1. A busy machine gets
+    fewer threads on purpose: an OpenMP thread waiting at a barrier for a sibling that the
+    OS has descheduled spins, so oversubscribed cores run PyTorch several times slower
+    (seed 003's epoch here: 263 s with 2 threads vs 34 s with 1 at a load of 5.7).
+    """
+    if local_processes is None:
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    share = max(1, physical_cores() // max(local_processes, 1))
+    try:
+        load = os.getloadavg()[0] / max(local_processes, 1)
+    except OSError:
+        load = 0.0
+    free = physical_cores() / max(local_processes, 1) - load
+    return max(1, min(share, int(free + 0.5)))
+
+
+_CONFIGURED: dict = {}
+
+
 def configure(device: torch.device | str | None = None, threads: int | None = None,
               deterministic: bool = False) -> dict:
     """Apply the speed settings for ``device`` (default: CUDA when present, else CPU).
 
-    ``threads``: intra-op threads on the CPU (default: physical cores, divided among the
-    processes of a torchrun job on this host). Returns :func:`settings`.
+    ``threads``: intra-op threads (default: ``$CNNKIT_THREADS``, else :func:`auto_threads`).
+    Returns :func:`settings`.
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
+    if threads is None and os.environ.get("CNNKIT_THREADS"):
+        threads = int(os.environ["CNNKIT_THREADS"])
     if threads is None:
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-        threads = max(1, physical_cores() // max(local, 1))
+        threads = auto_threads()
     torch.set_num_threads(int(threads))
     torch.set_flush_denormal(True)
     if device.type == "cuda":
@@ -92,7 +117,23 @@ def configure(device: torch.device | str | None = None, threads: int | None = No
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.set_float32_matmul_precision("high")
+    _CONFIGURED[device.type] = int(threads)
     return settings()
+
+
+def ensure_configured(device: torch.device | str | None = None) -> None:
+    """:func:`configure` once per process and device type (the engine calls this).
+
+    Skipped where the user chose already: ``OMP_NUM_THREADS`` set, or ``configure`` called.
+    """
+    dev_type = torch.device(device).type if device is not None else "cpu"
+    if dev_type in _CONFIGURED:
+        return
+    if os.environ.get("OMP_NUM_THREADS") and not os.environ.get("CNNKIT_THREADS"):
+        _CONFIGURED[dev_type] = torch.get_num_threads()
+        torch.set_flush_denormal(True)
+        return
+    configure(device)
 
 
 def settings() -> dict:

@@ -16,6 +16,7 @@ import warnings
 
 import torch
 
+from .. import perf
 from . import losses as losses_mod
 from .callbacks import CallbackList
 from .history import History
@@ -89,6 +90,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
              history: History | None = None) -> History:
     """Train ``model`` for ``epochs`` (counted from 0, starting at ``initial_epoch``)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    perf.ensure_configured(device)  # threads for the free cores, denormals flushed (once)
     history = history or History()
     steps = len(train_data) if hasattr(train_data, "__len__") else None
     params = {"epochs": epochs, "steps": steps, "verbose": verbose}
@@ -153,7 +155,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                 nan_batch = step
             batch_logs = None
             if cbs.wants_batch_logs:
-                batch_logs = {"loss": float(batch_loss)}
+                batch_logs = {"loss": float(batch_loss.detach())}
             cbs.on_train_batch_end(step, batch_logs)
             running = lambda: {"loss": float(total_loss) / max(seen, 1),  # noqa: E731
                                **{m.name: m.result() for m in metrics}}
@@ -200,6 +202,7 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
                   callbacks: CallbackList | None = None) -> dict:
     """Mean loss and metrics over ``data`` in eval mode."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    perf.ensure_configured(device)
     metrics = [copy.copy(m) for m in metrics]  # do not disturb the training metrics' state
     was_training = model.training
     model.eval()
@@ -231,6 +234,7 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
 def predict_loop(model, data, *, device=None, precision="auto", logits: bool = False) -> torch.Tensor:
     """Stack the model's outputs over ``data`` (on the CPU). ``logits`` skips a final softmax."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
+    perf.ensure_configured(device)
     was_training = model.training
     model.eval()
     outs = []

@@ -1,0 +1,360 @@
+"""(a) Seed 003's workload per epoch: cnnkit vs plain PyTorch loops vs Keras/TensorFlow.
+
+The workload (shared/seeds/003): the tutorial's "simple-cnn" (Conv32-Pool-Conv64-Pool-
+Dense64-Dense10, 167,562 parameters), Adam, categorical cross-entropy, batch 64, on the
+50,000 CIFAR-10 training images: 782 steps per epoch, 10 epochs in the tutorial.
+
+Contenders, all on this machine in this one run:
+
+- cnnkit: the tutorial's Keras code written with cnnkit (``Sequential``, ``compile('adam')``,
+  ``fit(x / 255, to_categorical(y), batch_size=64)``); fp32, and bf16 autocast as an extra
+  row where the CPU multiplies bfloat16 natively.
+- torch DataLoader: a plain PyTorch loop over a torchvision-style Dataset (PIL image per
+  sample, ``ToTensor``), ``DataLoader(batch_size=64, shuffle=True)``, ``loss.item()`` per
+  step as the tutorials do.
+- torch tensor slices: a plain loop over slices of one float tensor, channels_last.
+- Keras/TensorFlow: the tutorial itself, when TensorFlow imports here or in the interpreter
+  given by ``--tf-python`` / ``$CNNKIT_TF_PYTHON``; otherwise skipped, and the issue's
+  figure of 37-52 s per epoch on this machine is printed as a labelled reference.
+
+To stay bounded each contender trains ``--steps`` batches (default 200) after a warm-up,
+and seconds per epoch are extrapolated to 782 steps (said in the output). Contenders take
+turns for ``--rounds`` rounds (the machine is shared: interleaving spreads the noise) and
+the median round is reported. GFLOP/s counts 3x the forward multiply-adds x2 per training
+image (forward + two backward products); the peak is an fp32 (and bf16) 2048^3 matmul
+measured in this run with the same threads.
+
+    python benchmarks/seed003_epoch.py                 # ~3-6 minutes on two cores
+    python benchmarks/seed003_epoch.py --accuracy      # + 10 epochs of cnnkit, held-out acc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+STEPS_PER_EPOCH = 782  # ceil(50,000 / 64)
+BATCH = 64
+
+
+# -- the workload, four ways ------------------------------------------------------------------
+def keras_style_cnnkit(precision: str):
+    from cnnkit import Sequential, layers
+    model = Sequential([
+        layers.Input((32, 32, 3)),
+        layers.Conv2D(32, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(10, activation="softmax"),
+    ], name="simple-cnn")
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+                  device="cpu", precision=precision)
+    return model
+
+
+def plain_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 6 * 6, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def train_flops_per_image(net: nn.Module) -> float:
+    """3 x 2 x forward multiply-adds of the convs and dense layers for one 32x32x3 image."""
+    macs = []
+
+    def hook(mod, inp, out):
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+            macs.append(out.numel() * k)
+        elif isinstance(mod, nn.Linear):
+            macs.append(out.numel() * mod.in_features)
+    handles = [m.register_forward_hook(hook) for m in net.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 32, 32))
+    for h in handles:
+        h.remove()
+    return 3 * 2 * float(sum(macs))
+
+
+class TorchvisionStyle(torch.utils.data.Dataset):
+    """What torchvision.datasets.CIFAR10 does per sample: PIL image, then the transform."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        from torchvision import transforms
+        self.x, self.y = x, y
+        self.transform = transforms.ToTensor()
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.x[i])), int(self.y[i])
+
+
+class Contender:
+    name = ""
+
+    def setup(self, x: np.ndarray, y: np.ndarray): ...
+
+    def run(self, steps: int) -> float:
+        """Seconds for ``steps`` training steps of batch 64."""
+        raise NotImplementedError
+
+
+class CnnkitFit(Contender):
+    def __init__(self, precision="fp32"):
+        self.precision = precision
+        self.name = "cnnkit fit" + (" (bf16 autocast)" if precision == "bf16" else "")
+
+    def setup(self, x, y):
+        from cnnkit.utils import to_categorical
+        self.x = x.astype("float32") / 255.0  # as the tutorial does
+        self.y = to_categorical(y, 10)
+        self.model = keras_style_cnnkit(self.precision)
+
+    def run(self, steps):
+        n = steps * BATCH
+        t = time.perf_counter()
+        self.model.fit(self.x[:n], self.y[:n], epochs=1, batch_size=BATCH, verbose=0)
+        return time.perf_counter() - t
+
+
+class TorchDataLoader(Contender):
+    name = "torch DataLoader loop"
+
+    def setup(self, x, y):
+        self.net = plain_net()
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+        self.loader = torch.utils.data.DataLoader(TorchvisionStyle(x, y), batch_size=BATCH,
+                                                  shuffle=True, num_workers=0)
+
+    def run(self, steps):
+        self.net.train()
+        running = 0.0
+        t = time.perf_counter()
+        for i, (xb, yb) in enumerate(self.loader):
+            if i == steps:
+                break
+            self.opt.zero_grad()
+            loss = nn.functional.cross_entropy(self.net(xb), yb)
+            loss.backward()
+            self.opt.step()
+            running += loss.item()
+        return time.perf_counter() - t
+
+
+class TorchSlices(Contender):
+    name = "torch tensor-slice loop"
+
+    def setup(self, x, y):
+        self.x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255)
+        self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.y = torch.from_numpy(y)
+        self.net = plain_net().to(memory_format=torch.channels_last)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+
+    def run(self, steps):
+        self.net.train()
+        order = torch.randperm(len(self.x))
+        t = time.perf_counter()
+        for i in range(steps):
+            idx = order[i * BATCH:(i + 1) * BATCH]
+            self.opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(self.net(self.x[idx]), self.y[idx])
+            loss.backward()
+            self.opt.step()
+        return time.perf_counter() - t
+
+
+KERAS_SCRIPT = r"""
+import json, sys, time, numpy as np
+import tensorflow as tf
+from tensorflow.keras import layers, models
+d = np.load(sys.argv[1]); steps, warmup, rounds = (int(v) for v in sys.argv[2:5])
+x = d["x"][: steps * 64].astype("float32") / 255.0
+y = tf.keras.utils.to_categorical(d["y"][: steps * 64], 10)
+model = models.Sequential([
+    layers.Input((32, 32, 3)),
+    layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
+    layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
+    layers.Flatten(), layers.Dense(64, activation='relu'), layers.Dense(10, activation='softmax')])
+model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+model.fit(x[: warmup * 64], y[: warmup * 64], epochs=1, batch_size=64, verbose=0)
+times = []
+for _ in range(rounds):
+    t = time.perf_counter()
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    times.append(time.perf_counter() - t)
+print("RESULT " + json.dumps({"times": times, "tf": tf.__version__}))
+"""
+
+
+def keras_python(arg: str | None) -> str | None:
+    """An interpreter where ``import tensorflow`` works, or None."""
+    candidates = [arg, os.environ.get("CNNKIT_TF_PYTHON"), sys.executable]
+    for py in candidates:
+        if not py:
+            continue
+        ok = subprocess.run([py, "-c", "import tensorflow"], capture_output=True).returncode == 0
+        if ok:
+            return py
+    return None
+
+
+def run_keras(py: str, steps: int, warmup: int, rounds: int) -> dict:
+    cache = _common.CACHE / "cifar10_jpeg_train.npz"
+    proc = subprocess.run([py, "-c", KERAS_SCRIPT, str(cache), str(steps), str(warmup), str(rounds)],
+                          capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"Keras run failed: {proc.stderr[-2000:]}")
+
+
+def matmul_peak(dtype=torch.float32, n=2048, reps=5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = 0.0
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def accuracy_check(epochs: int, precisions) -> dict:
+    """Train the cnnkit contender for ``epochs`` on 40k images; held-out accuracy on 10k."""
+    from cnnkit.utils import set_random_seed, to_categorical
+    (x, y), (vx, vy) = _common.cifar10()
+    out = {}
+    for precision in precisions:
+        set_random_seed(0)
+        model = keras_style_cnnkit(precision)
+        t = time.perf_counter()
+        model.fit(x.astype("float32") / 255.0, to_categorical(y, 10), epochs=epochs,
+                  batch_size=BATCH, verbose=0, seed=0)
+        seconds = time.perf_counter() - t
+        _, acc = model.evaluate(vx.astype("float32") / 255.0, to_categorical(vy, 10), verbose=0)
+        out[precision] = {"accuracy": acc, "seconds": seconds}
+        print(f"  cnnkit {precision}: {epochs} epochs on 40,000 images in {seconds:.0f}s, "
+              f"held-out accuracy {acc:.4f}  [{_common.load_note()}]", flush=True)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
+    ap.add_argument("--tf-python", default=None, help="an interpreter with TensorFlow installed")
+    ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--accuracy", action="store_true", help="also train cnnkit 10 epochs, held-out acc")
+    ap.add_argument("--json", default=None, help="write the figures here")
+    args = ap.parse_args(argv)
+
+    from cnnkit import perf
+    settings = perf.configure("cpu", threads=args.threads)
+    (x, y), _ = _common.cifar10()  # 40,000 training images; the first steps*64 are used
+    need = (args.steps + args.warmup) * BATCH
+    if len(x) < need:
+        ap.error(f"--steps + --warmup need {need} images; there are {len(x)}")
+    print(f"seed 003 workload: simple-cnn, Adam, batch {BATCH}; {args.steps} steps timed per "
+          f"round after {args.warmup} warm-up steps, x{STEPS_PER_EPOCH / args.steps:.2f} -> one epoch "
+          f"of {STEPS_PER_EPOCH} steps; median of {args.rounds} interleaved rounds")
+    print(f"torch {torch.__version__}, {settings['threads']} threads, {settings['physical_cores']} "
+          f"physical cores, {settings['cpu_capability']}, native bf16: {settings['cpu_bf16']}; "
+          f"{_common.load_note()}", flush=True)
+
+    flops = train_flops_per_image(plain_net())
+    contenders: list[Contender] = [CnnkitFit("fp32"), TorchDataLoader(), TorchSlices()]
+    if settings["cpu_bf16"]:
+        contenders.insert(1, CnnkitFit("bf16"))
+    for c in contenders:
+        c.setup(x[:need], y[:need])
+        c.run(args.warmup)
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    loads = []
+    for r in range(args.rounds):
+        for c in contenders:
+            times[c.name].append(c.run(args.steps))
+        loads.append(os.getloadavg()[0])
+        print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items())
+              + f"  [load {loads[-1]:.2f}]", flush=True)
+
+    keras = None
+    if not args.no_keras:
+        py = keras_python(args.tf_python)
+        if py:
+            print(f"  Keras/TensorFlow via {py} ...", flush=True)
+            keras = run_keras(py, args.steps, args.warmup, args.rounds)
+            times[f"Keras/TensorFlow {keras['tf']}"] = keras["times"]
+        else:
+            print("  Keras/TensorFlow: skipped (TensorFlow does not import here; pass --tf-python)")
+
+    peak32 = matmul_peak(torch.float32)
+    peak16 = matmul_peak(torch.bfloat16) if settings["cpu_bf16"] else None
+    rows = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        per_epoch = med * STEPS_PER_EPOCH / args.steps
+        ips = args.steps * BATCH / med
+        gflops = ips * flops / 1e9
+        peak = peak16 if "bf16" in name else peak32
+        rows[name] = {"s_per_epoch": per_epoch, "images_per_s": ips, "gflops": gflops,
+                      "peak_fraction": gflops / peak, "rounds_s": ts}
+    print(f"\ntraining FLOPs per image {flops / 1e6:.1f} M; matmul peak fp32 {peak32:.0f} GFLOP/s"
+          + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else ""))
+    print(f"{'contender':34s} {'s/epoch':>8s} {'images/s':>9s} {'GFLOP/s':>8s} {'of peak':>8s}")
+    for name, r in rows.items():
+        print(f"{name:34s} {r['s_per_epoch']:8.1f} {r['images_per_s']:9.0f} {r['gflops']:8.1f} "
+              f"{100 * r['peak_fraction']:7.1f}%")
+    if keras is None:
+        print(f"{'Keras/TensorFlow (issue figure)':34s} {'37-52':>8s}   (reference, not measured here)")
+    base = rows["cnnkit fit"]["s_per_epoch"]
+    print("\nsame-run ratios (their s/epoch / cnnkit's; > 1 means cnnkit is faster):")
+    for name, r in rows.items():
+        if name != "cnnkit fit":
+            print(f"  {name:34s} {r['s_per_epoch'] / base:5.2f}x")
+    if keras is None:
+        print(f"  {'Keras/TensorFlow (issue 37-52 s)':34s} {37 / base:5.2f}-{52 / base:.2f}x "
+              "(reference figure, not this run)")
+    if "cnnkit fit (bf16 autocast)" in rows:
+        b16 = rows["cnnkit fit (bf16 autocast)"]["s_per_epoch"]
+        print("  vs cnnkit bf16: " + ", ".join(f"{n} {r['s_per_epoch'] / b16:.2f}x"
+                                                for n, r in rows.items() if "bf16" not in n))
+    print(f"load during the rounds: {', '.join(f'{v:.2f}' for v in loads)}; {_common.load_note()}")
+    acc = None
+    if args.accuracy:
+        print("\naccuracy (same workload, 10 epochs, 40,000 train / 10,000 held out):")
+        acc = accuracy_check(10, ["fp32"] + (["bf16"] if settings["cpu_bf16"] else []))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": settings, "steps": args.steps,
+                                               "rows": rows, "accuracy": acc, "loads": loads,
+                                               "flops_per_image": flops, "peak_fp32": peak32,
+                                               "peak_bf16": peak16}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
