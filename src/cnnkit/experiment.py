@@ -749,8 +749,9 @@ def evaluate_run(run, model, data: Data, cfg: TrainConfig, *, history, seconds, 
     wait_s = sum(r.get("data_wait_s", 0.0) for r in history)
     compute_s = sum(r.get("compute_s", 0.0) for r in history)
     metrics = {
-        "evaluated_on": f"{data.test_name} ({len(split[0])} images"
-                        + (", held out from training)" if data.test_name == "validation" else ")"),
+        "evaluated_on": (f"test split ({len(split[0])} images)" if data.test_name == "test" else
+                         f"validation split ({len(split[0])} images, held out from training)"),
+        "split": data.test_name,
         "weights": "last",
         "test_loss": ev["loss"],
         "test_accuracy": ev["accuracy"],
@@ -786,8 +787,11 @@ def evaluate_run(run, model, data: Data, cfg: TrainConfig, *, history, seconds, 
     log(f"done: {epochs_run} epochs{stopped} in {train_s:.1f}s "
         f"({train_s / max(epochs_run, 1):.1f}s/epoch, data wait {100 * wait_s / max(train_s, 1e-9):.0f}%)"
         f"{best_txt}")
-    log(f"test accuracy: {ev['accuracy']:.4f} (loss {ev['loss']:.4f}) on {len(split[0])} "
-        f"{data.test_name} images; evaluation and report took {time.perf_counter() - t0:.1f}s")
+    n = len(split[0])
+    label, where = (("test accuracy", f"{n} test images") if data.test_name == "test" else
+                    ("held-out accuracy", f"{n} validation images held out from training"))
+    log(f"{label}: {ev['accuracy']:.4f} (loss {ev['loss']:.4f}) on {where}; "
+        f"evaluation and report took {time.perf_counter() - t0:.1f}s")
     if cfg.report and run.report.exists():
         log(f"report: {run.report}")
     return metrics

@@ -49,7 +49,7 @@ def test_cifar_folder_run_writes_every_file(cifar_run):
     assert f"report: {run / 'report.html'}" in stdout
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["class_names"] == CLASSES
-    assert metrics["evaluated_on"].startswith("validation (5000 images")
+    assert metrics["evaluated_on"].startswith("validation split (5000 images") and metrics["split"] == "validation"
     assert metrics["test_accuracy"] > 0.3          # 10 classes: chance is 0.1
     assert [len(r) for r in metrics["confusion_matrix"]] == [10] * 10
     assert sum(map(sum, metrics["confusion_matrix"])) == 5000

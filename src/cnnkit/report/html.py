@@ -103,8 +103,9 @@ def render_report(run_dir) -> str:
     # key numbers
     cards = []
     if metrics:
-        cards += [("test accuracy", _fmt(metrics.get("test_accuracy"))),
-                  ("test loss", _fmt(metrics.get("test_loss"))),
+        split = "test" if metrics.get("split", "test") == "test" else "held-out"
+        cards += [(f"{split} accuracy", _fmt(metrics.get("test_accuracy"))),
+                  (f"{split} loss", _fmt(metrics.get("test_loss"))),
                   ("macro F1", _fmt(metrics.get("macro_f1"))),
                   ("epochs", f"{metrics.get('epochs_run')}/{metrics.get('epochs_planned')}"),
                   ("s / epoch", _fmt(metrics.get("seconds_per_epoch"), 2))]
@@ -117,8 +118,8 @@ def render_report(run_dir) -> str:
             f"<div class='card'><div class='v'>{_e(v)}</div><div class='k'>{_e(k)}</div></div>"
             for k, v in cards) + "</div>")
     if metrics.get("evaluated_on"):
-        parts.append(f"<p>Evaluated on the {_e(metrics['evaluated_on'])} with the {_e(metrics.get('weights', 'last'))} "
-                     "weights." + (f" Best {_e(metrics['best'].get('monitor'))}: "
+        parts.append(f"<p>Evaluated on the {_e(metrics['evaluated_on'])} with the "
+                     f"{_e(metrics.get('weights', 'last'))} weights." + (f" Best {_e(metrics['best'].get('monitor'))}: "
                                    f"{_fmt(metrics['best'].get('value'))} at epoch {_e(metrics['best'].get('epoch'))} "
                                    "(saved in best/)." if metrics.get("best") else "") + "</p>")
     for note in metrics.get("notes") or []:
