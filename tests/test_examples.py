@@ -27,3 +27,23 @@ def test_example_runs(script, expect, shared_datasets, tmp_path):
     if script.startswith("seed003"):
         assert (tmp_path / "seed003_accuracy.png").stat().st_size > 1000
         assert (tmp_path / "seed003_sample_prediction.png").stat().st_size > 1000
+
+
+def _accuracy(stdout: str, label: str) -> float:
+    line = next(line for line in stdout.splitlines() if line.startswith(label))
+    return float(line.split(":")[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, label, floor", [
+    # seed 002's one-conv MNIST net, 10 epochs: the issue asks for >= 98% on held-out digits
+    ("seed002_mnist.py", "Test Accuracy:", 0.98),
+    # seed 003's workflow, 10 epochs of batch 64: Keras/TF reached 67.7% on this JPEG copy
+    ("seed003_cifar10_simple_cnn.py", "Test accuracy:", 0.66),
+])
+def test_tutorial_reaches_its_accuracy(script, label, floor, shared_datasets, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--data", str(shared_datasets), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=1800, cwd=EXAMPLES)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _accuracy(result.stdout, label) >= floor, result.stdout[-2000:]
