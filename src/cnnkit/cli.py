@@ -1,4 +1,4 @@
-"""The ``cnnkit`` command line.
+"""The cnnkit command line.
 
     cnnkit train                                  # the default model on the bundled digits, offline
     cnnkit train --data PATH --model simple-cnn   # your folder of class folders
@@ -275,7 +275,7 @@ def cmd_evaluate(args) -> int:
     elif args.data and Path(args.data).expanduser().is_dir():
         split, where = data.train, f"all of {args.data}"
     else:
-        split, where = data.val, f"the validation images held out from {data.source} (seed {cfg.seed})"
+        split, where = data.val, f"validation images held out from {data.source}, seed {cfg.seed}"
     if split is None or not len(split[0]):
         raise CliError(f"no labelled images to evaluate on in {data.source}")
     names = model.class_names or data.class_names
@@ -471,8 +471,7 @@ def cmd_export(args) -> int:
         raise CliError(f"export needs cnnkit.export and its extras (pip install 'cnnkit[export]'): "
                        f"{err}") from err
     model, _ = _load_model(args.model, args.weights)
-    result = export(model, args.output, format=args.format, check=not args.no_check)
-    print(f"exported: {getattr(result, 'path', args.output)}")
+    export(model, args.output, format=args.format, check=not args.no_check)  # it reports itself
     return 0
 
 
