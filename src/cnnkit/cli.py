@@ -318,7 +318,11 @@ def _decode(path: Path, shape):
 
 def cmd_predict(args) -> int:
     import numpy as np
-    model, path = _load_model(args.model, args.weights, args.device)
+    from .export import is_exported, load_exported
+    if is_exported(args.model):  # an ONNX / TorchScript file from `cnnkit export`
+        model, path = load_exported(args.model), Path(args.model)
+    else:
+        model, path = _load_model(args.model, args.weights, args.device)
     shape = tuple(model.input_shape)
     if len(shape) != 3:
         raise CliError(f"{path}: takes input {shape}, not images")

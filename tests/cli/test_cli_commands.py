@@ -283,3 +283,19 @@ def test_recipe_refuses_settings_it_decides_and_unknown_names(tmp_path, capsys):
     assert main(["train", "--nproc", "2", "--output", str(tmp_path)]) == 2
     assert "add --recipe" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_predict_accepts_an_exported_onnx_file(tiny_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    for i in range(2):
+        _digit_png(tmp_path / f"d{i}.png")
+    onnx_path = tmp_path / "model.onnx"
+    assert main(["export", str(tiny_run), str(onnx_path), "--format", "onnx"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(onnx_path), str(tmp_path / "d*.png"), "--json"]) == 0
+    from_onnx = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(tiny_run), str(tmp_path / "d*.png"), "--json"]) == 0
+    from_torch = json.loads(capsys.readouterr().out)
+    for a, b in zip(from_onnx["results"], from_torch["results"]):
+        assert a["predictions"][0]["class"] == b["predictions"][0]["class"]
+        assert a["predictions"][0]["probability"] == pytest.approx(b["predictions"][0]["probability"], abs=1e-4)
