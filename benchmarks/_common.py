@@ -1,9 +1,9 @@
 """Shared helpers for the benchmark scripts: real data with a held-out split, timing, load.
 
 CIFAR-10 comes from ``$CNNKIT_DATASETS/cifar10-jpeg/train/<class>/*.jpg`` (default
-``/work/shared/datasets``). It is decoded once with the data engineer's
-``image_dataset_from_directory`` when that exists, else with Pillow in a process pool, and
-cached as an ``.npz`` under ``$CNNKIT_BENCH_CACHE`` (default ``/tmp/cnnkit-bench``).
+``/work/shared/datasets``), decoded once by ``cnnkit.data.folder.image_dataset_from_directory``
+(which caches the decoded array); without it, with Pillow in a process pool, cached as an
+``.npz`` under ``$CNNKIT_BENCH_CACHE`` (default ``/tmp/cnnkit-bench``).
 Held out: the last 1,000 images of every class (files 4000-4999), 10,000 in all.
 MNIST: the canonical training IDX files; the last 10,000 digits are held out.
 """
@@ -41,21 +41,35 @@ def _decode_cifar_folder(root: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.asarray(labels, dtype=np.int64)
 
 
+def _cifar_arrays(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All 50,000 images NHWC uint8 in class order, then file-name order, and their labels."""
+    try:  # the project's own folder loader, with its decoded-array cache
+        from cnnkit.data.folder import image_dataset_from_directory
+    except ImportError:
+        image_dataset_from_directory = None
+    if image_dataset_from_directory is not None:
+        ds = image_dataset_from_directory(root, shuffle=False, verbose=False)
+        if list(ds.class_names) != CIFAR_CLASSES:
+            raise ValueError(f"unexpected CIFAR-10 class folders: {ds.class_names}")
+        return ds.images.permute(0, 2, 3, 1).contiguous().numpy(), ds.labels.numpy().astype(np.int64)
+    cached = CACHE / "cifar10_jpeg_train.npz"
+    if cached.exists():
+        with np.load(cached) as d:
+            return d["x"], d["y"]
+    x, y = _decode_cifar_folder(root)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    os.replace(tmp, cached)
+    return x, y
+
+
 def cifar10(holdout_per_class: int = 1000):
     """((x_train, y_train), (x_val, y_val)): NHWC uint8 numpy, int64 labels; val held out."""
     root = DATASETS / "cifar10-jpeg" / "train"
     if not root.is_dir():
         raise FileNotFoundError(f"CIFAR-10 JPEG folder not found at {root}")
-    cached = CACHE / "cifar10_jpeg_train.npz"
-    if cached.exists():
-        with np.load(cached) as d:
-            x, y = d["x"], d["y"]
-    else:
-        x, y = _decode_cifar_folder(root)
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npz")
-        np.savez(tmp, x=x, y=y)
-        os.replace(tmp, cached)
+    x, y = _cifar_arrays(root)
     val = np.zeros(len(y), dtype=bool)
     for c in range(10):
         idx = np.flatnonzero(y == c)

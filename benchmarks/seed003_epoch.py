@@ -220,10 +220,14 @@ def keras_python(arg: str | None) -> str | None:
     return None
 
 
-def run_keras(py: str, steps: int, warmup: int, rounds: int) -> dict:
-    cache = _common.CACHE / "cifar10_jpeg_train.npz"
-    proc = subprocess.run([py, "-c", KERAS_SCRIPT, str(cache), str(steps), str(warmup), str(rounds)],
-                          capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+def run_keras(py: str, x: np.ndarray, y: np.ndarray, steps: int, warmup: int, rounds: int) -> dict:
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "cifar.npz"
+        np.savez(data, x=x, y=y)
+        proc = subprocess.run([py, "-c", KERAS_SCRIPT, str(data), str(steps), str(warmup),
+                               str(rounds)], capture_output=True, text=True,
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -307,7 +311,7 @@ def main(argv=None) -> int:
         py = keras_python(args.tf_python)
         if py:
             print(f"  Keras/TensorFlow via {py} ...", flush=True)
-            keras = run_keras(py, args.steps, args.warmup, args.rounds)
+            keras = run_keras(py, x[:need], y[:need], args.steps, args.warmup, args.rounds)
             times[f"Keras/TensorFlow {keras['tf']}"] = keras["times"]
         else:
             print("  Keras/TensorFlow: skipped (TensorFlow does not import here; pass --tf-python)")

@@ -6,7 +6,7 @@
 
 On a CPU, ``configure`` uses one intra-op thread per free physical core (hyper-threads
 share the vector units that convolutions saturate, so they add contention, not speed; cores
-other processes keep busy are left to them, see ``auto_threads``), flushes
+other processes are keeping busy are left to them, see ``auto_threads``), flushes
 denormal floats to zero (tiny activations late in training otherwise cost ~100x per op),
 and leaves the rest to oneDNN. On a GPU it turns on cuDNN autotuning and TF32 matmuls.
 ``fast_bf16_cpu()`` says whether this CPU has bfloat16 dot-product instructions (AVX512-BF16
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 
 import torch
 from torch import nn
@@ -73,24 +74,44 @@ def default_precision(device: torch.device | str) -> str:
     return "fp32"
 
 
-def auto_threads(local_processes: int | None = None) -> int:
-    """Intra-op threads for this process: its share of the physical cores that are free.
+def idle_cores(window_s: float = 0.25) -> float | None:
+    """Cores left idle by every process on the machine over the next ``window_s`` seconds
+    (from /proc/stat; this process sleeps meanwhile). None where /proc/stat is missing."""
+    def sample():
+        with open("/proc/stat") as f:
+            parts = [float(v) for v in f.readline().split()[1:]]
+        return parts[3] + (parts[4] if len(parts) > 4 else 0.0), sum(parts[:8])
+    try:
+        idle0, total0 = sample()
+        time.sleep(window_s)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (idle1 - idle0) / (total1 - total0)
 
-    Physical cores (divided among the ranks of a torchrun job on this host), minus the cores
-    other processes keep busy (the 1-minute load average), at least 1. A busy machine gets
-    fewer threads on purpose: an OpenMP thread waiting at a barrier for a sibling that the
-    OS has descheduled spins, so oversubscribed cores run PyTorch several times slower
-    (seed 003's epoch here: 263 s with 2 threads vs 34 s with 1 at a load of 5.7).
+
+def auto_threads(local_processes: int | None = None) -> int:
+    """Intra-op threads for this process: its share of the physical cores that are idle.
+
+    Physical cores (divided among the ranks of a torchrun job on this host), fewer when other
+    processes keep some busy right now (measured over a quarter second), at least 1. A busy
+    machine gets fewer threads on purpose: an OpenMP thread waiting at a barrier for a
+    sibling the OS has descheduled spins, so oversubscribed cores run PyTorch several times
+    slower (seed 003's epoch here, others keeping both cores busy: 263 s with 2 threads,
+    34 s with 1; on idle cores 2 threads take 15 s and 1 thread 23 s).
     """
     if local_processes is None:
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    share = max(1, physical_cores() // max(local_processes, 1))
-    try:
-        load = os.getloadavg()[0] / max(local_processes, 1)
-    except OSError:
-        load = 0.0
-    free = physical_cores() / max(local_processes, 1) - load
-    return max(1, min(share, int(free + 0.5)))
+    local_processes = max(local_processes, 1)
+    share = max(1, physical_cores() // local_processes)
+    idle = idle_cores()
+    if idle is None:
+        return share
+    ratio = physical_cores() / max(os.cpu_count() or 1, 1)  # idle logical -> physical cores
+    free = idle * ratio / local_processes
+    return max(1, min(share, int(free + 0.3)))
 
 
 _CONFIGURED: dict = {}
