@@ -83,6 +83,24 @@ def fmt_s(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def print_table(results: dict, device_type: str) -> None:
+    print(f"\n{'recipe':12s} {'target':>7s} {'seconds to target':>20s} {'reached':>8s} "
+          f"{'final acc':>10s} {'train s':>8s} {'PFLOP':>7s}")
+    for name, runs in results.items():
+        targets = [t for t in TARGETS[dataset_for(name)] if t != 0.94 or device_type == "cuda"]
+        for t in targets:
+            times = []
+            for r in runs:
+                hit = next((row["seconds"] for row in r["history"]
+                            if row.get("val_accuracy", 0) >= t), None)
+                if hit is not None:
+                    times.append(hit)
+            print(f"{name:12s} {100 * t:6.1f}% {fmt_s(times):>20s} {len(times):>4d}/{len(runs):<3d} "
+                  f"{statistics.mean(r['accuracy'] for r in runs):10.4f} "
+                  f"{statistics.mean(r['seconds'] for r in runs):8.1f} "
+                  f"{statistics.mean(r['flops'] for r in runs) / 1e15:7.3f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recipes", nargs="+", default=["fast", "mnist-fast"])
@@ -93,7 +111,13 @@ def main(argv=None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                     help="recipe overrides, e.g. epochs=4 (Python literals)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--report", default=None, metavar="JSON",
+                    help="print the table of an earlier run's --json file and stop")
     args = ap.parse_args(argv)
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        print_table(saved["results"], saved["device"].split(":")[0])
+        return 0
 
     import ast
     from cnnkit import perf, recipes
@@ -124,21 +148,7 @@ def main(argv=None) -> int:
                   f"load {r['load_after']:.2f}", flush=True)
         results[name] = runs
 
-    print(f"\n{'recipe':12s} {'target':>7s} {'seconds to target':>20s} {'reached':>8s} "
-          f"{'final acc':>10s} {'train s':>8s} {'PFLOP':>7s}")
-    for name, runs in results.items():
-        targets = [t for t in TARGETS[dataset_for(name)] if t < 0.94 or device.type == "cuda"]
-        for t in targets:
-            times = []
-            for r in runs:
-                hit = next((row["seconds"] for row in r["history"]
-                            if row.get("val_accuracy", 0) >= t), None)
-                if hit is not None:
-                    times.append(hit)
-            print(f"{name:12s} {100 * t:6.1f}% {fmt_s(times):>20s} {len(times):>4d}/{len(runs):<3d} "
-                  f"{statistics.mean(r['accuracy'] for r in runs):10.4f} "
-                  f"{statistics.mean(r['seconds'] for r in runs):8.1f} "
-                  f"{statistics.mean(r['flops'] for r in runs) / 1e15:7.3f}")
+    print_table(results, device.type)
     if device.type == "cuda" and "fast" in results:
         print(f"airbench94 (published, A100, compiled): 94% in {AIRBENCH94_A100_S} s")
     print(_common.load_note())
