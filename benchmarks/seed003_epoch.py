@@ -298,23 +298,23 @@ def main(argv=None) -> int:
         c.setup(x[:need], y[:need])
         c.run(args.warmup)
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    py = None if args.no_keras else keras_python(args.tf_python)
+    if py:
+        print(f"  Keras/TensorFlow via {py}: a fresh process each round (import and warm-up "
+              "untimed)", flush=True)
+    elif not args.no_keras:
+        print("  Keras/TensorFlow: skipped (TensorFlow does not import here; pass --tf-python)")
+    keras = None
     loads = []
     for r in range(args.rounds):
         for c in contenders:
             times[c.name].append(c.run(args.steps))
+        if py:  # interleaved with the others, so every contender sees the same load
+            keras = run_keras(py, x[:need], y[:need], args.steps, args.warmup, 1)
+            times.setdefault(f"Keras/TensorFlow {keras['tf']}", []).extend(keras["times"])
         loads.append(os.getloadavg()[0])
         print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items())
               + f"  [load {loads[-1]:.2f}]", flush=True)
-
-    keras = None
-    if not args.no_keras:
-        py = keras_python(args.tf_python)
-        if py:
-            print(f"  Keras/TensorFlow via {py} ...", flush=True)
-            keras = run_keras(py, x[:need], y[:need], args.steps, args.warmup, args.rounds)
-            times[f"Keras/TensorFlow {keras['tf']}"] = keras["times"]
-        else:
-            print("  Keras/TensorFlow: skipped (TensorFlow does not import here; pass --tf-python)")
 
     peak32 = matmul_peak(torch.float32)
     peak16 = matmul_peak(torch.bfloat16) if settings["cpu_bf16"] else None
