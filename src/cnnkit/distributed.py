@@ -62,6 +62,9 @@ def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", 0))
 
 
+_current_rank = rank  # ShardedLoader's ``rank`` argument shadows the function
+
+
 def world_size() -> int:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
@@ -160,7 +163,7 @@ class ShardedLoader(InMemoryLoader):
     def __init__(self, images, labels, batch_size: int = 32, shuffle: bool = False,
                  seed: int | None = None, device=None, drop_last: bool = False,
                  sample_weight=None, rank: int | None = None, world: int | None = None):
-        self.rank = globals()["rank"]() if rank is None else int(rank)
+        self.rank = _current_rank() if rank is None else int(rank)
         self.world = world_size() if world is None else int(world)
         if not 0 <= self.rank < self.world:
             raise ValueError(f"rank {self.rank} is outside a world of {self.world}")
