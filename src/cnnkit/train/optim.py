@@ -30,8 +30,13 @@ class Optimizer:
         opts["lr"] = self.learning_rate
         opts["weight_decay"] = self.weight_decay
         accepted = inspect.signature(self.torch_class).parameters
-        # foreach: one fused kernel per parameter group instead of a Python loop per tensor
-        if "foreach" in accepted and "foreach" not in opts:
+        params = list(params)
+        # fused: the whole update in one kernel (CPU and CUDA float tensors); else foreach:
+        # one kernel per parameter group instead of a Python loop per tensor
+        fusable = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        if "fused" in accepted and fusable and "fused" not in opts and "foreach" not in opts:
+            opts["fused"] = True
+        elif "foreach" in accepted and "foreach" not in opts and "fused" not in opts:
             opts["foreach"] = True
         return self.torch_class(params, **opts)
 
