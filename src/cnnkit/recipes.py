@@ -288,8 +288,12 @@ def build_optimizer(model, recipe: Recipe, steps_per_epoch: int, total_steps: in
     (frozen without touching ``requires_grad``, which DDP and torch.compile would notice).
     """
     groups = _param_groups(model, recipe, recipe.batch_size)
-    opt = torch.optim.SGD(groups, lr=groups[2]["lr"], momentum=recipe.momentum, nesterov=True,
-                          foreach=True)
+    try:  # one fused kernel per step where this PyTorch offers it for the device
+        opt = torch.optim.SGD(groups, lr=groups[2]["lr"], momentum=recipe.momentum,
+                              nesterov=True, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        opt = torch.optim.SGD(groups, lr=groups[2]["lr"], momentum=recipe.momentum,
+                              nesterov=True, foreach=True)
     tri = triangle(total_steps, *recipe.schedule)
     freeze_at = int(round(recipe.whiten_bias_epochs * steps_per_epoch)) if recipe.whiten else None
 
