@@ -121,16 +121,24 @@ def configure(device: torch.device | str | None = None, threads: int | None = No
               deterministic: bool = False) -> dict:
     """Apply the speed settings for ``device`` (default: CUDA when present, else CPU).
 
-    ``threads``: intra-op threads (default: ``$CNNKIT_THREADS``, else :func:`auto_threads`).
+    ``threads``: intra-op threads (default: ``$CNNKIT_THREADS`` — a number, or ``auto`` for
+    :func:`auto_threads` on a shared busy machine — else this process's share of the
+    physical cores, a fixed number so that the same seed gives the same result).
     Returns :func:`settings`.
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    if threads is None and os.environ.get("CNNKIT_THREADS"):
-        threads = int(os.environ["CNNKIT_THREADS"])
-    if threads is None:
+    env = os.environ.get("CNNKIT_THREADS", "").strip().lower()
+    if threads is None and env == "auto":
         threads = auto_threads()
+    elif threads is None and env:
+        threads = int(env)
+    if threads is None:
+        # A fixed count by default: results depend (in the last bits) on the thread count, so
+        # a count read off the machine's momentary load would make runs unrepeatable.
+        local = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
+        threads = max(1, physical_cores() // local)
     torch.set_num_threads(int(threads))
     torch.set_flush_denormal(True)
     if device.type == "cuda":

@@ -55,3 +55,16 @@ def test_channels_last_converts_weights_and_marks_the_model():
     assert perf.channels_last(model) is model
     assert model.memory_format == torch.channels_last
     assert model.module[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_default_threads_are_fixed_and_auto_is_opt_in(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("CNNKIT_THREADS", raising=False)
+        monkeypatch.setattr(perf, "auto_threads", lambda *a, **k: 99)  # must not be consulted
+        assert perf.configure("cpu")["threads"] == perf.physical_cores()
+        monkeypatch.setenv("CNNKIT_THREADS", "auto")
+        monkeypatch.setattr(perf, "auto_threads", lambda *a, **k: 1)
+        assert perf.configure("cpu")["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
