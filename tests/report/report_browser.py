@@ -4,23 +4,14 @@ screenshot is copied to $CNNKIT_ARTIFACTS when that is set."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
-import pytest
-
-CHROMIUM = os.environ.get("CNNKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from chromium_helper import keep_artifact, launch, sync_api
 
 def open_report(report: Path, shot: Path) -> dict:
     """Load ``report`` in Chromium, screenshot it to ``shot``; what the page shows."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+    with sync_api().sync_playwright() as p:
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 3000})
             page.set_default_timeout(30_000)
@@ -34,10 +25,7 @@ def open_report(report: Path, shot: Path) -> dict:
             page.screenshot(path=str(shot))
         finally:
             browser.close()
-    if os.environ.get("CNNKIT_ARTIFACTS"):
-        out = Path(os.environ["CNNKIT_ARTIFACTS"])
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, out / shot.name)
+    keep_artifact(shot)
     return {"images": {i["plot"]: i for i in images}, "title": title}
 
 

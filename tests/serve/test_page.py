@@ -4,28 +4,19 @@ Skips cleanly where Chromium or the playwright package is missing. The screensho
 under the test's tmp dir, and copied to $CNNKIT_ARTIFACTS when that is set.
 """
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
 from cnnkit.serve import create_app, running
 
-CHROMIUM = os.environ.get("CNNKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from chromium_helper import keep_artifact, launch, sync_api
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+    with sync_api().sync_playwright() as p:
+        b = launch(p)
         try:
             yield b
         finally:
@@ -74,7 +65,4 @@ def test_upload_shows_prediction_and_overlay(browser, tiny_model, tmp_path):
         finally:
             page.close()
     assert shot.stat().st_size > 10_000
-    if os.environ.get("CNNKIT_ARTIFACTS"):
-        out = Path(os.environ["CNNKIT_ARTIFACTS"])
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, out / shot.name)
+    keep_artifact(shot)
