@@ -127,6 +127,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
         for step, batch in enumerate(train_data):
             t_start = time.perf_counter()
             timing.data_s += t_start - t_wait
+            cbs.on_train_batch_begin(step)
             x, y, w = _split_batch(batch, device)
             x = _to_float(model, x)
             if augment is not None:
