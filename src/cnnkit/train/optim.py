@@ -33,7 +33,8 @@ class Optimizer:
         params = list(params)
         # fused: the whole update in one kernel (CPU and CUDA float tensors); else foreach:
         # one kernel per parameter group instead of a Python loop per tensor
-        fusable = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+        fusable = all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
         if "fused" in accepted and fusable and "fused" not in opts and "foreach" not in opts:
             opts["fused"] = True
         elif "foreach" in accepted and "foreach" not in opts and "fused" not in opts:
