@@ -117,7 +117,10 @@ def init(backend: str | None = None, device_type: str | None = None,
 
 
 def shutdown() -> None:
+    """Leave the job. A barrier first: a rank that tears its gloo pairs down while a peer is
+    still using them can abort the peer ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
