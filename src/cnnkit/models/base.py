@@ -221,16 +221,18 @@ class Model(nn.Module):
         self.input_shape = (torch_shape[1], torch_shape[2], torch_shape[0]) if len(torch_shape) == 3 \
             else tuple(torch_shape)
 
-    def _check_labels(self, labels: torch.Tensor) -> None:
+    def _check_labels(self, labels: torch.Tensor | None) -> None:
+        """Refuse labels the model cannot learn from, before any training step runs."""
         n_out = self._num_outputs()
-        if n_out is None or labels is None or labels.is_floating_point() and labels.ndim == 2:
-            if labels is not None and labels.ndim == 2 and n_out and labels.shape[1] != n_out:
+        if labels is None or n_out is None:
+            return
+        if labels.ndim == 2:  # one-hot or soft rows
+            if labels.shape[1] != n_out:
                 raise ValueError(f"labels have {labels.shape[1]} columns but model '{self.name}' has "
                                  f"{n_out} outputs")
             return
-        if self.loss.name.startswith("binary") or self.loss.name in ("mse", "mae") and n_out == 1:
-            return
-        if labels.is_floating_point():
+        regression = self.loss.name in ("mse", "mae") and n_out == 1
+        if labels.is_floating_point() or self.loss.name.startswith("binary") or regression:
             return
         bad = (labels < 0) | (labels >= n_out)
         if bool(bad.any()):
