@@ -200,13 +200,7 @@ class ShardedLoader(InMemoryLoader):
         order = order.to(dev)
         for step in range(len(self)):
             lo, hi = step * self.batch_size, min((step + 1) * self.batch_size, total)
-            idx = order[lo:hi][self.rank::self.world]
-            batch = [self.images[idx]]
-            if self.labels is not None:
-                batch.append(self.labels[idx])
-            if self.sample_weight is not None:
-                batch.append(self.sample_weight[idx])
-            yield tuple(batch) if len(batch) > 1 else batch[0]
+            yield self._batch(order[lo:hi][self.rank::self.world])
 
 
 # -- the model --------------------------------------------------------------------------

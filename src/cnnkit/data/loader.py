@@ -130,9 +130,13 @@ class InMemoryLoader:
                 idx = slice(lo, hi)
             else:
                 idx = order[lo:hi]
-            batch = [self.images[idx]]
-            if self.labels is not None:
-                batch.append(self.labels[idx])
-            if self.sample_weight is not None:
-                batch.append(self.sample_weight[idx])
-            yield tuple(batch) if len(batch) > 1 else batch[0]
+            yield self._batch(idx)
+
+    def _batch(self, idx):
+        """Images (and labels, weights) at ``idx``: x, (x, y) or (x, y, w)."""
+        batch = [self.images[idx]]
+        if self.labels is not None:
+            batch.append(self.labels[idx])
+        if self.sample_weight is not None:
+            batch.append(self.sample_weight[idx])
+        return tuple(batch) if len(batch) > 1 else batch[0]
