@@ -13,16 +13,12 @@ from cnnkit.export import ParityError, export, is_exported, load_exported  # noq
 from cnnkit.models.base import Model  # noqa: E402
 from cnnkit.models.preprocess import Preprocess  # noqa: E402
 from cnnkit.models.registry import create  # noqa: E402
-
-NAMES = ["ant", "bee", "cat", "dog"]
+from model_helpers import TINY_CLASS_NAMES as NAMES, tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = create("simple-cnn", num_classes=4, input_shape=(16, 16, 3))
-    m.class_names = NAMES
-    return m
+    return tiny_model()
 
 
 @pytest.fixture(scope="module")

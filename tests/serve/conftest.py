@@ -2,25 +2,19 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from cnnkit.models.registry import create  # noqa: E402
-
-NAMES = ["ant", "bee", "cat", "dog"]
+import model_helpers  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    """The tutorial CNN at 16×16×3 with four named classes: a real cnnkit.Model, fast."""
-    torch.manual_seed(0)
-    model = create("simple-cnn", num_classes=4, input_shape=(16, 16, 3))
-    model.class_names = NAMES
-    return model.eval()
+    """The tutorial CNN at 16×16×3 with four named classes (tests/model_helpers.py)."""
+    return model_helpers.tiny_model()
 
 
 @pytest.fixture(scope="session")
