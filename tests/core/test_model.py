@@ -98,6 +98,67 @@ def test_labels_out_of_range_refused_before_training(tiny_images):
         np.testing.assert_array_equal(a, b)
 
 
+class CountingNet(nn.Module):
+    """A plain module (BatchNorm included) whose output size is only known by running it."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4, classes)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.head(F.adaptive_avg_pool2d(torch.relu(self.bn(self.conv(x))), 1).flatten(1))
+
+
+def test_labels_checked_for_a_wrapped_module_without_a_dummy_forward(tiny_images):
+    x, y = tiny_images  # 64 images, labels 0..3
+    torch.manual_seed(0)
+    net = CountingNet(classes=3)
+    model = cnnkit.Model(net, input_shape=(8, 8, 3), name="counting")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"\[0, 3\).*'counting' with 3 outputs"):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert net.calls == 1  # the first real batch, no probe; no step taken, BatchNorm put back
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    fresh = cnnkit.Model(CountingNet(classes=3), input_shape=(8, 8, 3), name="fresh")
+    fresh.compile(optimizer="adam", loss="categorical_crossentropy")
+    soft = np.full((64, 4), 0.25, np.float32)  # soft rows stay rows (one-hot ones become indices)
+    with pytest.raises(ValueError, match="labels have 4 columns but model 'fresh' has 3 outputs"):
+        fresh.evaluate(x, soft, verbose=0)
+    assert fresh.module.calls == 1
+    # Good labels: one forward per batch and nothing else, now and on later calls (the
+    # count learned on the first batch is checked up front from then on).
+    net.calls = 0
+    model.fit(x, y % 3, epochs=1, batch_size=16, validation_data=(x[:16], y[:16] % 3), verbose=0)
+    assert net.calls == 4 + 1
+    net.calls = 0
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        model.evaluate(x, y, verbose=0)
+    assert net.calls == 0
+    # A new head changes what the remembered count applies to: checked on the next batch again.
+    net.head = nn.Linear(4, 4)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert model._num_outputs() == 4
+
+
+def test_sequential_label_check_runs_no_forward(tiny_images, monkeypatch):
+    x, y = tiny_images
+    model = small_cnn(classes=3)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    monkeypatch.setattr(type(model), "forward", lambda self, x: pytest.fail("forward ran"))
+    monkeypatch.setattr(type(model), "forward_logits", lambda self, x: pytest.fail("forward ran"))
+    with pytest.raises(ValueError, match=r"\[0, 3\).*3 outputs"):
+        model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"\[0, 3\).*3 outputs"):
+        model.evaluate(x, y, verbose=0)
+
+
 def test_data_shape_mismatch_names_both_shapes(tiny_images):
     model = small_cnn(shape=(28, 28, 1))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

@@ -6,11 +6,13 @@ Either way the same engine trains it and the same files save it.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from ..data.loader import InMemoryLoader, as_images, as_labels, as_tensors
 from ..layers import keras_to_torch_shape
@@ -177,11 +179,19 @@ class Model(nn.Module):
                                "call model.compile(optimizer='adam', loss=..., metrics=['accuracy'])")
 
     def _num_outputs(self) -> int | None:
-        try:
-            shape = self.output_shape
-        except Exception:  # noqa: BLE001 - a module we cannot probe
-            return None
-        return shape[-1] if shape else None
+        """The output count when it is known without running the model: the count seen on a
+        real batch of this model with these parameter shapes (``Sequential`` knows it from its
+        layers). None when unknown; fit/evaluate then check labels on the first batch."""
+        seen = self.__dict__.get("_outputs_seen")
+        if seen is not None and seen[0] == self._output_signature():
+            return seen[1]
+        return None
+
+    def _output_signature(self) -> tuple:
+        """What the cached output count depends on: the input shape and every parameter's
+        shape (a new head, ``reset_classifier``, a lazy layer materialising all change it)."""
+        return self.input_shape, tuple((name, None if is_lazy(p) else tuple(p.shape))
+                                       for name, p in self.named_parameters())
 
     @property
     def output_shape(self) -> tuple | None:
@@ -221,9 +231,12 @@ class Model(nn.Module):
         self.input_shape = (torch_shape[1], torch_shape[2], torch_shape[0]) if len(torch_shape) == 3 \
             else tuple(torch_shape)
 
-    def _check_labels(self, labels: torch.Tensor | None) -> None:
-        """Refuse labels the model cannot learn from, before any training step runs."""
-        n_out = self._num_outputs()
+    def _check_labels(self, labels: torch.Tensor | None, n_out: int | None = None) -> None:
+        """Refuse labels the model cannot learn from, before any training step runs.
+
+        Against ``n_out`` outputs, or the count known without running the model; when that is
+        unknown this checks nothing, and ``_labels_checked_on_first_batch`` does it instead."""
+        n_out = self._num_outputs() if n_out is None else n_out
         if labels is None or n_out is None:
             return
         if labels.ndim == 2:  # one-hot or soft rows
@@ -239,6 +252,41 @@ class Model(nn.Module):
             raise ValueError(f"labels must be class indices in [0, {n_out}) for model '{self.name}' "
                              f"with {n_out} outputs; found {int(bad.sum())} outside, e.g. "
                              f"{int(labels[bad][0])}. Check the labels or the last layer's units")
+
+    @contextlib.contextmanager
+    def _labels_checked_on_first_batch(self, *labels: torch.Tensor | None):
+        """Within the block, when the output count is not known without running the model
+        (a wrapped module, a zoo net before its first batch), check ``labels`` against the
+        outputs of the first real forward pass: after that forward, before any loss, backward
+        or optimizer step. On bad labels the buffers that forward moved (BatchNorm running
+        statistics) are put back, so the model is as it was. The count is then remembered."""
+        labels = [lab for lab in labels if lab is not None]
+        if not labels or self._num_outputs() is not None:
+            yield  # nothing to check, or already checked up front
+            return
+        buffers = {name: b.detach().clone() for name, b in self.named_buffers() if not is_lazy(b)}
+
+        def check(module, inputs, outputs):
+            handle.remove()
+            if not isinstance(outputs, torch.Tensor) or outputs.ndim < 2:
+                return  # nothing to read a class count from (as before: no check)
+            n_out = int(outputs.shape[-1])
+            self._outputs_seen = (self._output_signature(), n_out)
+            try:
+                for lab in labels:
+                    self._check_labels(lab, n_out)
+            except ValueError:
+                with torch.no_grad():
+                    for name, b in self.named_buffers():
+                        if name in buffers and not is_lazy(b):
+                            b.copy_(buffers[name])
+                raise
+
+        handle = self.register_forward_hook(check)
+        try:
+            yield
+        finally:
+            handle.remove()
 
     def _loader(self, images, labels, batch_size, shuffle=False, seed=None, sample_weight=None):
         device = self.device or next(self.parameters()).device
@@ -277,7 +325,7 @@ class Model(nn.Module):
             images, labels = images[:cut], labels[:cut]
             weights = weights[:cut] if weights is not None else None
         self._check_labels(labels)
-        val_loader = None
+        val_loader, v_labels = None, None
         if validation_data is not None:
             vx, vy = (validation_data if not _is_dataset(validation_data)
                       else (validation_data, None))
@@ -286,11 +334,12 @@ class Model(nn.Module):
             val_loader = self._loader(v_images, v_labels, max(batch_size, 256))
         train_loader = self._loader(images, labels, batch_size, shuffle=shuffle, seed=seed,
                                     sample_weight=weights)
-        return engine.fit_loop(
-            self, self.optimizer, self.loss, self.metrics_list, train_loader, epochs=epochs,
-            val_data=val_loader, initial_epoch=initial_epoch, callbacks=callbacks or [],
-            augment=augment, class_weight=class_weight, verbose=verbose, device=self.device,
-            precision=self.precision, scheduler=scheduler)
+        with self._labels_checked_on_first_batch(labels, v_labels):
+            return engine.fit_loop(
+                self, self.optimizer, self.loss, self.metrics_list, train_loader, epochs=epochs,
+                val_data=val_loader, initial_epoch=initial_epoch, callbacks=callbacks or [],
+                augment=augment, class_weight=class_weight, verbose=verbose, device=self.device,
+                precision=self.precision, scheduler=scheduler)
 
     def _val_batches(self, validation_data, batch_size):
         if validation_data is None or _is_batch_iterable(validation_data):
@@ -302,15 +351,17 @@ class Model(nn.Module):
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
         """Loss and metrics on held-out data: a scalar, a list [loss, *metrics] or a dict."""
         self._require_compiled()
+        labels = None
         if _is_batch_iterable(x):
             batches = x
         else:
             images, labels = self._images_labels(x, y)
             self._check_labels(labels)
             batches = self._loader(images, labels, batch_size or 256)
-        logs = engine.evaluate_loop(self, batches,
-                                    self.loss, self.metrics_list, device=self.device,
-                                    precision=self.precision)
+        with self._labels_checked_on_first_batch(labels):
+            logs = engine.evaluate_loop(self, batches,
+                                        self.loss, self.metrics_list, device=self.device,
+                                        precision=self.precision)
         if verbose in (1, 2) or (verbose == "auto" and use_bar(1)):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:

@@ -175,6 +175,13 @@ class Sequential(Model):
         self._require_built()
         return self.output_shapes[-1] if self.output_shapes else self.torch_input_shape
 
+    def _num_outputs(self):
+        """From the shapes inferred layer by layer: no forward pass."""
+        if not self.built:
+            return None
+        shape = self.output_shape
+        return shape[-1] if shape else None
+
     def feature_layer(self):
         convs = [layer for layer in self.layers if hasattr(layer, "conv")]
         return convs[-1] if convs else None
