@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+FALLBACK_WIDTH = 80
 
 
 def _fmt_logs(logs: dict) -> str:
@@ -14,6 +17,37 @@ def use_bar(verbose) -> bool:
     if verbose == "auto":
         verbose = 1
     return verbose == 1 and sys.stdout.isatty()
+
+
+def _env_columns() -> int | None:
+    """``$COLUMNS`` when it is a positive number."""
+    value = os.environ.get("COLUMNS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def terminal_width(stream=None) -> int | None:
+    """Columns for a bar on ``stream`` (stdout by default): ``$COLUMNS`` when it is a positive
+    number, else what the terminal reports; None where that is zero or cannot be read (a pty
+    opened without a size, some CI and container consoles)."""
+    columns = _env_columns()
+    if columns:
+        return columns
+    try:
+        columns = os.get_terminal_size((stream or sys.stdout).fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return None
+    return columns if columns > 0 else None
+
+
+def _bar_width(stream) -> dict:
+    """tqdm's width arguments. tqdm asks the terminal itself and ignores ``$COLUMNS``; a
+    terminal reporting zero columns gives it a negative width and cut-off lines. So
+    ``$COLUMNS`` gives a fixed width, a zero or unknown width a fixed 80 columns, and only a
+    terminal that reports its width is followed as it is resized."""
+    columns = _env_columns()
+    if columns:
+        return {"ncols": columns}
+    return {"dynamic_ncols": True} if terminal_width(stream) else {"ncols": FALLBACK_WIDTH}
 
 
 class EpochProgress:
@@ -29,7 +63,7 @@ class EpochProgress:
         if self.verbose and use_bar(self.verbose):
             from tqdm.auto import tqdm
             self.bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="step",
-                            leave=True, dynamic_ncols=True, file=sys.stdout)
+                            leave=True, file=sys.stdout, **_bar_width(sys.stdout))
 
     def update(self, step: int, running) -> None:
         """``running`` is a zero-argument callable returning the running logs (a host sync)."""
