@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import random
+import re
 import shlex
 import sys
 import time
@@ -35,7 +36,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 __all__ = ["RunDir", "new_run_dir", "environment", "save_checkpoint", "load_checkpoint",
-           "Checkpoint", "rng_state", "set_rng_state", "CHECKPOINT_FORMAT"]
+           "Checkpoint", "rng_state", "set_rng_state", "rank_local_tensors", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "cnnkit-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -276,6 +277,19 @@ class Checkpoint:
         """Steps already done inside ``epoch`` (0 at an epoch boundary)."""
         return int(self.meta.get("step", 0))
 
+    @property
+    def world_size(self) -> int:
+        """Processes the run trained on (1 unless data-parallel)."""
+        return int(self.meta.get("world_size", 1))
+
+    def for_rank(self, rank: int) -> "Checkpoint":
+        """This checkpoint as rank ``rank`` of a data-parallel job sees it: its own RNG states,
+        buffers (BatchNorm statistics) and other per-rank tensors in place of rank 0's."""
+        prefix = f"rank{rank}."
+        mine = {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+        base = {k: v for k, v in self.tensors.items() if not re.match(r"rank\d+\.", k)}
+        return Checkpoint({**base, **mine}, self.meta, self.path)
+
 
 def _optimizer_parts(optimizer) -> tuple[dict, dict]:
     state = optimizer.state_dict()
@@ -296,10 +310,18 @@ def _optimizer_parts(optimizer) -> tuple[dict, dict]:
 
 
 def _load_optimizer(optimizer, tensors: dict, meta: dict) -> None:
+    # state_dict numbers the parameters group by group, in order
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         idx, _, name = key.partition(".")
-        state.setdefault(int(idx), {})[name] = value
+        idx = int(idx)
+        if idx < len(params) and value.shape == params[idx].shape and value.dim() > 1:
+            # safetensors gives contiguous tensors; a channels_last parameter's moments must be
+            # channels_last too: fused CPU kernels (Adam, SGD) walk parameter, gradient and
+            # state as flat memory, and silently mix up elements when the layouts differ
+            value = torch.empty_like(params[idx], dtype=value.dtype).copy_(value)
+        state.setdefault(idx, {})[name] = value
     for idx, plain in meta.get("plain_state", {}).items():
         state.setdefault(int(idx), {}).update(plain)
     groups = []
@@ -311,18 +333,38 @@ def _load_optimizer(optimizer, tensors: dict, meta: dict) -> None:
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+def rank_local_tensors(model, generators: dict[str, torch.Generator] | None = None,
+                       tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The checkpoint tensors that can differ between the ranks of a data-parallel job, under
+    the keys ``save_checkpoint`` gives them: RNG states, the model's buffers (BatchNorm
+    statistics are per rank) and ``tensors`` (e.g. a lookahead average of those buffers).
+    Parameters and optimizer state are kept equal by DistributedDataParallel."""
+    params = {name for name, _ in model.named_parameters()}
+    out = {f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items() if k not in params}
+    # torch's (and CUDA's) RNGs and the named generators; NumPy's and Python's come from
+    # rank 0 (their JSON part is not per rank, and training draws from neither)
+    out.update({k: v for k, v in rng_state(generators or {})[0].items() if k != "rng.numpy.keys"})
+    out.update({k: v.detach().cpu() for k, v in (tensors or {}).items()})
+    return out
+
+
 def save_checkpoint(run: RunDir, *, model, optimizer, epoch: int, step: int = 0,
                     generators: dict[str, torch.Generator] | None = None,
                     loader_state: torch.Tensor | None = None, scheduler=None,
-                    extra: dict | None = None) -> Path:
+                    extra: dict | None = None, tensors: dict[str, torch.Tensor] | None = None,
+                    ranks: list[dict[str, torch.Tensor]] | None = None) -> Path:
     """Write a resumable checkpoint; ``state.json`` is the commit point.
 
     ``epoch``/``step``: where training continues (``step`` > 0 only mid-epoch, after Ctrl-C).
     ``loader_state``: the shuffle generator's state at the start of ``epoch`` (so the same
     order is drawn again); ``generators``: other generators at their current state.
+    ``tensors``: more tensors to keep (``extra`` is their JSON side). ``ranks``: in a
+    data-parallel job, every rank's ``rank_local_tensors`` (index = rank); ranks 1.. are stored
+    as ``rank{r}.<key>`` and ``Checkpoint.for_rank`` gives each rank its own back.
     """
     folder = run.checkpoint
     folder.mkdir(parents=True, exist_ok=True)
+    extra_tensors = tensors
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone()
                for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_parts(optimizer)
@@ -331,6 +373,11 @@ def save_checkpoint(run: RunDir, *, model, optimizer, epoch: int, step: int = 0,
     tensors.update(rng_tensors)
     if loader_state is not None:
         tensors["loader.epoch_start"] = loader_state.clone()
+    for key, value in (extra_tensors or {}).items():
+        tensors[key] = value.detach().cpu().contiguous().clone()
+    for r, per_rank in enumerate(ranks or []):
+        if r:
+            tensors.update({f"rank{r}.{k}": v.contiguous().clone() for k, v in per_rank.items()})
     tag = f"e{epoch:04d}-s{step:06d}-{time.time_ns() % 10**9:09d}"
     weights_file = f"state-{tag}.safetensors"
     tmp = folder / f".{weights_file}.tmp"
@@ -341,6 +388,7 @@ def save_checkpoint(run: RunDir, *, model, optimizer, epoch: int, step: int = 0,
         "epoch": int(epoch), "step": int(step), "tensors": weights_file,
         "optimizer": opt_meta, "rng": rng_meta,
         "scheduler": _scheduler_state(scheduler),
+        "world_size": max(1, len(ranks or [])),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(extra or {}),
     }

@@ -101,3 +101,31 @@ def test_environment_records_versions_and_seed():
     env = runs.environment(seed=7, device="cpu")
     assert env["seed"] == 7 and env["device"] == "cpu"
     assert {"python", "torch", "numpy", "cnnkit"} <= set(env)
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_checkpoint_keeps_channels_last_optimizer_state_for_fused_updates(tmp_path, kind):
+    """Fused CPU optimizers read parameter, gradient and moments as flat memory: moments
+    restored contiguous next to a channels_last weight would be scrambled on the next step."""
+    def setup():
+        torch.manual_seed(0)
+        net = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+        opt = (torch.optim.Adam(net.parameters(), lr=0.01, fused=True) if kind == "adam" else
+               torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, fused=True))
+        return net, opt
+
+    def step(net, opt, seed):
+        x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(seed))
+        opt.zero_grad()
+        net(x.contiguous(memory_format=torch.channels_last)).square().sum().backward()
+        opt.step()
+
+    net, opt = setup()
+    step(net, opt, 1)
+    run = runs.new_run_dir(tmp_path, "cl")
+    runs.save_checkpoint(run, model=net, optimizer=opt, epoch=1)
+    net2, opt2 = setup()
+    runs.restore_training_state(runs.load_checkpoint(run), model=net2, optimizer=opt2)
+    step(net, opt, 2)
+    step(net2, opt2, 2)
+    assert torch.equal(net.weight, net2.weight) and torch.equal(net.bias, net2.bias)
