@@ -8,6 +8,7 @@ starts them (Glorot-uniform kernels, zero biases), so tutorial results carry ove
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 
@@ -65,16 +66,70 @@ def _glorot_uniform_(weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
         weight.uniform_(-limit, limit)
 
 
-class Layer(nn.Module):
-    """Base of the Keras-named layers: a module that builds itself from its input shape."""
+# Keras dtype policies a layer may take (``dtype=``), and the autocast dtype each computes in.
+_POLICY_DTYPES = {"float32": torch.float32, "mixed_bfloat16": torch.bfloat16,
+                  "mixed_float16": torch.float16}
+_POLICY_ALIASES = {"fp32": "float32", "bf16": "mixed_bfloat16", "bfloat16": "mixed_bfloat16",
+                   "fp16": "mixed_float16", "float16": "mixed_float16"}
 
-    def __init__(self, name: str | None = None, input_shape=None, trainable: bool = True):
+
+def dtype_policy(dtype) -> str | None:
+    """Normalise a layer's ``dtype=`` (Keras policy name, alias or torch dtype) or raise."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        dtype = {torch.float32: "float32", torch.bfloat16: "mixed_bfloat16",
+                 torch.float16: "mixed_float16"}.get(dtype, str(dtype))
+    name = _POLICY_ALIASES.get(str(dtype), str(dtype))
+    if name not in _POLICY_DTYPES:
+        raise ValueError(f"dtype={dtype!r}: a layer computes in one of {sorted(_POLICY_DTYPES)} "
+                         "(or None to follow the model's precision)")
+    return name
+
+
+class Layer(nn.Module):
+    """Base of the Keras-named layers: a module that builds itself from its input shape.
+
+    ``dtype=`` is the layer's precision policy, as in Keras: ``'float32'`` keeps the layer in
+    full precision inside a model compiled with ``precision='bf16'`` (e.g. the first conv
+    and the classifier), ``'mixed_bfloat16'`` / ``'mixed_float16'`` run only this layer
+    under autocast. Weights stay float32 either way. ``None`` follows the model.
+    """
+
+    def __init__(self, name: str | None = None, input_shape=None, trainable: bool = True,
+                 dtype=None):
         super().__init__()
         self.name = name
         self.declared_input_shape = tuple(input_shape) if input_shape is not None else None
         self.built = False
         self.input_shape_: tuple | None = None  # torch layout, no batch axis
         self._trainable = trainable
+        self.dtype_policy = dtype_policy(dtype)
+
+    # -- precision policy --------------------------------------------------------------
+    def run_in_policy(self, fn, x: torch.Tensor) -> torch.Tensor:
+        """``fn(x)`` under this layer's ``dtype`` policy (just ``fn(x)`` without one)."""
+        if self.dtype_policy is None:
+            return fn(x)
+        dtype = _POLICY_DTYPES[self.dtype_policy]
+        if dtype is torch.float32:
+            scope = torch.autocast(x.device.type, enabled=False)
+            if x.is_floating_point() and x.dtype != torch.float32:
+                x = x.float()
+        else:
+            scope = torch.autocast(x.device.type, dtype=dtype)
+        with scope:
+            return fn(x)
+
+    def __call__(self, x, *args, **kwargs):
+        if self.dtype_policy is None:
+            return super().__call__(x, *args, **kwargs)
+        return self.run_in_policy(lambda t: super(Layer, self).__call__(t, *args, **kwargs), x)
+
+    def policy_pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`pre_activation` under the layer's precision policy (for callers that skip
+        ``__call__``, as Sequential does to fuse activations or return logits)."""
+        return self.run_in_policy(self.pre_activation, x)
 
     # -- shape inference -------------------------------------------------------------
     def build(self, input_shape: tuple) -> None:
@@ -123,6 +178,8 @@ class Layer(nn.Module):
         config = {"name": self.name}
         if not self._trainable:
             config["trainable"] = False
+        if self.dtype_policy is not None:
+            config["dtype"] = self.dtype_policy
         return config
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:

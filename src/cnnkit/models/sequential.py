@@ -136,7 +136,7 @@ class Sequential(Model):
                 # relu(maxpool(z)) == maxpool(relu(z)), values and gradients alike, and the
                 # ReLU then touches a quarter of the pixels: the tutorials' conv-relu-pool
                 # blocks run faster. Skipped when hooks watch the conv (Grad-CAM).
-                x = F.relu(layers[i + 1](layer.pre_activation(x)))
+                x = F.relu(layers[i + 1](layer.policy_pre_activation(x)))
                 i += 2
                 continue
             x = layer(x)
@@ -148,7 +148,7 @@ class Sequential(Model):
         x = self.preprocess(x)
         x = self._run(list(self.layers)[:-1], x)
         last = self.layers[-1]
-        return last.pre_activation(x) if isinstance(last, Layer) else last(x)
+        return last.policy_pre_activation(x) if isinstance(last, Layer) else last(x)
 
     @property
     def output_activation(self):
