@@ -236,62 +236,106 @@ def run_keras(py: str, x: np.ndarray, y: np.ndarray, steps: int, warmup: int, ro
 
 
 def matmul_peak(dtype=torch.float32, n=2048, reps=5) -> float:
+    """Best GFLOP/s of an n^3 product, as a matmul (MKL) and as a 1x1 convolution (oneDNN).
+
+    Both count: on AMD CPUs MKL's sgemm takes an AVX2 path (~160 GFLOP/s here) while oneDNN,
+    which runs the convolutions, uses AVX-512 (~330 GFLOP/s), so the matmul alone would
+    understate the peak the convolutions can reach.
+    """
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(2):
-        a @ b
+    # the same product as a 1x1 convolution: n pixels (8 x 16 x 16) x n in -> n out channels
+    img = torch.randn(8, n, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(n, n, 1, 1, dtype=dtype)
+    flop = 2 * n ** 3
     best = 0.0
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    for f in (lambda: a @ b, lambda: torch.nn.functional.conv2d(img, w)):
+        for _ in range(2):
+            f()
+        for _ in range(reps):
+            t = time.perf_counter()
+            f()
+            best = max(best, flop / (time.perf_counter() - t) / 1e9)
     return best
 
 
-def accuracy_check(epochs: int, precisions) -> dict:
-    """Train the cnnkit contender for ``epochs`` on 40k images; held-out accuracy on 10k."""
+KERAS_ACCURACY_SCRIPT = r"""
+import json, sys, time, numpy as np
+import tensorflow as tf
+from tensorflow.keras import layers, models
+d = np.load(sys.argv[1]); epochs, seed = int(sys.argv[2]), int(sys.argv[3])
+tf.keras.utils.set_random_seed(seed)
+x, vx = d["x"].astype("float32") / 255.0, d["vx"].astype("float32") / 255.0
+y, vy = tf.keras.utils.to_categorical(d["y"], 10), tf.keras.utils.to_categorical(d["vy"], 10)
+model = models.Sequential([
+    layers.Input((32, 32, 3)),
+    layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
+    layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
+    layers.Flatten(), layers.Dense(64, activation='relu'), layers.Dense(10, activation='softmax')])
+model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+t = time.perf_counter()
+model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+seconds = time.perf_counter() - t
+acc = model.evaluate(vx, vy, verbose=0)[1]
+print("RESULT " + json.dumps({"accuracy": float(acc), "seconds": seconds}))
+"""
+
+
+def keras_accuracy(py: str, data: Path, epochs: int, seed: int) -> dict:
+    proc = subprocess.run([py, "-c", KERAS_ACCURACY_SCRIPT, str(data), str(epochs), str(seed)],
+                          capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"Keras accuracy run failed: {proc.stderr[-2000:]}")
+
+
+def accuracy_check(epochs: int, precisions, seeds: int = 1, keras_py: str | None = None) -> dict:
+    """Train each contender for ``epochs`` on 40k images, ``seeds`` times; held-out acc on 10k.
+
+    cnnkit in each precision and (given ``keras_py``) the Keras tutorial itself, same split,
+    same seeds; prints each run, then mean and standard deviation per contender.
+    """
+    import tempfile
     from cnnkit.utils import set_random_seed, to_categorical
     (x, y), (vx, vy) = _common.cifar10()
+    runs: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "split.npz"
+        if keras_py:
+            np.savez(data, x=x, y=y, vx=vx, vy=vy)
+        for seed in range(seeds):
+            for precision in precisions:
+                set_random_seed(seed)
+                model = keras_style_cnnkit(precision)
+                t = time.perf_counter()
+                model.fit(x.astype("float32") / 255.0, to_categorical(y, 10), epochs=epochs,
+                          batch_size=BATCH, verbose=0, seed=seed)
+                seconds = time.perf_counter() - t
+                _, acc = model.evaluate(vx.astype("float32") / 255.0, to_categorical(vy, 10),
+                                        verbose=0)
+                runs.setdefault(f"cnnkit {precision}", []).append(
+                    {"seed": seed, "accuracy": acc, "seconds": seconds})
+                print(f"  seed {seed} cnnkit {precision}: {seconds:.0f}s, held-out accuracy "
+                      f"{acc:.4f}  [{_common.load_note()}]", flush=True)
+            if keras_py:
+                r = keras_accuracy(keras_py, data, epochs, seed)
+                runs.setdefault("Keras/TensorFlow", []).append({"seed": seed, **r})
+                print(f"  seed {seed} Keras/TensorFlow: {r['seconds']:.0f}s, held-out accuracy "
+                      f"{r['accuracy']:.4f}  [{_common.load_note()}]", flush=True)
     out = {}
-    for precision in precisions:
-        set_random_seed(0)
-        model = keras_style_cnnkit(precision)
-        t = time.perf_counter()
-        model.fit(x.astype("float32") / 255.0, to_categorical(y, 10), epochs=epochs,
-                  batch_size=BATCH, verbose=0, seed=0)
-        seconds = time.perf_counter() - t
-        _, acc = model.evaluate(vx.astype("float32") / 255.0, to_categorical(vy, 10), verbose=0)
-        out[precision] = {"accuracy": acc, "seconds": seconds}
-        print(f"  cnnkit {precision}: {epochs} epochs on 40,000 images in {seconds:.0f}s, "
-              f"held-out accuracy {acc:.4f}  [{_common.load_note()}]", flush=True)
+    for name, rs in runs.items():
+        accs = [r["accuracy"] for r in rs]
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        out[name] = {"runs": rs, "mean": statistics.fmean(accs), "sd": sd}
+        print(f"  {name:20s} mean held-out accuracy {100 * out[name]['mean']:.2f}% "
+              f"(sd {100 * sd:.2f}, {len(accs)} seeds)")
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
-    ap.add_argument("--tf-python", default=None, help="an interpreter with TensorFlow installed")
-    ap.add_argument("--no-keras", action="store_true")
-    ap.add_argument("--accuracy", action="store_true", help="also train cnnkit 10 epochs, held-out acc")
-    ap.add_argument("--json", default=None, help="write the figures here")
-    args = ap.parse_args(argv)
-
-    from cnnkit import perf
-    settings = perf.configure("cpu", threads=args.threads)
-    (x, y), _ = _common.cifar10()  # 40,000 training images; the first steps*64 are used
+def timing_rounds(args, settings, x, y, py, flops) -> dict:
+    """Interleaved rounds of every contender; prints the table and ratios, returns figures."""
     need = (args.steps + args.warmup) * BATCH
-    if len(x) < need:
-        ap.error(f"--steps + --warmup need {need} images; there are {len(x)}")
-    print(f"seed 003 workload: simple-cnn, Adam, batch {BATCH}; {args.steps} steps timed per "
-          f"round after {args.warmup} warm-up steps, x{STEPS_PER_EPOCH / args.steps:.2f} -> one epoch "
-          f"of {STEPS_PER_EPOCH} steps; median of {args.rounds} interleaved rounds")
-    print(f"torch {torch.__version__}, {settings['threads']} threads, {settings['physical_cores']} "
-          f"physical cores, {settings['cpu_capability']}, native bf16: {settings['cpu_bf16']}; "
-          f"{_common.load_note()}", flush=True)
-
-    flops = train_flops_per_image(plain_net())
     # the peak is measured before and after the rounds; the higher (less disturbed) one counts
     peaks_before = (matmul_peak(torch.float32),
                     matmul_peak(torch.bfloat16) if settings["cpu_bf16"] else None)
@@ -302,12 +346,6 @@ def main(argv=None) -> int:
         c.setup(x[:need], y[:need])
         c.run(args.warmup)
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
-    py = None if args.no_keras else keras_python(args.tf_python)
-    if py:
-        print(f"  Keras/TensorFlow via {py}: a fresh process each round (import and warm-up "
-              "untimed)", flush=True)
-    elif not args.no_keras:
-        print("  Keras/TensorFlow: skipped (TensorFlow does not import here; pass --tf-python)")
     keras = None
     loads = []
     for r in range(args.rounds):
@@ -331,7 +369,7 @@ def main(argv=None) -> int:
         peak = peak16 if "bf16" in name else peak32
         rows[name] = {"s_per_epoch": per_epoch, "images_per_s": ips, "gflops": gflops,
                       "peak_fraction": gflops / peak, "rounds_s": ts}
-    print(f"\ntraining FLOPs per image {flops / 1e6:.1f} M; matmul peak fp32 {peak32:.0f} GFLOP/s"
+    print(f"\ntraining FLOPs per image {flops / 1e6:.1f} M; peak (best of MKL matmul, oneDNN 1x1 conv) fp32 {peak32:.0f} GFLOP/s"
           + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else ""))
     print(f"{'contender':34s} {'s/epoch':>8s} {'images/s':>9s} {'GFLOP/s':>8s} {'of peak':>8s}")
     for name, r in rows.items():
@@ -352,15 +390,55 @@ def main(argv=None) -> int:
         print("  vs cnnkit bf16: " + ", ".join(f"{n} {r['s_per_epoch'] / b16:.2f}x"
                                                 for n, r in rows.items() if "bf16" not in n))
     print(f"load during the rounds: {', '.join(f'{v:.2f}' for v in loads)}; {_common.load_note()}")
+    return {"rows": rows, "loads": loads, "peak_fp32": peak32, "peak_bf16": peak16}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
+    ap.add_argument("--tf-python", default=None, help="an interpreter with TensorFlow installed")
+    ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--accuracy", action="store_true",
+                    help="also train 10 epochs (cnnkit fp32/bf16 and Keras), held-out accuracy")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds per contender for --accuracy")
+    ap.add_argument("--accuracy-only", action="store_true", help="skip the timing rounds")
+    ap.add_argument("--json", default=None, help="write the figures here")
+    args = ap.parse_args(argv)
+
+    from cnnkit import perf
+    settings = perf.configure("cpu", threads=args.threads)
+    (x, y), _ = _common.cifar10()  # 40,000 training images; the first steps*64 are used
+    need = (args.steps + args.warmup) * BATCH
+    if len(x) < need:
+        ap.error(f"--steps + --warmup need {need} images; there are {len(x)}")
+    print(f"seed 003 workload: simple-cnn, Adam, batch {BATCH}; {args.steps} steps timed per "
+          f"round after {args.warmup} warm-up steps, x{STEPS_PER_EPOCH / args.steps:.2f} -> one epoch "
+          f"of {STEPS_PER_EPOCH} steps; median of {args.rounds} interleaved rounds")
+    print(f"torch {torch.__version__}, {settings['threads']} threads, {settings['physical_cores']} "
+          f"physical cores, {settings['cpu_capability']}, native bf16: {settings['cpu_bf16']}; "
+          f"{_common.load_note()}", flush=True)
+
+    py = None if args.no_keras else keras_python(args.tf_python)
+    if py:
+        print(f"  Keras/TensorFlow via {py}: a fresh process each round (import and warm-up "
+              "untimed)", flush=True)
+    elif not args.no_keras:
+        print("  Keras/TensorFlow: skipped (TensorFlow does not import here; pass --tf-python)")
+    flops = train_flops_per_image(plain_net())
+    timing = None if args.accuracy_only else timing_rounds(args, settings, x, y, py, flops)
     acc = None
     if args.accuracy:
-        print("\naccuracy (same workload, 10 epochs, 40,000 train / 10,000 held out):")
-        acc = accuracy_check(10, ["fp32"] + (["bf16"] if settings["cpu_bf16"] else []))
+        print(f"\naccuracy (same workload, 10 epochs, 40,000 train / 10,000 held out, "
+              f"{args.seeds} seeds):")
+        acc = accuracy_check(10, ["fp32"] + (["bf16"] if settings["cpu_bf16"] else []),
+                             seeds=args.seeds, keras_py=py)
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": settings, "steps": args.steps,
-                                               "rows": rows, "accuracy": acc, "loads": loads,
-                                               "flops_per_image": flops, "peak_fp32": peak32,
-                                               "peak_bf16": peak16}, indent=2))
+                                               "timing": timing, "accuracy": acc,
+                                               "flops_per_image": flops}, indent=2))
     return 0
 
 
