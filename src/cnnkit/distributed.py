@@ -36,8 +36,10 @@ BatchNorm statistics are per rank (as with plain DDP); convert with
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import warnings
 from datetime import timedelta
 
@@ -45,12 +47,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .data.loader import InMemoryLoader
+from .data.loader import InMemoryLoader, Resumable
 from .train.callbacks import Callback
 
 __all__ = ["init", "is_distributed", "rank", "world_size", "local_rank", "is_main_process",
-           "device", "barrier", "ShardedLoader", "wrap", "unwrap", "ReduceLogs", "fit",
-           "launch", "launch_command", "shutdown", "all_reduce_sum", "broadcast_seed"]
+           "device", "barrier", "ShardedLoader", "ResumableShardedLoader", "wrap", "unwrap",
+           "ReduceLogs", "StopTogether", "fit", "launch", "launch_command", "shutdown",
+           "all_reduce_sum", "any_rank", "gather_tensors", "broadcast_seed"]
 
 
 # -- the process group ------------------------------------------------------------------
@@ -143,6 +146,32 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     return t.cpu().tolist()
 
 
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on at least one (``flag`` in a single process)."""
+    if not is_distributed():
+        return bool(flag)
+    return all_reduce_sum([float(bool(flag))])[0] > 0
+
+
+def gather_tensors(tensors: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """Every rank's ``tensors`` (same keys, shapes and dtypes on all ranks), as a list indexed
+    by rank, on CPU; ``[tensors]`` in a single process. A collective: all ranks must call it."""
+    if not is_distributed():
+        return [tensors]
+    dev, world = _comm_device(), world_size()
+    out: list[dict[str, torch.Tensor]] = [{} for _ in range(world)]
+    for key in sorted(tensors):
+        t = tensors[key].detach()
+        wire = t.to(dev).contiguous()
+        if wire.dtype == torch.bool:
+            wire = wire.to(torch.uint8)
+        parts = [torch.empty_like(wire) for _ in range(world)]
+        dist.all_gather(parts, wire)
+        for r, part in enumerate(parts):
+            out[r][key] = part.to("cpu", t.dtype)
+    return out
+
+
 def broadcast_seed(seed: int | None) -> int:
     """The same seed on every rank: rank 0's ``seed`` (or a fresh one when None)."""
     if seed is None:
@@ -203,6 +232,11 @@ class ShardedLoader(InMemoryLoader):
             yield self._batch(order[lo:hi][self.rank::self.world])
 
 
+class ResumableShardedLoader(Resumable, ShardedLoader):
+    """A ``ShardedLoader`` that can continue inside an epoch (see ``cnnkit.data.loader.Resumable``);
+    ``skip`` counts global steps, the same on every rank."""
+
+
 # -- the model --------------------------------------------------------------------------
 class _Forwards(nn.Module):
     """What DDP wraps: the model's class-level forward / forward_logits (not the instance's)."""
@@ -224,6 +258,10 @@ def wrap(model: nn.Module, find_unused_parameters: bool = False, **ddp_kwargs) -
     """
     if not is_distributed() or getattr(model, "_ddp", None) is not None:
         return model
+    # A one-channel conv weight (the first layer on grayscale images) is both contiguous and
+    # channels_last, and autograd may hand DDP its gradient in the other spelling of the same
+    # memory order; DDP then warns about a copy that costs nothing here.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     dev = next(model.parameters()).device
     ids = [dev.index if dev.index is not None else torch.cuda.current_device()] \
         if dev.type == "cuda" else None
@@ -284,6 +322,37 @@ class ReduceLogs(Callback):
         sums = all_reduce_sum([float(logs[k]) * wt for k, wt in zip(keys, weights)])
         for k, v in zip(keys, sums):
             logs[k] = v
+
+
+class StopTogether(Callback):
+    """Make a stop request seen on any rank (``flag.hit``, e.g. Ctrl-C reaching one process)
+    stop every rank after the same step: the ranks agree after each step, at each epoch end and
+    at the end of training (before the callbacks that follow this one), then all set ``flag.hit`` and
+    ``model.stop_training``. Without it one rank would leave the loop while its peers wait in
+    the next step's all-reduce. Put it first; in a single process it is a plain relay."""
+
+    def __init__(self, flag):
+        super().__init__()
+        self.flag = flag
+
+    def agree(self) -> bool:
+        hit = any_rank(self.flag.hit)
+        if hit:
+            self.flag.hit = True
+            self.model.stop_training = True
+        return hit
+
+    def on_train_begin(self, logs=None):
+        self.agree()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.agree()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.agree()
+
+    def on_train_end(self, logs=None):
+        self.agree()
 
 
 def fit(model, x=None, y=None, *, batch_size: int = 32, epochs: int = 1, validation_data=None,
@@ -349,8 +418,25 @@ def launch(nproc: int, argv: list[str], module: str = "cnnkit", env: dict | None
     run_env = dict(os.environ, **(env or {}))
     # one BLAS/OpenMP thread pool per rank, sized by cnnkit.perf.configure in each rank
     run_env.setdefault("OMP_NUM_THREADS", str(max(1, _physical_cores() // nproc)))
-    proc = subprocess.run(launch_command(nproc, argv, module), env=run_env, check=check)
-    return proc.returncode
+    cmd = launch_command(nproc, argv, module)
+    # Ctrl-C reaches torchrun (same terminal process group), which passes it on to the ranks
+    # (each in its own session) and waits for them to save and exit. This process must not
+    # react itself: subprocess.run would SIGKILL torchrun a quarter second later. (A Python
+    # handler, not SIG_IGN: an ignored signal would stay ignored in torchrun after exec.)
+    main_thread = threading.current_thread() is threading.main_thread()
+    interrupted = []
+    old = signal.signal(signal.SIGINT, lambda *_: interrupted.append(1)) if main_thread else None
+    try:
+        proc = subprocess.Popen(cmd, env=run_env)
+        code = proc.wait()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, old)
+    if interrupted and code:
+        code = 130  # torchrun reports the ranks' orderly stop after Ctrl-C as its own failure
+    if check and code:
+        raise subprocess.CalledProcessError(code, cmd)
+    return code
 
 
 def _physical_cores() -> int:
