@@ -33,6 +33,11 @@ Seconds are training seconds: from the first setup step (whitening) to the end o
 step, evaluation excluded (as airbench counts them); ``wall_seconds`` in the history includes
 everything. Under ``torchrun`` (see ``cnnkit.distributed``) the recipe trains data-parallel:
 ``batch_size`` is the global batch and every rank evaluates its share of the held-out set.
+
+``cnnkit train --recipe`` checkpoints after every epoch and on Ctrl-C and continues a stopped
+run to the weights of one never stopped: ``run_recipe(interrupt=, checkpoint=, resume=)``
+with a :class:`RecipeProgress` (the recipe's own state: step count, lookahead average,
+evaluations, clock). Checkpoint writing, like evaluation, is not counted in ``seconds``.
 """
 
 from __future__ import annotations
@@ -46,10 +51,10 @@ from typing import Any
 import torch
 
 from . import distributed, perf
-from .data.loader import InMemoryLoader, as_tensors
+from .data.loader import InMemoryLoader, Resumable, as_tensors
 from .train.callbacks import Callback
 
-__all__ = ["Recipe", "RecipeRun", "RECIPES", "get", "names", "describe", "register",
+__all__ = ["Recipe", "RecipeRun", "RecipeProgress", "RECIPES", "get", "names", "describe", "register",
            "run_recipe", "build_model", "build_optimizer", "evaluate", "triangle"]
 
 
@@ -361,15 +366,21 @@ class _StepLimit(Callback):
 
 class _Lookahead(Callback):
     """airbench's lookahead: every ``every`` steps after ``start_step``, move an EMA of the
-    weights toward the net and copy it back into the net; at epoch ends copy it back again."""
+    weights toward the net and copy it back into the net; at epoch ends copy it back again
+    (not at the end of an epoch cut short by an interrupt: the run continues from there)."""
 
-    def __init__(self, steps: _StepLimit, start_step: int, base: float, power: float, every: int):
+    def __init__(self, steps: _StepLimit, start_step: int, base: float, power: float, every: int,
+                 cut=lambda: False):
         super().__init__()
         self.steps, self.start_step, self.base, self.power, self.every = steps, start_step, base, power, every
+        self.cut = cut
         self.ema = None
 
+    def _named(self) -> dict[str, torch.Tensor]:
+        return {k: t for k, t in self.model.state_dict().items() if t.is_floating_point()}
+
     def _tensors(self):
-        return [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        return list(self._named().values())
 
     @torch.no_grad()
     def on_train_batch_end(self, batch, logs=None):
@@ -386,18 +397,36 @@ class _Lookahead(Callback):
 
     @torch.no_grad()
     def on_epoch_end(self, epoch, logs=None):
-        if self.ema is not None:
+        if self.ema is not None and not self.cut():
             torch._foreach_copy_(self._tensors(), self.ema)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The EMA by state-dict key (empty before it starts)."""
+        if self.ema is None:
+            return {}
+        return {f"lookahead.{k}": e for k, e in zip(self._named(), self.ema)}
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        named = self._named()
+        if not any(k.startswith("lookahead.") for k in tensors):
+            self.ema = None
+            return
+        missing = [k for k in named if f"lookahead.{k}" not in tensors]
+        if missing:
+            raise ValueError(f"the checkpoint's lookahead average lacks {', '.join(missing[:3])}")
+        self.ema = [tensors[f"lookahead.{k}"].to(t.device, t.dtype).clone() for k, t in named.items()]
 
 
 class _Monitor(Callback):
     """Training clock (evaluation excluded), held-out accuracy, time budget and target."""
 
     def __init__(self, run: "RecipeRun", steps: _StepLimit, val, recipe: Recipe, device,
-                 time_budget_s, target_acc, eval_every_steps: int | None, t0: float):
+                 time_budget_s, target_acc, eval_every_steps: int | None, t0: float,
+                 cut=lambda: False):
         super().__init__()
         self.run, self.steps, self.val, self.recipe, self.device = run, steps, val, recipe, device
         self.budget, self.target, self.every = time_budget_s, target_acc, eval_every_steps
+        self.cut = cut
         self.t0 = t0
         self.train_s = 0.0
         self.resumed = t0
@@ -438,7 +467,7 @@ class _Monitor(Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         done = self.steps.done
-        last_of_epoch = batch + 1 == self.params.get("steps")
+        last_of_epoch = done % max(1, self.params.get("steps") or 1) == 0
         if self.every and done % self.every == 0 and not last_of_epoch:
             self._record(None, partial=True)
         elif self.budget is not None and done % 10 == 0:
@@ -449,11 +478,119 @@ class _Monitor(Callback):
                 self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.cut():  # stopped inside the epoch to be continued later: nothing to record
+            _sync(self.device)
+            self.train_s += time.perf_counter() - self.resumed
+            self.resumed = time.perf_counter()
+            return
         row = self._record(logs, partial=False)
         if logs is not None:
             logs["seconds"] = row["seconds"]
             if "val_accuracy" in row:
                 logs["val_accuracy"] = row["val_accuracy"]
+
+
+class RecipeProgress:
+    """Where a recipe run stands, for checkpoints: ``run_recipe(checkpoint=fn)`` calls ``fn``
+    with it after each epoch (and when an interrupt stops training inside one), and
+    ``run_recipe(resume=fn)`` calls ``fn`` with it once everything is built, to load a saved
+    state into it. The model, optimizer, scheduler, loader and augmentation generator are the
+    run's own objects (save them as for any training run); ``tensors()`` and ``meta()`` are the
+    rest (step count, lookahead average, evaluations so far, training clock) and ``load``
+    puts them back. ``cnnkit.experiment`` keeps all of it in the run directory's checkpoint.
+    """
+
+    def __init__(self, recipe: Recipe, model, optimizer, scheduler, loader, aug_gen,
+                 steps: _StepLimit, lookahead: _Lookahead | None, monitor: _Monitor,
+                 run: "RecipeRun"):
+        self.recipe, self.model, self.optimizer, self.scheduler = recipe, model, optimizer, scheduler
+        self.loader, self.aug_gen = loader, aug_gen
+        self._steps, self._lookahead, self._monitor, self._run = steps, lookahead, monitor, run
+        self.epoch = 0            # epochs fully done: where training continues
+        self.step = 0             # steps done inside ``epoch`` (> 0 only when cut by an interrupt)
+        self.loader_state = loader.generator.get_state()  # shuffle state at the start of ``epoch``
+        self.cut = False          # stopped inside an epoch by an interrupt
+
+    @property
+    def steps_done(self) -> int:
+        return self._steps.done
+
+    @property
+    def finished(self) -> bool:
+        """All the recipe's steps are done."""
+        return self._steps.done >= self._steps.total
+
+    @property
+    def history(self) -> list[dict]:
+        return self._run.history
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The lookahead average (``lookahead.<state key>``), when the recipe has one running."""
+        return self._lookahead.state() if self._lookahead is not None else {}
+
+    def meta(self) -> dict:
+        """JSON: the resolved recipe, step counts, evaluations so far and the training clock."""
+        return {"settings": self.recipe.to_dict(), "steps_done": self._steps.done,
+                "steps_total": self._steps.total, "steps_per_epoch": len(self.loader),
+                "history": [dict(r) for r in self._run.history],
+                "train_seconds": self._monitor.train_s,
+                "wall_seconds": time.perf_counter() - self._monitor.t0}
+
+    def load(self, tensors: dict, meta: dict, *, epoch: int, step: int,
+             loader_state: torch.Tensor) -> None:
+        """Continue from a saved state (``meta()``/``tensors()`` of the same recipe on the same
+        data); the model, optimizer, scheduler and RNGs are loaded by the caller."""
+        if (meta["steps_per_epoch"], meta["steps_total"]) != (len(self.loader), self._steps.total):
+            raise ValueError(f"the saved run took {meta['steps_per_epoch']} steps an epoch and "
+                             f"{meta['steps_total']} in all, this one {len(self.loader)} and "
+                             f"{self._steps.total}: not the same data or recipe")
+        self._steps.done = int(meta["steps_done"])
+        if self._lookahead is not None:
+            self._lookahead.set_model(self.model)  # the engine sets it again when fit starts
+            self._lookahead.load_state(tensors)
+        self._run.history[:] = [dict(r) for r in meta.get("history", [])]
+        self._monitor.train_s = float(meta.get("train_seconds", 0.0))
+        now = time.perf_counter()
+        self._monitor.t0 = now - float(meta.get("wall_seconds", 0.0))
+        self._monitor.resumed = now
+        self.loader.generator.set_state(loader_state)
+        self.loader.skip = int(step)
+        self.epoch, self.step, self.loader_state = int(epoch), int(step), loader_state
+
+
+class _Checkpoints(Callback):
+    """Hands a ``RecipeProgress`` to ``save`` after every epoch and when an interrupt
+    (``flag.hit``) stops training inside one; last in the callback list, so the lookahead
+    and the evaluation of the epoch are done (or, for a cut epoch, skipped) first."""
+
+    def __init__(self, progress: RecipeProgress, save, flag, cut):
+        super().__init__()
+        self.progress, self.save, self.flag, self.cut = progress, save, flag, cut
+        self.saved = False
+
+    def _save(self, epoch: int, step: int, loader_state, cut: bool) -> None:
+        p = self.progress
+        p.epoch, p.step, p.loader_state, p.cut = epoch, step, loader_state, cut
+        if self.save is not None:
+            self.save(p)
+        self.saved = True
+        p._monitor.resumed = time.perf_counter()  # writing the checkpoint is not training
+
+    def on_train_begin(self, logs=None):
+        if self.flag is not None and self.flag.hit:
+            self.model.stop_training = True  # interrupted while setting up
+
+    def on_epoch_end(self, epoch, logs=None):
+        loader = self.progress.loader
+        if self.cut():
+            self._save(epoch, loader.yielded, loader.epoch_start_state, True)
+        else:
+            self._save(epoch + 1, 0, loader.generator.get_state(), False)
+
+    def on_train_end(self, logs=None):
+        if self.flag is not None and self.flag.hit and not self.saved:
+            p, loader = self.progress, self.progress.loader  # no step ran: where we stand
+            self._save(p.epoch, loader.skip, loader.generator.get_state(), loader.skip > 0)
 
 
 @dataclass
@@ -465,6 +602,8 @@ class RecipeRun:
     history: list[dict] = field(default_factory=list)
     device: str = "cpu"
     settings: dict = field(default_factory=dict)
+    interrupted: bool = False        # an interrupt (``run_recipe(interrupt=...)``) stopped it
+    stopped_at: tuple[int, int] | None = None  # (epochs done, steps into the next) when it did
 
     @property
     def seconds(self) -> float:
@@ -493,7 +632,7 @@ class RecipeRun:
 def run_recipe(name: str | Recipe, train, val=None, time_budget_s: float | None = None,
                target_acc: float | None = None, device=None, *, seed: int | None = 0,
                eval_every: float = 1.0, class_names=None, verbose="auto",
-               **overrides) -> RecipeRun:
+               interrupt=None, checkpoint=None, resume=None, **overrides) -> RecipeRun:
     """Train the recipe ``name`` on ``train = (x, y)``; evaluate on ``val = (x, y)``.
 
     x: images as NHWC numpy (Keras style), N×C×H×W tensors, or N×H×W grayscale; uint8 pixels
@@ -502,6 +641,15 @@ def run_recipe(name: str | Recipe, train, val=None, time_budget_s: float | None 
     steps). ``target_acc``: stop at the first evaluation reaching it. ``eval_every``: epochs
     between evaluations (fractions allowed; each one pauses the clock). ``overrides``: recipe
     fields to change, e.g. ``epochs=5``. Returns a :class:`RecipeRun`.
+
+    Interrupting and continuing (what ``cnnkit train --recipe`` uses): ``interrupt`` is any
+    object whose ``hit`` turns true to ask for a stop (the ranks of a data-parallel job agree
+    on it after every step); training then stops after the current step, without the
+    epoch-end lookahead copy or evaluation if the epoch was cut. ``checkpoint(progress)`` is
+    called with a :class:`RecipeProgress` after every epoch and at such a stop;
+    ``resume(progress)`` is called once before training to load a saved state into it. A run
+    continued this way ends with the same weights as one never stopped (on the CPU; a time
+    budget is measured afresh and is the one thing that does not continue exactly).
     """
     from .utils import set_random_seed
     from .data.augment import Augment
@@ -540,11 +688,12 @@ def run_recipe(name: str | Recipe, train, val=None, time_budget_s: float | None 
 
     seed_all = distributed.broadcast_seed(seed)
     if multi:
-        loader = distributed.ShardedLoader(images, labels, recipe.batch_size, shuffle=True,
-                                           seed=seed_all, device=dev, drop_last=True)
+        loader = distributed.ResumableShardedLoader(images, labels, recipe.batch_size,
+                                                    shuffle=True, seed=seed_all, device=dev,
+                                                    drop_last=True)
     else:
-        loader = InMemoryLoader(images, labels, recipe.batch_size, shuffle=True, seed=seed_all,
-                                device=dev, drop_last=len(images) >= recipe.batch_size)
+        loader = _Loader(images, labels, recipe.batch_size, shuffle=True, seed=seed_all,
+                         device=dev, drop_last=len(images) >= recipe.batch_size)
     steps_per_epoch = len(loader)
     total = max(1, math.ceil(steps_per_epoch * recipe.epochs))
     optimizer, scheduler = build_optimizer(model, recipe, steps_per_epoch, total)
@@ -553,29 +702,60 @@ def run_recipe(name: str | Recipe, train, val=None, time_budget_s: float | None 
                   precision=recipe.precision)
     if recipe.compile == "on":
         model.module.compile()
-    if multi:
-        distributed.wrap(model)
 
     steps = _StepLimit(total)
-    callbacks: list[Callback] = [steps]
+
+    def cut() -> bool:  # an interrupt stopped training inside an epoch (not the recipe's end)
+        return bool(interrupt is not None and interrupt.hit and not loader.epoch_complete
+                    and steps.done < steps.total)
+
+    callbacks: list[Callback] = [distributed.StopTogether(interrupt)] if interrupt is not None else []
+    callbacks.append(steps)
+    lookahead = None
     if recipe.lookahead is not None:
         start, base, power, every = recipe.lookahead
-        callbacks.append(_Lookahead(steps, int(start * steps_per_epoch), base, power, int(every)))
+        lookahead = _Lookahead(steps, int(start * steps_per_epoch), base, power, int(every), cut)
+        callbacks.append(lookahead)
     every_steps = None if eval_every == 1 else max(1, int(round(eval_every * steps_per_epoch)))
-    monitor = _Monitor(run, steps, val_t, recipe, dev, time_budget_s, target_acc, every_steps, t0)
+    monitor = _Monitor(run, steps, val_t, recipe, dev, time_budget_s, target_acc, every_steps, t0,
+                       cut)
     callbacks.append(monitor)
     augment = Augment(flip="horizontal" if recipe.flip else None, crop=recipe.translate,
                       fill_mode="reflect") if (recipe.flip or recipe.translate) else None
+    # The augmentation draws from a generator of ours (seeded as the engine seeds its own), so
+    # a checkpoint can save it and a resumed run continue its stream.
+    aug_gen = torch.Generator(device="cpu")
+    aug_gen.manual_seed(int(torch.initial_seed()) % 2**63)
+    progress = RecipeProgress(recipe, model, optimizer, scheduler, loader, aug_gen, steps,
+                              lookahead, monitor, run)
+    saver = None
+    if checkpoint is not None or interrupt is not None:
+        saver = _Checkpoints(progress, checkpoint, interrupt, cut)
+        callbacks.append(saver)
+    if resume is not None:
+        resume(progress)  # before wrap(): DDP broadcasts rank 0's weights when it wraps
+    if multi:
+        distributed.wrap(model)
     if multi and not distributed.is_main_process():
         verbose = 0
     try:
-        model.fit(loader, epochs=math.ceil(total / steps_per_epoch), augment=augment,
-                  scheduler=scheduler, callbacks=callbacks, verbose=verbose)
+        if not progress.finished:
+            model.fit(loader, epochs=math.ceil(total / steps_per_epoch),
+                      initial_epoch=progress.epoch,
+                      augment=(lambda x, _g: augment(x, aug_gen)) if augment is not None else None,
+                      scheduler=scheduler, callbacks=callbacks, verbose=verbose)
     finally:
         if multi:
             distributed.unwrap(model)
     run.model = model
+    if interrupt is not None and interrupt.hit and not progress.finished:
+        run.interrupted = True
+        run.stopped_at = (progress.epoch, progress.step)
     return run
+
+
+class _Loader(Resumable, InMemoryLoader):
+    """The single-process recipe loader: can continue inside an epoch."""
 
 
 def _pick(device):
