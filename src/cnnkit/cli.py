@@ -135,6 +135,7 @@ _TRAIN_EXAMPLES = """
   cnnkit train --config run.toml --epochs 20      # a TOML/YAML file; the command line wins
   cnnkit train --resume runs/bundled-mnist-2conv  # continue an interrupted run (Ctrl-C, kill)
   cnnkit train --data cifar10 --recipe fast --nproc 2   # a speed recipe, data-parallel
+  cnnkit train --data cifar10 --model resnet9 --batch-size 256 --nproc 2  # any run, data-parallel
 
 Each run writes runs/<name>/ (never overwritten: <name>-2, -3, ...): config.json/.toml,
 command.txt, env.json, history.csv, metrics.json, best/ and last/ models, checkpoint/,
@@ -198,7 +199,9 @@ def build_train_parser(sub) -> Parser:
     g.add_argument("--config", metavar="FILE", help="read settings from a TOML or YAML file "
                    "(flat, or under [train]); options on the command line win")
     g.add_argument("--nproc", type=int, default=None, metavar="N",
-                   help="train data-parallel on N local processes (torchrun); with --recipe")
+                   help="train data-parallel on N local processes (torchrun + "
+                   "DistributedDataParallel); --batch-size is the global batch, rank 0 writes "
+                   "the run directory. A run resumes on as many processes as it trained on")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
                    "checkpoint (only --epochs may change)")
     p.set_defaults(func=cmd_train)
@@ -211,31 +214,52 @@ def cmd_train(args) -> int:
     skip = ("func", "command", "config", "resume", "_argv", "nproc")
     given = {k: v for k, v in vars(args).items() if k not in skip}
     argv = ["cnnkit", *getattr(args, "_argv", [])]
+    in_job = int(os.environ.get("WORLD_SIZE", "1")) > 1  # already a rank under torchrun
+    if args.nproc is not None and args.nproc < 1:
+        raise CliError(f"--nproc {args.nproc}: give a number of processes >= 1")
     try:
         if args.resume:
             extra = sorted(set(given) - {"epochs"})
             if extra or args.config:
                 raise CliError("--resume continues a run with its own settings; only --epochs can "
                                f"change (remove {' '.join('--' + e.replace('_', '-') for e in extra) or '--config'})")
+            if not in_job:
+                world = _checkpoint_world(args.resume)
+                if args.nproc is not None and world is not None and args.nproc != world:
+                    raise CliError(
+                        f"{args.resume} trained on {world} process{'es' if world > 1 else ''}: "
+                        f"resume it on the same number (--nproc {world}); another number gives "
+                        "each process other batches, so the training could not continue as it was")
+                nproc = args.nproc or world or 1
+                if nproc > 1:
+                    return _launch(args, nproc)
             result = train(resume=args.resume, epochs=given.get("epochs"))
         else:
             cfg = TrainConfig()
             if args.config:
                 cfg.update(load_config_file(args.config), args.config)
             cfg.update(given, "command line")
-            if args.nproc and args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-                return _launch(args, cfg.validate())
+            if args.nproc and args.nproc > 1 and not in_job:
+                cfg.validate()
+                return _launch(args, args.nproc)
             result = train(cfg, argv=argv)
     except (ConfigError, DataError, UnknownModelName, FileNotFoundError, ValueError) as err:
         raise CliError(str(err)) from err
     return 130 if result.interrupted else 0
 
 
-def _launch(args, cfg) -> int:
-    """``--nproc N``: this same command on N processes under torchrun (without --nproc)."""
-    if not cfg.recipe:
-        raise CliError("--nproc trains data-parallel through a recipe: add --recipe NAME "
-                       "(fast, fast-long, mnist-fast; see cnnkit.recipes)")
+def _checkpoint_world(run_dir: str) -> int | None:
+    """How many processes the run in ``run_dir`` trained on, from its checkpoint (None: none)."""
+    state = Path(run_dir) / "checkpoint" / "state.json"
+    try:
+        return int(json.loads(state.read_text()).get("world_size", 1))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None  # train() says what is wrong with it
+
+
+def _launch(args, nproc: int) -> int:
+    """``--nproc N`` (or resuming a run that trained on N): this same command on N processes
+    under torchrun (without --nproc); rank 0 writes the run directory."""
     from . import distributed
     argv, skip = [], False
     for a in args._argv:
@@ -245,7 +269,7 @@ def _launch(args, cfg) -> int:
             skip = True
         elif not a.startswith("--nproc="):
             argv.append(a)
-    return distributed.launch(args.nproc, argv)
+    return distributed.launch(nproc, argv)
 
 
 # ------------------------------------------------------------------------------- evaluate

@@ -16,7 +16,6 @@ ends with the same weights as one that was never stopped.
 from __future__ import annotations
 
 import math
-import os
 import signal
 import sys
 import threading
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, TrainConfig
-from .data.loader import InMemoryLoader, as_images
+from .data.loader import InMemoryLoader, Resumable, as_images
 from .train.callbacks import Callback, EarlyStopping
 
 __all__ = ["train", "TrainResult", "Data", "load_data", "build_model", "default_model",
@@ -265,29 +264,9 @@ def build_model(cfg: TrainConfig, data: Data):
 
 # ------------------------------------------------------------------------------- training
 
-class RunLoader(InMemoryLoader):
+class RunLoader(Resumable, InMemoryLoader):
     """InMemoryLoader that remembers its shuffle state at each epoch start and can skip the
     first steps of one epoch (to continue mid-epoch after an interrupt)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.skip = 0
-        self.yielded = 0
-        self.epoch_start_state = self.generator.get_state()
-
-    def __iter__(self):
-        self.epoch_start_state = self.generator.get_state()
-        skip, self.skip = self.skip, 0
-        self.yielded = skip
-        for i, batch in enumerate(super().__iter__()):
-            if i < skip:
-                continue
-            self.yielded += 1
-            yield batch
-
-    @property
-    def epoch_complete(self) -> bool:
-        return self.yielded >= len(self)
 
 
 class ValLoader(InMemoryLoader):
@@ -306,9 +285,10 @@ class Interrupt:
 
     A second Ctrl-C aborts at once (KeyboardInterrupt)."""
 
-    def __init__(self):
+    def __init__(self, quiet: bool = False):
         self.hit = False
         self.model = None
+        self.quiet = quiet  # the ranks of a data-parallel job other than 0 stop silently
         self._old = {}
 
     def _handler(self, signum, frame):
@@ -317,8 +297,9 @@ class Interrupt:
         self.hit = True
         if self.model is not None:
             self.model.stop_training = True
-        print("\ncnnkit: interrupted; finishing this step, then saving (Ctrl-C again to "
-              "abort without saving)", file=sys.stderr, flush=True)
+        if not self.quiet:
+            print("\ncnnkit: interrupted; finishing this step, then saving (Ctrl-C again to "
+                  "abort without saving)", file=sys.stderr, flush=True)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -393,12 +374,16 @@ class ResumableEarlyStopping(EarlyStopping):
 
 
 class RunRecorder(Callback):
-    """Writes history.csv, best/, last/ and checkpoints as training goes; handles interrupts."""
+    """Writes history.csv, best/, last/ and checkpoints as training goes; handles interrupts.
+
+    In a data-parallel job it runs on every rank (the checkpoint gathers each rank's RNG
+    states and buffers) but only rank 0 (``main``) writes files."""
 
     def __init__(self, run, *, cfg, optimizer, scheduler, loader, val_loader, aug_gen, interrupt,
-                 rows=None, best=None, resume=None, early=None):
+                 rows=None, best=None, resume=None, early=None, main=True, multi=False):
         super().__init__()
         self.run, self.cfg = run, cfg
+        self.main, self.multi = main, multi
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loader, self.aug_gen, self.interrupt = loader, aug_gen, interrupt
         self.rows = list(rows or [])
@@ -427,10 +412,16 @@ class RunRecorder(Callback):
                 "early_stopping": self.early.state() if self.early else None}
 
     def checkpoint(self, epoch: int, step: int, loader_state) -> None:
-        from .runs import save_checkpoint
-        save_checkpoint(self.run, model=self.model, optimizer=self.optimizer, epoch=epoch,
-                        step=step, generators={"augment": self.aug_gen},
-                        loader_state=loader_state, scheduler=self.scheduler, extra=self._extra())
+        from . import distributed
+        from .runs import rank_local_tensors, save_checkpoint
+        ranks = None
+        if self.multi:  # a collective: every rank takes part, rank 0 writes
+            ranks = distributed.gather_tensors(rank_local_tensors(self.model, {"augment": self.aug_gen}))
+        if self.main:
+            save_checkpoint(self.run, model=self.model, optimizer=self.optimizer, epoch=epoch,
+                            step=step, generators={"augment": self.aug_gen},
+                            loader_state=loader_state, scheduler=self.scheduler,
+                            extra=self._extra(), ranks=ranks)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -448,14 +439,17 @@ class RunRecorder(Callback):
         row["compute_s"] = timing.get("compute_s", 0.0)
         row["epoch_s"] = round(time.perf_counter() - self.epoch_start, 4)
         self.rows.append(row)
-        self.run.write_history(self.rows)
+        if self.main:
+            self.run.write_history(self.rows)
         monitor = self.monitor if self.monitor in logs else "accuracy"
         value = logs.get(monitor)
         if value is not None and math.isfinite(value) and (
                 not self.best or value > self.best.get("value", -math.inf)):
             self.best = {"monitor": monitor, "value": float(value), "epoch": epoch + 1}
-            self.model.save(self.run.best)
-        self.model.save(self.run.last)
+            if self.main:
+                self.model.save(self.run.best)
+        if self.main:
+            self.model.save(self.run.last)
         every = self.cfg.checkpoint_every
         done = epoch + 1
         if (every and done % every == 0) or self.interrupt.hit or done == self.params.get("epochs"):
@@ -465,7 +459,8 @@ class RunRecorder(Callback):
             self.saved_interrupt = True
 
     def save_interrupted(self, epoch: int, step: int, loader_state) -> None:
-        self.model.save(self.run.last)
+        if self.main:
+            self.model.save(self.run.last)
         self.checkpoint(epoch, step, loader_state)
         self.saved_interrupt = True
 
@@ -482,7 +477,7 @@ class TrainResult:
     seconds: float
 
 
-def _compile(model, cfg: TrainConfig):
+def _compile(model, cfg: TrainConfig, device=None):
     from .train import losses as losses_mod
     from .train import optim as optim_mod
     opt = optim_mod.get(cfg.optimizer, cfg.lr)
@@ -491,8 +486,10 @@ def _compile(model, cfg: TrainConfig):
         opt.kwargs["momentum"] = cfg.momentum
     loss = losses_mod.get("sparse_categorical_crossentropy")
     loss.label_smoothing = cfg.label_smoothing
-    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"],
-                  device=None if cfg.device == "auto" else cfg.device, precision=cfg.precision)
+    if device is None:
+        device = None if cfg.device == "auto" else cfg.device
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], device=device,
+                  precision=cfg.precision)
     return model
 
 
@@ -524,68 +521,107 @@ def train(cfg: TrainConfig | None = None, *, argv: list[str] | None = None, resu
     """Train as ``cfg`` says into a new run directory, or continue the run at ``resume``.
 
     ``argv``: the command as typed (for command.txt). ``epochs`` (with ``resume``): train
-    to this many epochs instead of the run's own.
-    """
-    from . import runs
-    from .models.summary import summary_text
-    from .utils import pick_device, set_random_seed
+    to this many epochs instead of the run's own (not for recipe runs: a recipe decides).
 
-    ckpt = None
-    if cfg is not None and cfg.recipe:
-        return _train_recipe(cfg.validate(), argv=argv, log=log)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("data-parallel training (torchrun, --nproc) runs a recipe: add "
-                          "--recipe NAME (see cnnkit.recipes)")
+    Under torchrun (``cnnkit train --nproc N``) every process calls this: the model trains
+    data-parallel (DistributedDataParallel, each rank on its share of every global batch of
+    ``cfg.batch_size``), logs are averaged over the ranks, and only rank 0 writes the run
+    directory and returns the metrics. A run resumes on as many processes as it trained on.
+    """
+    from . import distributed, runs
+
+    run = ckpt = None
     if resume is not None:
         run = runs.RunDir(resume)
         if not run.is_run():
             raise FileNotFoundError(f"--resume {resume}: not a run directory (no config.json)")
         cfg = TrainConfig.from_dict(run.read_json(run.config_json), str(run.config_json))
-        if cfg.recipe:
-            raise ConfigError(f"{run.path} ran recipe {cfg.recipe!r}: recipe runs go from start "
-                              "to end and keep no checkpoint to resume from")
         ckpt = runs.load_checkpoint(run)
-        if epochs is not None:
-            cfg.epochs = int(epochs)
-        if ckpt.epoch >= cfg.epochs:
-            raise ValueError(f"{run.path} already finished its {cfg.epochs} epochs; "
-                             f"pass --epochs N (N > {cfg.epochs}) to train further")
+        if cfg.recipe:
+            if epochs is not None:
+                raise ConfigError(f"{run.path} ran recipe {cfg.recipe!r}, which decides its own "
+                                  "epochs: resume it without --epochs")
+            if (ckpt.meta.get("recipe") or {}).get("finished"):
+                raise ValueError(f"{run.path} already finished recipe {cfg.recipe!r}; start a new "
+                                 "run to train again")
+        else:
+            if epochs is not None:
+                cfg.epochs = int(epochs)
+            if ckpt.epoch >= cfg.epochs:
+                raise ValueError(f"{run.path} already finished its {cfg.epochs} epochs; "
+                                 f"pass --epochs N (N > {cfg.epochs}) to train further")
+        world = distributed.world_size()
+        if ckpt.world_size != world:
+            how = f" --nproc {ckpt.world_size}" if ckpt.world_size > 1 else " (without --nproc)"
+            raise ConfigError(
+                f"{run.path} trained on {ckpt.world_size} process{'es' if ckpt.world_size > 1 else ''}"
+                f" and this is {world}: resume it on the same number (cnnkit train --resume "
+                f"{run.path}{how}); another number gives each process other batches, so the "
+                "training could not continue as it was")
     cfg = (cfg or TrainConfig()).validate()
+    if cfg.recipe:
+        return _train_recipe(cfg, argv=argv, log=log, run=run, ckpt=ckpt)
+    multi = distributed.init()
+    try:
+        if ckpt is not None:
+            ckpt = ckpt.for_rank(distributed.rank())
+        return _train(cfg, argv=argv, log=log, run=run, ckpt=ckpt, epochs=epochs, multi=multi)
+    finally:
+        if multi:
+            distributed.shutdown()
+
+
+def _train(cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool) -> TrainResult:
+    """An ordinary (non-recipe) run, in one process or as one rank of a data-parallel job."""
+    from . import distributed, runs
+    from .models.summary import summary_text
+    from .utils import pick_device, set_random_seed
+
+    main = distributed.is_main_process()
+    rank, world = distributed.rank(), distributed.world_size()
+    say = log if main else (lambda *a, **k: None)
     set_random_seed(cfg.seed)
     data = load_data(cfg)
     for note in data.notes:
-        log(f"note: {note}")
+        say(f"note: {note}")
     model = build_model(cfg, data)
-    _compile(model, cfg)
+    wanted = None if cfg.device == "auto" else cfg.device
+    _compile(model, cfg, device=distributed.device(wanted) if multi else None)
     device = model.device or pick_device(None)
 
     if ckpt is None:
-        name = cfg.name or f"{data.tag}-{model.name}"
-        run = runs.new_run_dir(cfg.output, name)
-        _write_run_files(run, cfg, argv, device, data, model.name)
-        run.summary.write_text(summary_text(model) + "\n")
+        if main:
+            name = cfg.name or f"{data.tag}-{model.name}"
+            run = runs.new_run_dir(cfg.output, name)
+            _write_run_files(run, cfg, argv, device, data, model.name,
+                             **({"world_size": world} if multi else {}))
+            run.summary.write_text(summary_text(model) + "\n")
+    elif main:
+        _note_resume(run, cfg, ckpt, epochs)
+
+    say(f"run: {run.path if run else '-'}")
+    say(f"data: {data.describe()}")
+    say(f"model: {model.name} ({model.count_params():,} parameters) on {device}"
+        + (f" x {world} processes" if multi else ""))
+
+    if multi:  # each rank its share of every global batch; validation split among the ranks
+        loader = distributed.ResumableShardedLoader(*data.train, batch_size=cfg.batch_size,
+                                                    shuffle=True, seed=cfg.seed, device=device)
     else:
-        with open(run.command, "a") as f:
-            f.write(f"# resumed {time.strftime('%Y-%m-%d %H:%M:%S')} at epoch {ckpt.epoch + 1}"
-                    f"{f', step {ckpt.step}' if ckpt.step else ''}\n"
-                    f"cnnkit train --resume {run.path}"
-                    f"{f' --epochs {epochs}' if epochs is not None else ''}\n")
-        run.write_json(run.config_json, cfg.to_dict())
-        from .config import to_toml
-        run.config_toml.write_text(to_toml(cfg))
-
-    log(f"run: {run.path}")
-    log(f"data: {data.describe()}")
-    log(f"model: {model.name} ({model.count_params():,} parameters) on {device}")
-
-    loader = RunLoader(*data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
-                       device=device)
-    val_loader = None
+        loader = RunLoader(*data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
+                           device=device)
+    val_loader, val_counts = None, None
     if data.val is not None and len(data.val[0]):
-        val_loader = ValLoader(*data.val, batch_size=max(cfg.batch_size, 256), device=device)
+        val = data.val
+        if multi:
+            mine = torch.arange(rank, len(val[0]), world)
+            val_counts = (len(mine), len(val[0]))
+            val = (val[0][mine], val[1][mine])
+        val_loader = ValLoader(*val, batch_size=max(cfg.batch_size, 256), device=device)
     aug, _ = _augment(cfg)
     aug_gen = torch.Generator(device="cpu")
-    aug_gen.manual_seed((cfg.seed * 1_000_003 + 17) % 2**63)
+    # rank 0 draws what a single process would; the other ranks their own streams
+    aug_gen.manual_seed((cfg.seed * 1_000_003 + 17 + 7919 * rank) % 2**63)
     augment = (lambda x, _gen: aug(x, aug_gen)) if aug is not None else None
     scheduler = _schedule(cfg, model.optimizer, len(loader))
 
@@ -598,48 +634,75 @@ def train(cfg: TrainConfig | None = None, *, argv: list[str] | None = None, resu
         rows = list(ckpt.meta.get("history") or [])
         best = dict(ckpt.meta.get("best") or {})
         early_state = ckpt.meta.get("early_stopping")
-        run.write_history(rows) if rows else None
-        log(f"resuming at epoch {ckpt.epoch + 1}/{cfg.epochs}"
+        if rows and main:
+            run.write_history(rows)
+        say(f"resuming at epoch {ckpt.epoch + 1}/{cfg.epochs}"
             + (f", step {ckpt.step}/{len(loader)}" if ckpt.step else ""))
 
-    interrupt = Interrupt()
-    interrupt.model = model
+    interrupt = Interrupt(quiet=not main)
+    # In one process Ctrl-C stops the engine directly; ranks must first agree on the step to
+    # stop after (StopTogether), or one would leave while the others wait for it.
+    interrupt.model = None if multi else model
     callbacks = []
     early = None
     if cfg.patience:
         early = ResumableEarlyStopping(monitor="val_loss" if val_loader is not None else "loss",
-                                       patience=cfg.patience, verbose=1, state=early_state)
+                                       patience=cfg.patience, verbose=1 if main else 0,
+                                       state=early_state)
         callbacks.append(early)
     recorder = RunRecorder(run, cfg=cfg, optimizer=model.optimizer, scheduler=scheduler,
                            loader=loader, val_loader=val_loader,
                            aug_gen=aug_gen, interrupt=interrupt, rows=rows, best=best,
-                           resume=ckpt, early=early)
+                           resume=ckpt, early=early, main=main, multi=multi)
     callbacks.insert(0, recorder)
+    if multi:  # first: the logs averaged over the ranks, the stop agreed, before the rest
+        callbacks[:0] = [distributed.ReduceLogs(val_counts), distributed.StopTogether(interrupt)]
+        distributed.wrap(model)
     start_epoch = ckpt.epoch if ckpt is not None else 0
     start = time.perf_counter()
-    with interrupt:
-        model.fit(loader, epochs=cfg.epochs, validation_data=val_loader, callbacks=callbacks,
-                  initial_epoch=start_epoch, augment=augment, verbose=_verbose(cfg),
-                  scheduler=scheduler)
-        if interrupt.hit and not recorder.saved_interrupt:
-            # stopped before any step ran: checkpoint where we stand
-            epoch = recorder.rows[-1]["epoch"] if recorder.rows else start_epoch
-            recorder.model = model
-            recorder.save_interrupted(epoch, loader.skip, loader.generator.get_state())
-            recorder.stopped_at = (epoch, loader.skip)
+    try:
+        with interrupt:
+            model.fit(loader, epochs=cfg.epochs, validation_data=val_loader, callbacks=callbacks,
+                      initial_epoch=start_epoch, augment=augment,
+                      verbose=_verbose(cfg) if main else 0, scheduler=scheduler)
+            if interrupt.hit and not recorder.saved_interrupt:
+                # stopped before any step ran: checkpoint where we stand
+                epoch = recorder.rows[-1]["epoch"] if recorder.rows else start_epoch
+                recorder.model = model
+                recorder.save_interrupted(epoch, loader.skip, loader.generator.get_state())
+                recorder.stopped_at = (epoch, loader.skip)
+    finally:
+        if multi:
+            distributed.unwrap(model)
     seconds = time.perf_counter() - start
     history = recorder.rows
 
     if interrupt.hit:
         epoch, step = recorder.stopped_at or (start_epoch, 0)
         where = f"epoch {epoch + 1}, step {step}/{len(loader)}" if step else f"the end of epoch {epoch}"
-        log(f"interrupted at {where}; saved {run.last} and a checkpoint.\n"
-            f"resume with: cnnkit train --resume {run.path}")
-        return TrainResult(run, model, data, history, None, True, recorder.stopped_at, seconds)
-
+        if main:
+            log(f"interrupted at {where}; saved {run.last} and a checkpoint.\n"
+                f"resume with: cnnkit train --resume {run.path}")
+        return TrainResult(run if main else None, model, data, history, None, True,
+                           recorder.stopped_at, seconds)
+    if not main:
+        return TrainResult(None, model, data, history, None, False, None, seconds)
     metrics = evaluate_run(run, model, data, cfg, history=history, seconds=seconds,
                            best=recorder.best, log=log)
     return TrainResult(run, model, data, history, metrics, False, None, seconds)
+
+
+def _note_resume(run, cfg: TrainConfig, ckpt, epochs) -> None:
+    """command.txt gets the resume line; config.json/.toml the (possibly longer) epochs."""
+    from .config import to_toml
+    with open(run.command, "a") as f:
+        f.write(f"# resumed {time.strftime('%Y-%m-%d %H:%M:%S')} at epoch {ckpt.epoch + 1}"
+                f"{f', step {ckpt.step}' if ckpt.step else ''}\n"
+                f"cnnkit train --resume {run.path}"
+                f"{f' --nproc {ckpt.world_size}' if ckpt.world_size > 1 else ''}"
+                f"{f' --epochs {epochs}' if epochs is not None else ''}\n")
+    run.write_json(run.config_json, cfg.to_dict())
+    run.config_toml.write_text(to_toml(cfg))
 
 
 def _write_run_files(run, cfg: TrainConfig, argv, device, data: Data, model_name: str, **env):
@@ -647,20 +710,60 @@ def _write_run_files(run, cfg: TrainConfig, argv, device, data: Data, model_name
     from .config import to_toml
     run.write_json(run.config_json, cfg.to_dict())
     run.config_toml.write_text(to_toml(cfg))
-    run.write_command(list(argv) if argv else explicit_command(cfg), explicit_command(cfg))
+    typed, explicit = list(argv) if argv else explicit_command(cfg), explicit_command(cfg)
+    world = int(env.get("world_size", 1))
+    if world > 1:  # under torchrun: the command that starts the same job again
+        typed = typed if "--nproc" in typed else [*typed, "--nproc", str(world)]
+        explicit = [*explicit, "--nproc", str(world)]
+    run.write_command(typed, explicit)
     run.write_json(run.env, {**runs.environment(cfg.seed, device), "data": data.describe(),
                              "model": model_name, **env})
 
 
-def _train_recipe(cfg: TrainConfig, *, argv=None, log=print) -> TrainResult:
+def _train_recipe(cfg: TrainConfig, *, argv=None, log=print, run=None, ckpt=None) -> TrainResult:
     """Train with a named recipe (cnnkit.recipes); data-parallel under torchrun (rank 0 writes
-    the run directory). A recipe runs start to end: no per-epoch checkpoints or resume."""
-    from . import distributed, recipes, runs
-    from .models.summary import summary_text
-    from .utils import pick_device, set_random_seed
+    the run directory). Checkpoints every ``checkpoint_every`` epochs and on Ctrl-C, like an
+    ordinary run; ``ckpt`` (with its ``run``) continues one."""
+    from . import distributed, recipes
     if cfg.recipe not in recipes.names():
         raise ConfigError(f"unknown recipe {cfg.recipe!r}; recipes: {', '.join(recipes.names())}")
     multi = distributed.init()
+    try:
+        if ckpt is not None:
+            ckpt = ckpt.for_rank(distributed.rank())
+        return _train_recipe_rank(cfg, argv=argv, log=log, run=run, ckpt=ckpt, multi=multi)
+    finally:
+        if multi:
+            distributed.shutdown()
+
+
+def _recipe_rows(history: list[dict], timing: list[dict]) -> list[dict]:
+    """history.csv rows from a recipe's evaluations and the engine's per-epoch timing."""
+    rows, last_wall = [], 0.0
+    for i, r in enumerate(history):
+        row = {"epoch": r.get("epoch"), **{k: v for k, v in r.items() if k != "epoch"}}
+        if i < len(timing) and len(timing) == len(history):
+            row.update(timing[i])
+        wall = r.get("wall_seconds", 0.0)
+        row["epoch_s"] = round(wall - last_wall, 4)
+        last_wall = wall
+        rows.append(row)
+    return rows
+
+
+def _recipe_settings_changed(saved: dict | None, now: dict) -> list[str]:
+    import json
+    now = json.loads(json.dumps(now))
+    if saved is None:
+        return ["(the checkpoint records none)"]
+    return [f"{k}: {saved.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
+            if saved.get(k) != now.get(k)]
+
+
+def _train_recipe_rank(cfg: TrainConfig, *, argv, log, run, ckpt, multi: bool) -> TrainResult:
+    from . import distributed, recipes, runs
+    from .models.summary import summary_text
+    from .utils import pick_device, set_random_seed
     main = distributed.is_main_process()
     say = log if main else (lambda *a, **k: None)
     set_random_seed(cfg.seed)
@@ -669,8 +772,17 @@ def _train_recipe(cfg: TrainConfig, *, argv=None, log=print) -> TrainResult:
         say(f"note: {note}")
     wanted = None if cfg.device == "auto" else cfg.device
     device = distributed.device(wanted) if multi else pick_device(wanted)
-    run = None
-    if main:
+    settings = recipes.get(cfg.recipe).resolve(device).to_dict()
+    if ckpt is not None:
+        changed = _recipe_settings_changed((ckpt.meta.get("recipe") or {}).get("settings"), settings)
+        if changed:
+            raise ConfigError(f"{run.path}: recipe {cfg.recipe!r} is not what the run trained with "
+                              f"({'; '.join(changed)}); continuing would not be the same training. "
+                              "Start a new run, or resume with the cnnkit version and device the "
+                              "run started on")
+        if main:
+            _note_resume(run, cfg, ckpt, None)
+    elif main:
         run = runs.new_run_dir(cfg.output, cfg.name or f"{data.tag}-{cfg.recipe}")
         _write_run_files(run, cfg, argv, device, data, f"recipe {cfg.recipe}",
                          world_size=distributed.world_size())
@@ -678,39 +790,86 @@ def _train_recipe(cfg: TrainConfig, *, argv=None, log=print) -> TrainResult:
     say(f"run: {run.path if run else '-'}")
     say(f"data: {data.describe()}")
     say(f"recipe: {cfg.recipe} on {device}" + (f" x {distributed.world_size()} processes" if multi else ""))
+
+    # per-epoch timing from the engine, kept across resumes (a cut epoch's two parts summed)
+    saved_timing = (ckpt.meta.get("timing") or {}) if ckpt is not None else {}
+    timing = {"epochs": list(saved_timing.get("epochs") or []),
+              "partial": saved_timing.get("partial"), "seen": 0}
+    interrupt = Interrupt(quiet=not main)  # model stays None: the recipe's StopTogether relays it
+    every = cfg.checkpoint_every
+
+    def add(a, b):
+        return {k: round(a.get(k, 0.0) + b.get(k, 0.0), 4) for k in set(a) | set(b)} if a else dict(b)
+
+    def save(progress: recipes.RecipeProgress) -> None:
+        model = progress.model
+        for t in list(getattr(model, "timing", []) or [])[timing["seen"]:]:
+            if progress.cut:
+                timing["partial"] = add(timing["partial"], t)
+            else:
+                timing["epochs"].append(add(timing["partial"], t))
+                timing["partial"] = None
+        timing["seen"] = len(getattr(model, "timing", []) or [])
+        if not (progress.cut or interrupt.hit or progress.finished
+                or (every and progress.epoch % every == 0)):
+            return
+        ranks = None
+        if multi:  # a collective: every rank takes part, rank 0 writes
+            ranks = distributed.gather_tensors(runs.rank_local_tensors(
+                model, {"augment": progress.aug_gen}, progress.tensors()))
+        if not main:
+            return
+        run.write_history(_recipe_rows(progress.history, timing["epochs"]))
+        if progress.cut or interrupt.hit:
+            model.save(run.last)
+        runs.save_checkpoint(
+            run, model=model, optimizer=progress.optimizer, epoch=progress.epoch,
+            step=progress.step, generators={"augment": progress.aug_gen},
+            loader_state=progress.loader_state, scheduler=progress.scheduler,
+            tensors=progress.tensors(), ranks=ranks,
+            extra={"recipe": {**progress.meta(), "finished": progress.finished},
+                   "timing": {"epochs": timing["epochs"], "partial": timing["partial"]}})
+
+    def restore(progress: recipes.RecipeProgress) -> None:
+        runs.restore_training_state(ckpt, model=progress.model, optimizer=progress.optimizer,
+                                    scheduler=progress.scheduler)
+        progress.load(ckpt.tensors, ckpt.meta["recipe"], epoch=ckpt.epoch, step=ckpt.step,
+                      loader_state=ckpt.tensors["loader.epoch_start"])
+        runs.set_rng_state(ckpt.tensors, ckpt.meta["rng"], {"augment": progress.aug_gen})
+        say(f"resuming at epoch {ckpt.epoch + 1}"
+            + (f", step {ckpt.step}/{len(progress.loader)}" if ckpt.step else "")
+            + f" ({progress.steps_done} of {ckpt.meta['recipe']['steps_total']} steps done)")
+
     start = time.perf_counter()
-    try:
+    with interrupt:
         result = recipes.run_recipe(cfg.recipe, train=data.train, val=data.val, seed=cfg.seed,
                                     class_names=list(data.class_names), device=wanted,
-                                    verbose=_verbose(cfg) if main else 0)
-        seconds = time.perf_counter() - start
-        model = result.model
-        if not main:
-            return TrainResult(None, model, data, result.history, None, False, None, seconds)
-        timing = list(getattr(model, "timing", []) or [])
-        rows, last_wall = [], 0.0
-        for i, r in enumerate(result.history):
-            row = {"epoch": r.get("epoch"), **{k: v for k, v in r.items() if k != "epoch"}}
-            if i < len(timing) and len(timing) == len(result.history):
-                row.update(timing[i])
-            wall = r.get("wall_seconds", 0.0)
-            row["epoch_s"] = round(wall - last_wall, 4)
-            last_wall = wall
-            rows.append(row)
-        run.write_history(rows)
-        model.save(run.last)
-        model.save(run.best)  # a recipe keeps its final weights only
-        run.summary.write_text(summary_text(model) + "\n")
-        data.notes.append(f"recipe {cfg.recipe}: best/ and last/ both hold the final weights; "
-                          "validation accuracy in the history uses the recipe's test-time "
-                          "augmentation")
-        planned = math.ceil(recipes.get(cfg.recipe).resolve(device).epochs)
-        metrics = evaluate_run(run, model, data, cfg, history=rows, seconds=seconds, best={},
-                               log=log, planned=planned)
-        return TrainResult(run, model, data, rows, metrics, False, None, seconds)
-    finally:
-        if multi:
-            distributed.shutdown()
+                                    verbose=_verbose(cfg) if main else 0, interrupt=interrupt,
+                                    checkpoint=save, resume=restore if ckpt is not None else None)
+    seconds = time.perf_counter() - start
+    model = result.model
+    if result.interrupted:
+        epoch, step = result.stopped_at
+        where = f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
+        if main:
+            log(f"interrupted at {where}; saved {run.last} and a checkpoint.\n"
+                f"resume with: cnnkit train --resume {run.path}")
+        return TrainResult(run if main else None, model, data, result.history, None, True,
+                           result.stopped_at, seconds)
+    if not main:
+        return TrainResult(None, model, data, result.history, None, False, None, seconds)
+    rows = _recipe_rows(result.history, timing["epochs"])
+    run.write_history(rows)
+    model.save(run.last)
+    model.save(run.best)  # a recipe keeps its final weights only
+    run.summary.write_text(summary_text(model) + "\n")
+    data.notes.append(f"recipe {cfg.recipe}: best/ and last/ both hold the final weights; "
+                      "validation accuracy in the history uses the recipe's test-time "
+                      "augmentation")
+    planned = math.ceil(recipes.get(cfg.recipe).resolve(device).epochs)
+    metrics = evaluate_run(run, model, data, cfg, history=rows, seconds=seconds, best={},
+                           log=log, planned=planned)
+    return TrainResult(run, model, data, rows, metrics, False, None, seconds)
 
 
 # ------------------------------------------------------------------------------ evaluation

@@ -280,8 +280,8 @@ def test_recipe_refuses_settings_it_decides_and_unknown_names(tmp_path, capsys):
     assert "decides epochs itself" in capsys.readouterr().err
     assert main(["train", "--recipe", "quick", "--output", str(tmp_path)]) == 2
     assert "mnist-fast" in capsys.readouterr().err
-    assert main(["train", "--nproc", "2", "--output", str(tmp_path)]) == 2
-    assert "add --recipe" in capsys.readouterr().err
+    assert main(["train", "--nproc", "0", "--output", str(tmp_path)]) == 2
+    assert "--nproc 0: give a number of processes >= 1" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
