@@ -613,7 +613,7 @@ def _train(cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool) -> Tr
     val_loader, val_counts = None, None
     if data.val is not None and len(data.val[0]):
         val = data.val
-        if multi:
+        if multi and len(val[0]) >= world:  # (fewer images than ranks: each rank takes all)
             mine = torch.arange(rank, len(val[0]), world)
             val_counts = (len(mine), len(val[0]))
             val = (val[0][mine], val[1][mine])
