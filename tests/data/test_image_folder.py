@@ -22,7 +22,7 @@ def _no_decoding(monkeypatch):
 
 
 def test_loads_classes_labels_and_exact_pixels(image_folder):
-    ds = image_dataset_from_directory(image_folder)
+    ds = image_dataset_from_directory(image_folder, shuffle=False)
     assert public_entry is image_dataset_from_directory
     assert isinstance(ds, ImageDataset) and len(ds) == 10
     assert ds.class_names == ["cat", "dog"]
@@ -32,6 +32,22 @@ def test_loads_classes_labels_and_exact_pixels(image_folder):
     for i, path in enumerate(ds.files):  # files sorted, pixels exact (PNG is lossless)
         expected = image_folder.arrays[path].transpose(2, 0, 1)
         assert np.array_equal(ds.images[i].numpy(), expected)
+
+
+def test_shuffle_mixes_classes_seeded_and_keeps_images_labels_files_aligned(image_folder):
+    ordered = image_dataset_from_directory(image_folder, shuffle=False)
+    mixed = image_dataset_from_directory(image_folder, seed=3)  # shuffle=True, as Keras
+    assert mixed.labels.tolist() != ordered.labels.tolist()
+    assert sorted(mixed.labels.tolist()) == ordered.labels.tolist()
+    by_file = {f: i for i, f in enumerate(ordered.files)}
+    for i, path in enumerate(mixed.files):
+        j = by_file[path]
+        assert torch.equal(mixed.images[i], ordered.images[j])
+        assert mixed.labels[i] == ordered.labels[j]
+    again = image_dataset_from_directory(image_folder, seed=3)
+    assert again.files == mixed.files  # the same seed gives the same order
+    other = image_dataset_from_directory(image_folder, seed=4)
+    assert other.files != mixed.files
 
 
 def test_cached_reload_skips_decoding_and_matches(image_folder, monkeypatch, private_cache):
@@ -208,7 +224,7 @@ def test_missing_split_gives_a_clear_message(tmp_path, write_image):
 
 
 def test_class_names_argument_orders_and_checks(image_folder):
-    ds = image_dataset_from_directory(image_folder, class_names=["dog", "cat"])
+    ds = image_dataset_from_directory(image_folder, class_names=["dog", "cat"], shuffle=False)
     assert ds.class_names == ["dog", "cat"] and ds.labels.tolist() == [0] * 6 + [1] * 4
     with pytest.raises(FolderLayoutError, match="fish"):
         image_dataset_from_directory(image_folder, class_names=["cat", "fish"])

@@ -4,7 +4,10 @@
 
 - It returns an ``ImageDataset`` (the whole folder as tensors: ``.images`` uint8
   N×C×H×W, ``.labels`` int64, ``.class_names``), not batches: cnnkit batches by slicing
-  tensors in memory. ``batch_size``/``shuffle`` are accepted and kept as attributes.
+  tensors in memory. ``batch_size`` is kept as an attribute. ``shuffle=True`` (the
+  default, as in Keras) stores the images in a seeded random order, so ``x[:n]`` or a
+  grid of the first images mixes the classes; ``shuffle=False`` keeps class-folder order,
+  then file-name order. ``fit`` reshuffles every epoch either way.
 - ``image_size=None`` (the default) keeps the images' own size; if sizes differ, all are
   resized to the most common one, with a warning.
 - The validation split is stratified (each class split in the same proportion) and always
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -370,8 +374,16 @@ def image_dataset_from_directory(
         if part != "all":
             train, val = ds.split(validation_split, seed)
             ds = train if part == "training" else val
+        if shuffle:  # the order depends on the seed and which part this is, not the call
+            ds = shuffled(ds, seed, salt=zlib.crc32(f"{split}:{part}".encode()))
         parts.append(ds)
     return tuple(parts) if subset == "both" else parts[0]
+
+
+def shuffled(ds: ImageDataset, seed: int | None, salt: int = 0) -> ImageDataset:
+    """``ds`` in a random order drawn from ``seed`` (None means 0, so loads repeat)."""
+    rng = np.random.default_rng([0 if seed is None else int(seed), salt])
+    return ds.subset(rng.permutation(len(ds)))
 
 
 def plan_subset(layout: FolderLayout, subset: str | None, validation_split: float | None
