@@ -8,8 +8,12 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("CNNKIT_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 
 
-def parse_args(description: str, epochs: int):
+def parse_args(description: str, epochs: int, bf16_option: bool = False):
     parser = argparse.ArgumentParser(description=description)
+    if bf16_option:
+        parser.add_argument("--bf16", action="store_true",
+                            help="bfloat16 convolutions, Dense layers kept float32 "
+                                 "(faster on CPUs with AVX512-BF16/AMX, and on GPUs)")
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--data", type=Path, default=DATASETS, help="folder holding mnist/ and cifar10-jpeg/")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "examples", help="where plots go")

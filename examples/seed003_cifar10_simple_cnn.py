@@ -4,7 +4,11 @@ CIFAR-10 (the JPEG copy in ../shared/datasets, 20% held out), the simple-cnn of 
 adam, categorical cross-entropy, 10 epochs of batch 64, the accuracy plot, evaluate, and one
 sample prediction drawn as "Actual: cat | Predicted: dog".
 
-    python examples/seed003_cifar10_simple_cnn.py [--epochs 10]
+    python examples/seed003_cifar10_simple_cnn.py [--epochs 10] [--bf16]
+
+``--bf16`` is the speed setting (docs/speed.md): the convolutions compute in bfloat16 and
+the Dense layers keep Keras's ``dtype="float32"`` policy (Keras's mixed-precision guide keeps
+the output layer in float32 too); over 3 seeds it matched fp32's accuracy here.
 """
 
 import time
@@ -15,7 +19,8 @@ import cnnkit
 from cnnkit import layers
 from _common import parse_args, plot_accuracy
 
-args = parse_args(__doc__, epochs=10)
+args = parse_args(__doc__, epochs=10, bf16_option=True)
+head = "float32" if args.bf16 else None  # per-layer precision policy (Keras dtype=)
 cnnkit.utils.set_random_seed(0)
 
 # Load and preprocess: images stay uint8 in memory; the model scales them by 1/255 itself.
@@ -41,12 +46,13 @@ model = cnnkit.Sequential([
     layers.MaxPooling2D((2, 2)),
 
     layers.Flatten(),
-    layers.Dense(64, activation="relu"),
-    layers.Dense(10, activation="softmax"),  # 10 classes
+    layers.Dense(64, activation="relu", dtype=head),
+    layers.Dense(10, activation="softmax", dtype=head),  # 10 classes
 ], name="simple-cnn")
 model.summary()
 
-model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+              precision="bf16" if args.bf16 else "auto")
 start = time.perf_counter()
 history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=64,
                     validation_data=(x_test, y_test))
