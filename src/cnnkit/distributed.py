@@ -375,10 +375,11 @@ def fit(model, x=None, y=None, *, batch_size: int = 32, epochs: int = 1, validat
     model._check_labels(labels)
     seed = broadcast_seed(seed)
     train = ShardedLoader(images, labels, batch_size, shuffle=shuffle, seed=seed, device=dev)
-    val, counts = None, None
+    val, counts, v_labels = None, None, None
     if validation_data is not None:
         vx, vy = (validation_data, None) if hasattr(validation_data, "images") else validation_data
         v_images, v_labels = model._images_labels(vx, vy)
+        model._check_labels(v_labels)
         mine = torch.arange(rank(), len(v_images), world_size())
         val = InMemoryLoader(v_images[mine], v_labels[mine], max(batch_size // world_size(), 256),
                              device=dev)
@@ -388,8 +389,11 @@ def fit(model, x=None, y=None, *, batch_size: int = 32, epochs: int = 1, validat
         cbs = [ReduceLogs(counts)] + list(callbacks) + (list(main_callbacks) if is_main_process() else [])
         verbose = fit_kwargs.pop("verbose", "auto") if is_main_process() else 0
         fit_kwargs.pop("verbose", None)
-        return model.fit(train, epochs=epochs, validation_data=val, callbacks=cbs,
-                         verbose=verbose, **fit_kwargs)
+        # a model whose class count is only known by running it (a wrapped module) checks
+        # the labels on its first batch; every rank holds all labels, so all refuse together
+        with model._labels_checked_on_first_batch(labels, v_labels):
+            return model.fit(train, epochs=epochs, validation_data=val, callbacks=cbs,
+                             verbose=verbose, **fit_kwargs)
     finally:
         unwrap(model)
 
