@@ -38,10 +38,13 @@ def _accuracy(stdout: str, label: str) -> float:
 @pytest.mark.parametrize("script, label, floor", [
     # seed 002's one-conv MNIST net, 10 epochs: the issue asks for >= 98% on held-out digits
     ("seed002_mnist.py", "Test Accuracy:", 0.98),
-    # seed 003's workflow, 10 epochs of batch 64: Keras/TF reached 67.7% on this JPEG copy
-    ("seed003_cifar10_simple_cnn.py", "Test accuracy:", 0.66),
+    # seed 003's workflow, 10 epochs of batch 64. The tutorial's own Keras code on this JPEG
+    # copy (benchmarks/seed003_epoch.py --accuracy, 40k/10k split) scored 66.2 / 65.7 / 64.2%
+    # over seeds 0-2, and one seed's result moves by ~1.5 points either way, so the floor is
+    # Keras's lowest seed; cnnkit's mean there was 67.8% (fp32) and 67.7% (--bf16)
+    ("seed003_cifar10_simple_cnn.py", "Test accuracy:", 0.64),
     # bf16 convolutions, float32 Dense layers (the faster CPU setting): no accuracy given up
-    ("seed003_cifar10_simple_cnn.py --bf16", "Test accuracy:", 0.66),
+    ("seed003_cifar10_simple_cnn.py --bf16", "Test accuracy:", 0.64),
 ])
 def test_tutorial_reaches_its_accuracy(script, label, floor, shared_datasets, tmp_path):
     script, *options = script.split()

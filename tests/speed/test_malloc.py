@@ -25,10 +25,10 @@ def step():
     opt.zero_grad(set_to_none=True)
     nn.functional.cross_entropy(net(x), y).backward()
     opt.step()
-for _ in range(5):
+for _ in range(10):
     step()
 faults = []
-for _ in range(15):
+for _ in range(21):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
