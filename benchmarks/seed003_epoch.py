@@ -192,6 +192,15 @@ class TorchSlices(Contender):
         return time.perf_counter() - t
 
 
+KERAS_MODEL = r"""
+model = models.Sequential([
+    layers.Input((32, 32, 3)),
+    layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
+    layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
+    layers.Flatten(), layers.Dense(64, activation='relu'), layers.Dense(10, activation='softmax')])
+model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+"""
+
 KERAS_SCRIPT = r"""
 import json, sys, time, numpy as np
 import tensorflow as tf
@@ -199,12 +208,7 @@ from tensorflow.keras import layers, models
 d = np.load(sys.argv[1]); steps, warmup, rounds = (int(v) for v in sys.argv[2:5])
 x = d["x"][: steps * 64].astype("float32") / 255.0
 y = tf.keras.utils.to_categorical(d["y"][: steps * 64], 10)
-model = models.Sequential([
-    layers.Input((32, 32, 3)),
-    layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
-    layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
-    layers.Flatten(), layers.Dense(64, activation='relu'), layers.Dense(10, activation='softmax')])
-model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+KERAS_MODEL_HERE
 model.fit(x[: warmup * 64], y[: warmup * 64], epochs=1, batch_size=64, verbose=0)
 times = []
 for _ in range(rounds):
@@ -212,7 +216,7 @@ for _ in range(rounds):
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
     times.append(time.perf_counter() - t)
 print("RESULT " + json.dumps({"times": times, "tf": tf.__version__}))
-"""
+""".replace("KERAS_MODEL_HERE\n", KERAS_MODEL)
 
 
 def keras_python(arg: str | None) -> str | None:
@@ -272,18 +276,13 @@ d = np.load(sys.argv[1]); epochs, seed = int(sys.argv[2]), int(sys.argv[3])
 tf.keras.utils.set_random_seed(seed)
 x, vx = d["x"].astype("float32") / 255.0, d["vx"].astype("float32") / 255.0
 y, vy = tf.keras.utils.to_categorical(d["y"], 10), tf.keras.utils.to_categorical(d["vy"], 10)
-model = models.Sequential([
-    layers.Input((32, 32, 3)),
-    layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
-    layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),
-    layers.Flatten(), layers.Dense(64, activation='relu'), layers.Dense(10, activation='softmax')])
-model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'])
+KERAS_MODEL_HERE
 t = time.perf_counter()
 model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
 seconds = time.perf_counter() - t
 acc = model.evaluate(vx, vy, verbose=0)[1]
 print("RESULT " + json.dumps({"accuracy": float(acc), "seconds": seconds}))
-"""
+""".replace("KERAS_MODEL_HERE\n", KERAS_MODEL)
 
 
 def keras_accuracy(py: str, data: Path, epochs: int, seed: int) -> dict:
@@ -351,8 +350,8 @@ def accuracy_check(epochs: int, precisions, seeds: int = 1, keras_py: str | None
 
 
 def timing_rounds(args, settings, x, y, py, flops) -> dict:
-    """Interleaved rounds of every contender; prints the table and ratios, returns figures."""
-    need = (args.steps + args.warmup) * BATCH
+    """Interleaved rounds of every contender on ``x, y`` (the steps and warm-up's images);
+    prints the table and ratios, returns the figures."""
     # the peak is measured before and after the rounds; the higher (less disturbed) one counts
     peaks_before = (matmul_peak(torch.float32),
                     matmul_peak(torch.bfloat16) if settings["cpu_bf16"] else None)
@@ -360,7 +359,7 @@ def timing_rounds(args, settings, x, y, py, flops) -> dict:
     if settings["cpu_bf16"]:
         contenders[1:1] = [CnnkitFit("bf16"), CnnkitFit("bf16", float32_head=True)]
     for c in contenders:
-        c.setup(x[:need], y[:need])
+        c.setup(x, y)
         c.run(args.warmup)
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
     keras = None
@@ -369,7 +368,7 @@ def timing_rounds(args, settings, x, y, py, flops) -> dict:
         for c in contenders:
             times[c.name].append(c.run(args.steps))
         if py:  # interleaved with the others, so every contender sees the same load
-            keras = run_keras(py, x[:need], y[:need], args.steps, args.warmup, 1)
+            keras = run_keras(py, x, y, args.steps, args.warmup, 1)
             times.setdefault(f"Keras/TensorFlow {keras['tf']}", []).extend(keras["times"])
         loads.append(os.getloadavg()[0])
         print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items())
@@ -397,13 +396,14 @@ def timing_rounds(args, settings, x, y, py, flops) -> dict:
     ours = [n for n in rows if n.startswith("cnnkit")]
     others = [n for n in rows if not n.startswith("cnnkit")]
     print("\nsame-run ratios (their s/epoch / cnnkit's; > 1 means cnnkit is faster):")
-    print(f"  {'':32s}" + "".join(f"{n.replace('cnnkit fit', 'cnnkit'):>26s}" for n in ours))
+    w = max(len(n) for n in ours)  # column width: the longest cnnkit row name, shortened
+    print(f"  {'':36s}" + "".join(f"{n.replace('cnnkit fit', 'cnnkit'):>{w}s}" for n in ours))
     for name in others + ours[1:]:
-        print(f"  {name:32s}" + "".join(
-            f"{rows[name]['s_per_epoch'] / rows[n]['s_per_epoch']:25.2f}x" for n in ours))
+        print(f"  {name:36s}" + "".join(
+            f"{rows[name]['s_per_epoch'] / rows[n]['s_per_epoch']:{w - 1}.2f}x" for n in ours))
     if keras is None:
-        print(f"  {'Keras/TensorFlow (issue 37-52 s)':32s}" + "".join(
-            f"{37 / rows[n]['s_per_epoch']:19.2f}-{52 / rows[n]['s_per_epoch']:.2f}x" for n in ours)
+        print(f"  {'Keras/TensorFlow (issue 37-52 s)':36s}" + "".join(
+            f"{37 / rows[n]['s_per_epoch']:{w - 6}.2f}-{52 / rows[n]['s_per_epoch']:.2f}x" for n in ours)
               + "  (reference figure, not this run)")
     print(f"load during the rounds: {', '.join(f'{v:.2f}' for v in loads)}; {_common.load_note()}")
     return {"rows": rows, "loads": loads, "peak_fp32": peak32, "peak_bf16": peak16}
@@ -444,7 +444,8 @@ def main(argv=None) -> int:
     elif not args.no_keras:
         print("  Keras/TensorFlow: skipped (TensorFlow does not import here; pass --tf-python)")
     flops = train_flops_per_image(plain_net())
-    timing = None if args.accuracy_only else timing_rounds(args, settings, x, y, py, flops)
+    timing = None if args.accuracy_only else timing_rounds(args, settings, x[:need], y[:need],
+                                                               py, flops)
     acc = None
     if args.accuracy:
         print(f"\naccuracy (same workload, 10 epochs, 40,000 train / 10,000 held out, "

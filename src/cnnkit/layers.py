@@ -8,7 +8,6 @@ starts them (Glorot-uniform kernels, zero biases), so tutorial results carry ove
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 
@@ -78,8 +77,7 @@ def dtype_policy(dtype) -> str | None:
     if dtype is None:
         return None
     if isinstance(dtype, torch.dtype):
-        dtype = {torch.float32: "float32", torch.bfloat16: "mixed_bfloat16",
-                 torch.float16: "mixed_float16"}.get(dtype, str(dtype))
+        dtype = {v: k for k, v in _POLICY_DTYPES.items()}.get(dtype, str(dtype))
     name = _POLICY_ALIASES.get(str(dtype), str(dtype))
     if name not in _POLICY_DTYPES:
         raise ValueError(f"dtype={dtype!r}: a layer computes in one of {sorted(_POLICY_DTYPES)} "
@@ -91,8 +89,8 @@ class Layer(nn.Module):
     """Base of the Keras-named layers: a module that builds itself from its input shape.
 
     ``dtype=`` is the layer's precision policy, as in Keras: ``'float32'`` keeps the layer in
-    full precision inside a model compiled with ``precision='bf16'`` (e.g. the first conv
-    and the classifier), ``'mixed_bfloat16'`` / ``'mixed_float16'`` run only this layer
+    full precision inside a model compiled with ``precision='bf16'`` (e.g. the Dense
+    classifier), ``'mixed_bfloat16'`` / ``'mixed_float16'`` run only this layer
     under autocast. Weights stay float32 either way. ``None`` follows the model.
     """
 
