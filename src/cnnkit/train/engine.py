@@ -18,6 +18,7 @@ import torch
 
 from .. import perf
 from . import losses as losses_mod
+from . import optim as optim_mod
 from .callbacks import CallbackList
 from .history import History
 from .progress import EpochProgress
@@ -109,6 +110,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
     aug_gen = torch.Generator(device="cpu")
     aug_gen.manual_seed(int(torch.initial_seed()) % 2**63)
     on_cpu = device.type == "cpu"
+    optimizer_step = optim_mod.step_function(optimizer)
     cbs.on_train_begin()
     logs = {}
     for epoch in range(initial_epoch, epochs):
@@ -141,9 +143,9 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                     sample_w = weights_vec[cls_idx.long()] * (w if w is not None else 1)
                 batch_loss = loss(outputs.float(), y, sample_weight=sample_w,
                                   outputs_are_logits=is_logits)
-            optimizer.zero_grad(set_to_none=True)
+            optim_mod.clear_grads(optimizer)
             batch_loss.backward()
-            optimizer.step()
+            optimizer_step()
             if scheduler is not None:
                 scheduler.step()
             n = len(x)
