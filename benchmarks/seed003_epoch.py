@@ -52,10 +52,12 @@ BATCH = 64
 
 
 # -- the workload, four ways ------------------------------------------------------------------
-def keras_style_cnnkit(precision: str, float32_head: bool = False):
+def keras_style_cnnkit(precision: str, float32_head: bool = False, jit_compile: bool = False):
     """The tutorial's model in cnnkit. ``float32_head``: the two Dense layers keep Keras's
     ``dtype='float32'`` policy while the convolutions (96% of the FLOPs) follow
-    ``precision``; in bf16 that keeps fp32's accuracy here (see ``--accuracy``)."""
+    ``precision``; in bf16 that keeps fp32's accuracy here (see ``--accuracy``).
+    ``jit_compile``: Keras's flag; cnnkit then runs the conv-relu-pool blocks' pooling as
+    compiled kernels (``cnnkit.kernels``)."""
     from cnnkit import Sequential, layers
     head = "float32" if float32_head else None
     model = Sequential([
@@ -69,7 +71,7 @@ def keras_style_cnnkit(precision: str, float32_head: bool = False):
         layers.Dense(10, activation="softmax", dtype=head),
     ], name="simple-cnn")
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
-                  device="cpu", precision=precision)
+                  device="cpu", precision=precision, jit_compile=jit_compile)
     return model
 
 
@@ -126,17 +128,18 @@ class Contender:
 
 
 class CnnkitFit(Contender):
-    def __init__(self, precision="fp32", float32_head=False):
-        self.precision, self.float32_head = precision, float32_head
+    def __init__(self, precision="fp32", float32_head=False, jit_compile=False):
+        self.precision, self.float32_head, self.jit_compile = precision, float32_head, jit_compile
         self.name = "cnnkit fit" + {("bf16", False): " (bf16 autocast)",
                                     ("bf16", True): " (bf16 convs, fp32 dense)"}.get(
-                                        (precision, float32_head), "")
+                                        (precision, float32_head), "") \
+            + (" jit_compile" if jit_compile else "")
 
     def setup(self, x, y):
         from cnnkit.utils import to_categorical
         self.x = x.astype("float32") / 255.0  # as the tutorial does
         self.y = to_categorical(y, 10)
-        self.model = keras_style_cnnkit(self.precision, self.float32_head)
+        self.model = keras_style_cnnkit(self.precision, self.float32_head, self.jit_compile)
 
     def run(self, steps):
         n = steps * BATCH
@@ -349,18 +352,31 @@ def accuracy_check(epochs: int, precisions, seeds: int = 1, keras_py: str | None
     return out
 
 
+def _short(name: str) -> str:
+    """A cnnkit row's column label: 'cnnkit fit (bf16 convs, fp32 dense) jit_compile' ->
+    'bf16/fp32-dense+jit'."""
+    label = name.replace("cnnkit fit", "").replace("(bf16 autocast)", "bf16")
+    label = label.replace("(bf16 convs, fp32 dense)", "bf16/fp32-dense")
+    label = label.replace(" jit_compile", "+jit").strip()
+    return label.replace("+jit", "fp32+jit") if label == "+jit" else (label or "fp32")
+
+
 def timing_rounds(args, settings, x, y, py, flops) -> dict:
     """Interleaved rounds of every contender on ``x, y`` (the steps and warm-up's images);
     prints the table and ratios, returns the figures."""
     # the peak is measured before and after the rounds; the higher (less disturbed) one counts
     peaks_before = (matmul_peak(torch.float32),
                     matmul_peak(torch.bfloat16) if settings["cpu_bf16"] else None)
-    contenders: list[Contender] = [CnnkitFit("fp32"), TorchDataLoader(), TorchSlices()]
+    contenders: list[Contender] = [CnnkitFit("fp32"), CnnkitFit("fp32", jit_compile=True),
+                                   TorchDataLoader(), TorchSlices()]
     if settings["cpu_bf16"]:
-        contenders[1:1] = [CnnkitFit("bf16"), CnnkitFit("bf16", float32_head=True)]
+        contenders[2:2] = [CnnkitFit("bf16"), CnnkitFit("bf16", float32_head=True),
+                           CnnkitFit("bf16", float32_head=True, jit_compile=True)]
     for c in contenders:
         c.setup(x, y)
-        c.run(args.warmup)
+        warm = c.run(args.warmup)
+        if getattr(c, "jit_compile", False):  # compiling happens in the warm-up: say its cost
+            print(f"  {c.name}: warm-up {args.warmup} steps incl. compiling {warm:.1f}s", flush=True)
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
     keras = None
     loads = []
@@ -387,22 +403,23 @@ def timing_rounds(args, settings, x, y, py, flops) -> dict:
                       "peak_fraction": gflops / peak, "rounds_s": ts}
     print(f"\ntraining FLOPs per image {flops / 1e6:.1f} M; peak (best of MKL matmul, oneDNN 1x1 conv) fp32 {peak32:.0f} GFLOP/s"
           + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else ""))
-    print(f"{'contender':34s} {'s/epoch':>8s} {'images/s':>9s} {'GFLOP/s':>8s} {'of peak':>8s}")
+    print(f"{'contender':48s} {'s/epoch':>8s} {'images/s':>9s} {'GFLOP/s':>8s} {'of peak':>8s}")
     for name, r in rows.items():
-        print(f"{name:34s} {r['s_per_epoch']:8.1f} {r['images_per_s']:9.0f} {r['gflops']:8.1f} "
+        print(f"{name:48s} {r['s_per_epoch']:8.1f} {r['images_per_s']:9.0f} {r['gflops']:8.1f} "
               f"{100 * r['peak_fraction']:7.1f}%")
     if keras is None:
-        print(f"{'Keras/TensorFlow (issue figure)':34s} {'37-52':>8s}   (reference, not measured here)")
+        print(f"{'Keras/TensorFlow (issue figure)':48s} {'37-52':>8s}   (reference, not measured here)")
     ours = [n for n in rows if n.startswith("cnnkit")]
     others = [n for n in rows if not n.startswith("cnnkit")]
     print("\nsame-run ratios (their s/epoch / cnnkit's; > 1 means cnnkit is faster):")
-    w = max(len(n) for n in ours)  # column width: the longest cnnkit row name, shortened
-    print(f"  {'':36s}" + "".join(f"{n.replace('cnnkit fit', 'cnnkit'):>{w}s}" for n in ours))
+    labels = {n: _short(n) for n in ours}
+    w = max(len(v) for v in labels.values()) + 2
+    print(f"  {'':50s}" + "".join(f"{labels[n]:>{w}s}" for n in ours))
     for name in others + ours[1:]:
-        print(f"  {name:36s}" + "".join(
+        print(f"  {name:50s}" + "".join(
             f"{rows[name]['s_per_epoch'] / rows[n]['s_per_epoch']:{w - 1}.2f}x" for n in ours))
     if keras is None:
-        print(f"  {'Keras/TensorFlow (issue 37-52 s)':36s}" + "".join(
+        print(f"  {'Keras/TensorFlow (issue 37-52 s)':50s}" + "".join(
             f"{37 / rows[n]['s_per_epoch']:{w - 6}.2f}-{52 / rows[n]['s_per_epoch']:.2f}x" for n in ours)
               + "  (reference figure, not this run)")
     print(f"load during the rounds: {', '.join(f'{v:.2f}' for v in loads)}; {_common.load_note()}")

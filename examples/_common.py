@@ -14,6 +14,9 @@ def parse_args(description: str, epochs: int, bf16_option: bool = False):
         parser.add_argument("--bf16", action="store_true",
                             help="bfloat16 convolutions, Dense layers kept float32 "
                                  "(faster on CPUs with AVX512-BF16/AMX, and on GPUs)")
+        parser.add_argument("--jit-compile", action="store_true",
+                            help="compiled pooling kernels for the conv blocks on CPUs "
+                                 "(compile(jit_compile=True); same results, seconds to compile)")
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--data", type=Path, default=DATASETS, help="folder holding mnist/ and cifar10-jpeg/")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "examples", help="where plots go")

@@ -4,11 +4,13 @@ CIFAR-10 (the JPEG copy in ../shared/datasets, 20% held out), the simple-cnn of 
 adam, categorical cross-entropy, 10 epochs of batch 64, the accuracy plot, evaluate, and one
 sample prediction drawn as "Actual: cat | Predicted: dog".
 
-    python examples/seed003_cifar10_simple_cnn.py [--epochs 10] [--bf16]
+    python examples/seed003_cifar10_simple_cnn.py [--epochs 10] [--bf16] [--jit-compile]
 
 ``--bf16`` is the speed setting (docs/speed.md): the convolutions compute in bfloat16 and
 the Dense layers keep Keras's ``dtype="float32"`` policy (Keras's mixed-precision guide keeps
 the output layer in float32 too); over 3 seeds it matched fp32's accuracy here.
+``--jit-compile`` is Keras's ``jit_compile=True``: the conv blocks' pooling runs as compiled
+kernels (bit-identical results; a few seconds to compile at the first batches).
 """
 
 import time
@@ -52,7 +54,7 @@ model = cnnkit.Sequential([
 model.summary()
 
 model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
-              precision="bf16" if args.bf16 else "auto")
+              precision="bf16" if args.bf16 else "auto", jit_compile=args.jit_compile)
 start = time.perf_counter()
 history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=64,
                     validation_data=(x_test, y_test))

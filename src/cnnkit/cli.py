@@ -190,6 +190,7 @@ def build_train_parser(sub) -> Parser:
     add(g, "seed", type=int)
     add(g, "device")
     add(g, "precision", choices=["auto", "fp32", "bf16", "fp16"])
+    add(g, "jit_compile", action="store_true")
     add(g, "output", metavar="DIR")
     add(g, "name")
     add(g, "checkpoint_every", type=int, metavar="EPOCHS")

@@ -66,6 +66,7 @@ class TrainConfig:
     seed: int = 0                    # seeds Python, NumPy, PyTorch, the loader's shuffle and augmentation
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"          # auto (bf16 autocast on CUDA) | fp32 | bf16 | fp16
+    jit_compile: bool = False        # CPU: compiled kernels for relu conv -> 2x2 max-pool blocks (seconds to compile once; needs a C++ compiler)
     output: str = "runs"             # parent folder of run directories
     name: str = ""                   # run directory name ('' = <data>-<model>); never overwritten (-2, -3, ...)
     checkpoint_every: int = 1        # epochs between resume checkpoints (0 = only when interrupted)

@@ -489,7 +489,7 @@ def _compile(model, cfg: TrainConfig, device=None):
     if device is None:
         device = None if cfg.device == "auto" else cfg.device
     model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], device=device,
-                  precision=cfg.precision)
+                  precision=cfg.precision, jit_compile=cfg.jit_compile)
     return model
 
 

@@ -69,6 +69,7 @@ class Model(nn.Module):
         self.metrics_list = []
         self.device = None
         self.precision = "auto"
+        self.jit_compile = False
         self.timing = []
         # Activation layout for the engine; plain modules may call .view(), so stay contiguous.
         self.memory_format = torch.contiguous_format
@@ -144,8 +145,12 @@ class Model(nn.Module):
 
     # -- compile / fit / evaluate / predict -----------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, learning_rate=None,
-                device=None, precision: str = "auto"):
-        """Choose optimizer, loss and metrics by Keras name or object; pick the device."""
+                device=None, precision: str = "auto", jit_compile: bool = False):
+        """Choose optimizer, loss and metrics by Keras name or object; pick the device.
+
+        ``jit_compile=True`` (Keras's name) compiles what cnnkit has compiled kernels for: on
+        CPUs, the relu Conv2D -> 2x2 MaxPooling2D blocks of a Sequential (``cnnkit.kernels``;
+        seconds to compile at the first batch, a C++ compiler needed, eager fallback)."""
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         self.loss = losses_mod.get(loss)
@@ -155,6 +160,7 @@ class Model(nn.Module):
                           "pre-activation output, which is what you meant", UserWarning, stacklevel=2)
         self.device = pick_device(device)
         self.precision = precision
+        self.jit_compile = bool(jit_compile)
         self.to(self.device)
         opt = optim_mod.get(optimizer, learning_rate)
         self.optimizer = opt.build(self.trainable_parameters()) if isinstance(opt, optim_mod.Optimizer) else opt

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import kernels
 from ..layers import InputSpec, Layer, Rescaling, ShapeError, default_name, keras_shape, keras_to_torch_shape
 from .base import Model
 
@@ -127,8 +128,7 @@ class Sequential(Model):
     def call(self, x):
         return self._run(list(self.layers), x)
 
-    @staticmethod
-    def _run(layers, x):
+    def _run(self, layers, x):
         i = 0
         while i < len(layers):
             layer = layers[i]
@@ -136,7 +136,13 @@ class Sequential(Model):
                 # relu(maxpool(z)) == maxpool(relu(z)), values and gradients alike, and the
                 # ReLU then touches a quarter of the pixels: the tutorials' conv-relu-pool
                 # blocks run faster. Skipped when hooks watch the conv (Grad-CAM).
-                x = F.relu(layers[i + 1](layer.policy_pre_activation(x)))
+                pool = layers[i + 1]
+                z = layer.policy_pre_activation(x)
+                if self.jit_compile and kernels.supports(z, pool.pool_size, pool.strides,
+                                                         pool.padding):
+                    x = kernels.max_pool2x2_relu(z)
+                else:
+                    x = F.relu(pool(z))
                 i += 2
                 continue
             x = layer(x)
