@@ -314,9 +314,9 @@ def accuracy_check(epochs: int, precisions, seeds: int = 1, keras_py: str | None
             np.savez(data, x=x, y=y, vx=vx, vy=vy)
         for seed in range(seeds):
             for label in precisions:
-                precision, head = label.split("+")[0], label.endswith("+fp32-dense")
+                precision, head = label.split("+")[0], "+fp32-dense" in label
                 set_random_seed(seed)
-                model = keras_style_cnnkit(precision, head)
+                model = keras_style_cnnkit(precision, head, jit_compile=label.endswith("+jit"))
                 t = time.perf_counter()
                 model.fit(x.astype("float32") / 255.0, to_categorical(y, 10), epochs=epochs,
                           batch_size=BATCH, verbose=0, seed=seed)
@@ -438,6 +438,9 @@ def main(argv=None) -> int:
                     help="also train 10 epochs (cnnkit fp32/bf16 and Keras), held-out accuracy")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per contender for --accuracy")
     ap.add_argument("--accuracy-only", action="store_true", help="skip the timing rounds")
+    ap.add_argument("--accuracy-rows", default=None,
+                    help="cnnkit rows for --accuracy, comma-separated (default: fp32,bf16,"
+                         "bf16+fp32-dense,bf16+fp32-dense+jit where bf16 is native)")
     ap.add_argument("--json", default=None, help="write the figures here")
     args = ap.parse_args(argv)
 
@@ -467,9 +470,9 @@ def main(argv=None) -> int:
     if args.accuracy:
         print(f"\naccuracy (same workload, 10 epochs, 40,000 train / 10,000 held out, "
               f"{args.seeds} seeds):")
-        acc = accuracy_check(10, ["fp32"] + (["bf16", "bf16+fp32-dense"] if settings["cpu_bf16"]
-                                             else []),
-                             seeds=args.seeds, keras_py=py)
+        rows = args.accuracy_rows.split(",") if args.accuracy_rows else ["fp32"] + (
+            ["bf16", "bf16+fp32-dense", "bf16+fp32-dense+jit"] if settings["cpu_bf16"] else [])
+        acc = accuracy_check(10, rows, seeds=args.seeds, keras_py=py)
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": settings, "steps": args.steps,
                                                "timing": timing, "accuracy": acc,
