@@ -35,10 +35,17 @@ _BROKEN: list[str] = []  # the compile error, once one happened: eager from then
 
 
 def supports(x: torch.Tensor, pool_size, strides, padding: str) -> bool:
-    """True for what this kernel computes: a 2x2, stride-2, 'valid' pool of a CPU image batch."""
-    return (x.device.type == "cpu" and x.ndim == 4 and tuple(pool_size) == (2, 2)
-            and tuple(strides) == (2, 2) and padding == "valid" and x.is_floating_point()
-            and not _BROKEN)
+    """True for what this kernel computes: a 2x2, stride-2, 'valid' pool of a CPU image batch,
+    run eagerly. Exporters and compilers (``torch.export``, ``torch.jit.trace``, ONNX,
+    ``torch.compile``) see fake or traced tensors and get the plain PyTorch ops instead."""
+    return (type(x) is torch.Tensor and x.device.type == "cpu" and x.ndim == 4
+            and tuple(pool_size) == (2, 2) and tuple(strides) == (2, 2) and padding == "valid"
+            and x.is_floating_point() and not _BROKEN and not _tracing())
+
+
+def _tracing() -> bool:
+    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+            or torch.onnx.is_in_onnx_export())
 
 
 def _pool_forward(x: torch.Tensor):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -111,3 +112,35 @@ def test_jit_compile_trains_exactly_as_eager(fresh_kernels):
     for a, b in zip(eager.parameters(), jit.parameters()):
         assert torch.equal(a, b)
     assert np.array_equal(eager.predict(x[:5], verbose=0), jit.predict(x[:5], verbose=0))
+
+
+def test_tracers_and_exporters_get_the_plain_ops():
+    x = torch.randn(1, 2, 6, 6)
+    seen = []
+
+    def probe(t):
+        seen.append(kernels.supports(t, (2, 2), (2, 2), "valid"))
+        return t * 2
+    torch.jit.trace(probe, (x,), check_trace=False)
+    torch.compile(probe, backend="eager", fullgraph=True)(x)
+    assert seen == [False, False]
+    assert kernels.supports(x, (2, 2), (2, 2), "valid")
+
+
+@needs_compiler
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_jit_compiled_model_exports(fresh_kernels, tmp_path, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnx")
+    from cnnkit.export import export
+    model = _tiny_cnn(True)
+    x = np.random.default_rng(0).random((16, 10, 10, 3), dtype=np.float32)
+    model.fit(x, np.arange(16) % 3, epochs=1, batch_size=8, verbose=0)
+    assert kernels._COMPILED, "the model never used the compiled kernel"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = export(model, tmp_path / f"m.{'onnx' if fmt == 'onnx' else 'pt'}", fmt,
+                        n_check=8, verbose=False)
+    assert not [w for w in caught if "torch.export failed" in str(w.message)]  # no fallback
+    assert result.path.exists() and result.max_abs_diff < 1e-4
