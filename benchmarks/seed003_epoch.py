@@ -418,6 +418,15 @@ def timing_rounds(args, settings, x, y, py, flops) -> dict:
     for name in others + ours[1:]:
         print(f"  {name:50s}" + "".join(
             f"{rows[name]['s_per_epoch'] / rows[n]['s_per_epoch']:{w - 1}.2f}x" for n in ours))
+    # Rounds are interleaved, so each round's ratio compares contenders under the same load;
+    # their median is the paired estimate, less sensitive to the machine's slow spells.
+    print("  paired: median over rounds of that round's ratio")
+    for name in others:
+        print(f"  {name:50s}" + "".join(
+            f"{statistics.median(a / b for a, b in zip(rows[name]['rounds_s'], rows[n]['rounds_s'])):{w - 1}.2f}x"
+            for n in ours))
+        rows[name]["paired_ratios"] = {n: statistics.median(
+            a / b for a, b in zip(rows[name]["rounds_s"], rows[n]["rounds_s"])) for n in ours}
     if keras is None:
         print(f"  {'Keras/TensorFlow (issue 37-52 s)':50s}" + "".join(
             f"{37 / rows[n]['s_per_epoch']:{w - 6}.2f}-{52 / rows[n]['s_per_epoch']:.2f}x" for n in ours)
