@@ -669,13 +669,17 @@ def main(argv=None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return args.func(args)
+            code = args.func(args)
     except CliError as err:
         print(f"cnnkit {args.command}: {err}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
         print(f"\ncnnkit {args.command}: aborted", file=sys.stderr)
-        return 130
+        code = 130
+    from . import distributed
+    if distributed.launched_as_rank():  # one rank of a torchrun job: see exit_rank
+        distributed.exit_rank(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -35,13 +35,17 @@ BatchNorm statistics are per rank (as with plain DDP); convert with
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import warnings
+import weakref
 from datetime import timedelta
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -53,7 +57,8 @@ from .train.callbacks import Callback
 __all__ = ["init", "is_distributed", "rank", "world_size", "local_rank", "is_main_process",
            "device", "barrier", "ShardedLoader", "ResumableShardedLoader", "wrap", "unwrap",
            "ReduceLogs", "StopTogether", "fit", "launch", "launch_command", "shutdown",
-           "all_reduce_sum", "any_rank", "gather_tensors", "broadcast_seed"]
+           "all_reduce_sum", "any_rank", "gather_tensors", "broadcast_seed", "launched_as_rank",
+           "exit_rank"]
 
 
 # -- the process group ------------------------------------------------------------------
@@ -121,10 +126,43 @@ def init(backend: str | None = None, device_type: str | None = None,
 
 def shutdown() -> None:
     """Leave the job. A barrier first: a rank that tears its gloo pairs down while a peer is
-    still using them can abort the peer ("terminate called without an active exception")."""
+    still using them can abort the peer ("terminate called without an active exception").
+
+    The DDP wrappers of the models :func:`wrap` touched are dropped first: each sits in a
+    reference cycle with its model and holds the process group, so otherwise the group
+    would be freed whenever the garbage collector ran, possibly while the interpreter shuts
+    down, when gloo's threads can no longer release their tensors and the process aborts."""
     if dist.is_available() and dist.is_initialized():
+        for model in list(_WRAPPED):
+            unwrap(model)
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
+
+
+def launched_as_rank() -> bool:
+    """True in a process torchrun (or another launcher) started as one rank of several."""
+    return int(os.environ.get("WORLD_SIZE", 1)) > 1
+
+
+def exit_rank(code: int = 0) -> NoReturn:
+    """End this rank's process now: leave the job, flush the output, skip Python's finalization.
+
+    After the process group is destroyed, a C++ thread of torch.distributed can still try to
+    take the GIL while the interpreter finalizes; the thread is then unwound and the process
+    aborts with "terminate called without an active exception" (SIGABRT) after all its work
+    is done, so the launcher reports a failed job (seen rarely here with gloo; pytorch#179291
+    describes the mechanism). Call it last in a rank's script; ``cnnkit train`` under torchrun
+    does. Files cnnkit writes are closed before this point."""
+    shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken: nothing left to save
+            pass
+    logging.shutdown()
+    os._exit(code)
 
 
 def barrier() -> None:
@@ -283,6 +321,7 @@ def wrap(model: nn.Module, find_unused_parameters: bool = False, **ddp_kwargs) -
         return cls.forward_logits(model, x)
 
     object.__setattr__(model, "_ddp", ddp)
+    _WRAPPED.add(model)
     object.__setattr__(model, "forward", forward)
     if hasattr(cls, "forward_logits"):
         object.__setattr__(model, "forward_logits", forward_logits)
@@ -293,7 +332,11 @@ def unwrap(model: nn.Module) -> nn.Module:
     """Undo :func:`wrap` (the model trains and runs as a plain module again)."""
     for name in ("_ddp", "forward", "forward_logits"):
         model.__dict__.pop(name, None)
+    _WRAPPED.discard(model)
     return model
+
+
+_WRAPPED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # models wrap() gave a DDP wrapper
 
 
 class ReduceLogs(Callback):

@@ -17,7 +17,8 @@ TINY = ["--limit", "256", "--model", "mnist-1conv", "--batch-size", "32", "--ver
 def cnnkit_env() -> dict:
     env = dict(os.environ)
     env.update(CNNKIT_OFFLINE="1", PYTHONUNBUFFERED="1", CNNKIT_DEVICE="cpu",
-               OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+               OMP_NUM_THREADS="2", MKL_NUM_THREADS="2",
+               PYTHONFAULTHANDLER="1")  # a crashing subprocess prints where it was
     return env
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import gc
 import sys
 
 import numpy as np
@@ -46,6 +47,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ddp_objects() -> int:
+    return sum(isinstance(o, nn.parallel.DistributedDataParallel) for o in gc.get_objects())
+
+
 def _worker(rank: int, world: int, port: int, out_dir: str):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
@@ -56,16 +61,22 @@ def _worker(rank: int, world: int, port: int, out_dir: str):
         model = tiny_model()
         hist = distributed.fit(model, x, y, batch_size=GLOBAL_BATCH, epochs=EPOCHS, seed=3,
                                validation_data=(x[:20], y[:20]), verbose=0)
-        state = {k: v.clone() for k, v in model.state_dict().items()}
-        torch.save({"state": state, "history": hist.history,
-                    "keys": list(model.state_dict())}, os.path.join(out_dir, f"rank{rank}.pt"))
+        distributed.wrap(model)  # as a hand-written loop would, with no unwrap before leaving
     finally:
         distributed.shutdown()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    # shutdown freed the DDP wrapper (it holds the process group) rather than leaving it to
+    # the garbage collector at interpreter exit, when gloo's threads can abort the process
+    released = _ddp_objects() == 0 and "forward" not in model.__dict__
+    torch.save({"state": state, "history": hist.history, "keys": list(model.state_dict()),
+                "released": released}, os.path.join(out_dir, f"rank{rank}.pt"))
+    distributed.exit_rank(0)  # as cnnkit train's ranks end: no interpreter finalization
 
 
 @pytest.fixture(scope="module")
 def two_rank_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
+    os.environ["PYTHONFAULTHANDLER"] = "1"  # the ranks print where they were if one aborts
     mp.start_processes(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True,
                        start_method="spawn")
     return [torch.load(out / f"rank{r}.pt") for r in range(2)]
@@ -77,6 +88,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(two_rank_res
     hist = single.fit(x, y, batch_size=GLOBAL_BATCH, epochs=EPOCHS, seed=3, verbose=0,
                       validation_data=(x[:20], y[:20]))
     for rank_result in two_rank_result:
+        assert rank_result["released"], "shutdown left the DDP wrapper alive"
         assert rank_result["keys"] == list(single.state_dict())  # plain keys: no DDP prefix
         for k, v in single.state_dict().items():
             torch.testing.assert_close(rank_result["state"][k], v, rtol=1e-4, atol=1e-5)
@@ -133,3 +145,14 @@ def test_launch_command_runs_torchrun():
     assert cmd[-5:] == ["-m", "cnnkit", "train", "--recipe", "fast"]
     with pytest.raises(ValueError):
         distributed.launch(0, ["train"])
+
+
+def test_exit_rank_flushes_and_keeps_the_exit_code():
+    import subprocess
+    code = ("from cnnkit import distributed; import sys; print('done', end=''); "
+            "sys.stderr.write('warned'); distributed.exit_rank(3)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+                          timeout=120)  # stdout to a pipe: block-buffered
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "done", "warned")
+    assert not distributed.launched_as_rank()  # WORLD_SIZE unset here
