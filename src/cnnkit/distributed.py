@@ -153,7 +153,7 @@ def exit_rank(code: int = 0) -> NoReturn:
     take the GIL while the interpreter finalizes; the thread is then unwound and the process
     aborts with "terminate called without an active exception" (SIGABRT) after all its work
     is done, so the launcher reports a failed job (seen rarely here with gloo; pytorch#179291
-    describes the mechanism). Call it last in a rank's script; ``cnnkit train`` under torchrun
+    describes the likely mechanism). Call it last in a rank's script; ``cnnkit train`` under torchrun
     does. Files cnnkit writes are closed before this point."""
     shutdown()
     for stream in (sys.stdout, sys.stderr):
