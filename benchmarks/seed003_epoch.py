@@ -422,11 +422,9 @@ def timing_rounds(args, settings, x, y, py, flops) -> dict:
     # their median is the paired estimate, less sensitive to the machine's slow spells.
     print("  paired: median over rounds of that round's ratio")
     for name in others:
-        print(f"  {name:50s}" + "".join(
-            f"{statistics.median(a / b for a, b in zip(rows[name]['rounds_s'], rows[n]['rounds_s'])):{w - 1}.2f}x"
-            for n in ours))
-        rows[name]["paired_ratios"] = {n: statistics.median(
+        paired = rows[name]["paired_ratios"] = {n: statistics.median(
             a / b for a, b in zip(rows[name]["rounds_s"], rows[n]["rounds_s"])) for n in ours}
+        print(f"  {name:50s}" + "".join(f"{paired[n]:{w - 1}.2f}x" for n in ours))
     if keras is None:
         print(f"  {'Keras/TensorFlow (issue 37-52 s)':50s}" + "".join(
             f"{37 / rows[n]['s_per_epoch']:{w - 6}.2f}-{52 / rows[n]['s_per_epoch']:.2f}x" for n in ours)

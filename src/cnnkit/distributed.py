@@ -109,7 +109,7 @@ def init(backend: str | None = None, device_type: str | None = None,
     """
     if dist.is_initialized():
         return dist.get_world_size() > 1
-    if int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+    if not launched_as_rank():
         return False
     if not dist.is_available():
         raise RuntimeError("torch.distributed is not available in this PyTorch build")
@@ -153,8 +153,8 @@ def exit_rank(code: int = 0) -> NoReturn:
     take the GIL while the interpreter finalizes; the thread is then unwound and the process
     aborts with "terminate called without an active exception" (SIGABRT) after all its work
     is done, so the launcher reports a failed job (seen rarely here with gloo; pytorch#179291
-    describes the likely mechanism). Call it last in a rank's script; ``cnnkit train`` under torchrun
-    does. Files cnnkit writes are closed before this point."""
+    describes the likely mechanism). Call it last in a rank's script; ``cnnkit train`` under
+    torchrun does. Files cnnkit writes are closed before this point."""
     shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -3,9 +3,9 @@ the same global batch; the sharded loader splits every global batch exactly."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
-import gc
 import sys
 
 import numpy as np
