@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import activations
+from .. import activations
 
 __all__ = [
     "Layer", "Input", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
@@ -161,7 +161,7 @@ class Layer(nn.Module):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         """Keras's ``layer.trainable = False``: parameters frozen and BatchNorm in inference mode."""
-        from .models.transfer import set_trainable
+        from ..models.transfer import set_trainable
         self._trainable = bool(value)
         set_trainable(self, self._trainable)
 
@@ -509,7 +509,7 @@ class Rescaling(Layer):
 
 def _augmentation_layer(name):
     def make(*args, **kwargs):
-        from .data import augment
+        from ..data import augment
         return getattr(augment, name)(*args, **kwargs)
     make.__name__ = name
     make.__doc__ = f"Keras's {name}, active in training only (see cnnkit.data.augment)."
@@ -533,9 +533,9 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
     if class_name in LAYER_CLASSES:
         return LAYER_CLASSES[class_name](**config)
     if class_name == "ZooModel":  # a zoo backbone inside a Sequential (transfer learning)
-        from .models.transfer import ZooModel
+        from ..models.transfer import ZooModel
         return ZooModel.from_config(config)
-    from .data import augment
+    from ..data import augment
     cls = getattr(augment, class_name, None)
     if cls is None or not isinstance(cls, type):
         raise ValueError(f"unknown layer type {class_name!r} in the saved model; "
