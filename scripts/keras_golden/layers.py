@@ -196,12 +196,41 @@ def record_penalties(arrays: dict, extra: dict) -> None:
     extra["fans"] = [[list(s), list(compute_fans(s))] for s in shapes]
 
 
+def record_training_step(arrays: dict, extra: dict) -> None:
+    """One SGD step of a model with regularizers and constraints: Keras adds the penalties to
+    the loss and projects constrained weights after the update."""
+    rng = np.random.default_rng(11)
+    model = keras.Sequential([
+        keras.Input((5, 5, 2)),
+        keras.layers.Conv2D(3, 3, activation="relu", kernel_regularizer=keras.regularizers.L2(0.05),
+                            bias_regularizer=keras.regularizers.L1(0.01),
+                            kernel_constraint=keras.constraints.MaxNorm(0.6, axis=[0, 1, 2])),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax", activity_regularizer=keras.regularizers.L2(0.01),
+                           kernel_constraint=keras.constraints.NonNeg()),
+    ])
+    model.set_weights(random_weights(model, rng))
+    x = rng.standard_normal((6, 5, 5, 2)).astype("float32")
+    y = np.array([0, 1, 2, 0, 1, 2])
+    for j, value in enumerate(model.get_weights()):
+        arrays[f"train/w{j}"] = value
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5),
+                  loss="sparse_categorical_crossentropy")
+    extra["train_evaluate_loss"] = float(model.evaluate(x, y, verbose=0))
+    history = model.fit(x, y, batch_size=6, epochs=1, shuffle=False, verbose=0)
+    arrays["train/x"], arrays["train/y"] = x, y
+    for j, value in enumerate(model.get_weights()):
+        arrays[f"train/after{j}"] = value
+    extra["train_loss"] = float(history.history["loss"][0])
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     arrays, cases, extra = {}, [], {}
     record_layers(arrays, cases)
     record_activations(arrays)
     record_penalties(arrays, extra)
+    record_training_step(arrays, extra)
     np.savez_compressed(OUT / "layers.npz", **arrays)
     (OUT / "cases.json").write_text(json.dumps({"keras_version": keras.__version__, "cases": cases,
                                                 **extra}, indent=1))

@@ -89,9 +89,11 @@ def _penalised_layers(model: nn.Module) -> list:
 
 
 def collect_losses(model: nn.Module) -> list[torch.Tensor]:
-    """Keras's ``model.losses``: every layer's weight penalties (computed now) and activity
-    penalties (from its last call)."""
-    return [loss for layer in _penalised_layers(model) for loss in layer.losses]
+    """Keras's ``model.losses``, in Keras's order: every layer's activity penalty (from its
+    last call), then every weight penalty (computed now)."""
+    layers = _penalised_layers(model)
+    return [loss for layer in layers for loss in layer.activity_losses()] + \
+           [loss for layer in layers for loss in layer.weight_losses()]
 
 
 def penalty_function(model: nn.Module):

@@ -125,12 +125,17 @@ class WeightOptions:
 
     @property
     def losses(self) -> list[torch.Tensor]:
-        """Keras's ``layer.losses``: weight penalties of the trainable weights, computed now,
-        plus the activity penalty of the layer's last call (divided by its batch size)."""
+        """Keras's ``layer.losses``: the activity penalty of the layer's last call (divided by
+        its batch size), then the penalties of its trainable weights, computed now."""
+        return self.activity_losses() + self.weight_losses()
+
+    def activity_losses(self) -> list[torch.Tensor]:
+        return list(self._activity_losses)
+
+    def weight_losses(self) -> list[torch.Tensor]:
         regs = self._options["regularizer"]
-        out = [regs[spec.prefix](spec.to_keras(spec.tensor)) for spec in self.keras_weights()
-               if spec.prefix in regs and spec.tensor.requires_grad]
-        return out + list(self._activity_losses)
+        return [regs[spec.prefix](spec.to_keras(spec.tensor)) for spec in self.keras_weights()
+                if spec.prefix in regs and spec.tensor.requires_grad]
 
     def _record_activity(self, output: torch.Tensor) -> None:
         if self.activity_regularizer is not None and torch.is_tensor(output):
