@@ -56,3 +56,18 @@ def test_augmentation_layers_are_identity_at_inference(name):
     x = np.random.default_rng(0).uniform(0, 1, (2, 5, 5, 3)).astype(np.float32)
     run_layer_test(getattr(layers, name), AUGMENTATION[name], (5, 5, 3), (5, 5, 3),
                    golden={"x": x, "y": x})
+
+
+def test_new_layers_export_to_torchscript_for_any_batch(tmp_path):
+    """Traced exports must not bake in the batch size (Reshape once did)."""
+    import cnnkit
+    from cnnkit import export
+    model = cnnkit.Sequential([
+        layers.Input((8, 8, 3)), layers.SeparableConv2D(4, 3, padding="same", activation="relu"),
+        layers.DepthwiseConv2D(3, padding="same"), layers.LayerNormalization(),
+        layers.GroupNormalization(2), layers.Conv2DTranspose(4, 3, strides=2, padding="same"),
+        layers.ZeroPadding2D(1), layers.Cropping2D(1), layers.UpSampling2D(interpolation="bilinear"),
+        layers.PReLU(shared_axes=[1, 2]), layers.Permute((2, 1, 3)), layers.Reshape((-1,)),
+        layers.Dense(3), layers.Softmax()])
+    result = export.export(model, tmp_path / "m.pt", format="torchscript")
+    assert result.max_abs_diff < 1e-4

@@ -138,7 +138,7 @@ class Reshape(Layer):
 
     def forward(self, x):
         target = self._resolved(x.shape[1:])
-        return from_keras(to_keras(x).reshape(x.shape[0], *target))
+        return from_keras(to_keras(x).reshape(-1, *target))  # -1: traced exports keep any batch
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
