@@ -129,6 +129,11 @@ class SeparableConv2D(_WindowedConv):
                                    bias=False)
         self.pointwise = nn.Conv2d(c * self.depth_multiplier, self.filters, 1, bias=self.use_bias)
 
+    @property
+    def conv(self) -> nn.Conv2d:
+        """The last convolution (the pointwise one): what Grad-CAM looks for as ``layer.conv``."""
+        return self.pointwise
+
     def compute_output_shape(self, s):
         return (self.filters, *self._spatial_out(s[1], s[2]))
 
