@@ -224,6 +224,27 @@ def record_training_step(arrays: dict, extra: dict) -> None:
     extra["train_loss"] = float(history.history["loss"][0])
 
 
+def record_serialized(extra: dict) -> None:
+    """Keras's own saved form of each initializer / regularizer / constraint (as a .keras
+    file's config holds it), for cnnkit's get() to read."""
+    objects = {
+        "initializers": [keras.initializers.Zeros(), keras.initializers.Ones(),
+                         keras.initializers.Constant(0.3), keras.initializers.RandomNormal(0.1, 0.2, seed=1),
+                         keras.initializers.RandomUniform(-0.1, 0.2), keras.initializers.TruncatedNormal(),
+                         keras.initializers.VarianceScaling(2.0, "fan_out", "uniform"),
+                         keras.initializers.GlorotUniform(), keras.initializers.GlorotNormal(),
+                         keras.initializers.HeNormal(), keras.initializers.HeUniform(),
+                         keras.initializers.LecunNormal(), keras.initializers.LecunUniform(),
+                         keras.initializers.Orthogonal(gain=2.0), keras.initializers.Identity(gain=0.5)],
+        "regularizers": [keras.regularizers.L1(0.02), keras.regularizers.L2(0.03),
+                         keras.regularizers.L1L2(0.01, 0.02)],
+        "constraints": [keras.constraints.MaxNorm(3, axis=[0, 1, 2]), keras.constraints.MinMaxNorm(0.1, 2.0),
+                        keras.constraints.NonNeg(), keras.constraints.UnitNorm(axis=1)],
+    }
+    extra["serialized"] = {kind: [keras.saving.serialize_keras_object(o) for o in objs]
+                           for kind, objs in objects.items()}
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     arrays, cases, extra = {}, [], {}
@@ -231,6 +252,7 @@ def main() -> None:
     record_activations(arrays)
     record_penalties(arrays, extra)
     record_training_step(arrays, extra)
+    record_serialized(extra)
     np.savez_compressed(OUT / "layers.npz", **arrays)
     (OUT / "cases.json").write_text(json.dumps({"keras_version": keras.__version__, "cases": cases,
                                                 **extra}, indent=1))

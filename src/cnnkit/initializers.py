@@ -21,9 +21,12 @@ __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUn
            "serialize", "compute_fans"]
 
 
-def compute_fans(shape) -> tuple[int, int]:
-    """Keras's fans: (in, out) for a Dense kernel, receptive field x depth for conv kernels."""
+def compute_fans(shape, input_axes=None, output_axes=None) -> tuple[int, int]:
+    """Keras's fans: (in, out) for a Dense kernel, receptive field x depth for conv kernels
+    (or the products over ``input_axes`` / ``output_axes`` when both are given)."""
     shape = tuple(shape)
+    if input_axes is not None and output_axes is not None:
+        return (math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes))
     if len(shape) < 1:
         return 1, 1
     if len(shape) == 1:
@@ -147,8 +150,11 @@ class TruncatedNormal(RandomNormal):
 
 
 class VarianceScaling(_Seeded):
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
+                 input_axes=None, output_axes=None):
         super().__init__(seed)
+        self.input_axes = None if input_axes is None else [int(a) for a in input_axes]
+        self.output_axes = None if output_axes is None else [int(a) for a in output_axes]
         if scale <= 0:
             raise ValueError(f"VarianceScaling scale must be positive, got {scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -162,7 +168,7 @@ class VarianceScaling(_Seeded):
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def _draw(self, out, keras_shape):
-        fan_in, fan_out = compute_fans(keras_shape)
+        fan_in, fan_out = compute_fans(keras_shape, self.input_axes, self.output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         scale = self.scale / max(1.0, fan)
         if self.distribution == "truncated_normal":
@@ -176,16 +182,21 @@ class VarianceScaling(_Seeded):
 
     def get_config(self):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
-                **super().get_config()}
+                **super().get_config(), **self._axes_config()}
+
+    def _axes_config(self) -> dict:
+        if self.input_axes is None and self.output_axes is None:
+            return {}
+        return {"input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
 def _preset(name, scale, mode, distribution):
     class Preset(VarianceScaling):
-        def __init__(self, seed=None):
-            super().__init__(scale, mode, distribution, seed)
+        def __init__(self, seed=None, input_axes=None, output_axes=None):
+            super().__init__(scale, mode, distribution, seed, input_axes, output_axes)
 
         def get_config(self):
-            return {"seed": self.seed}
+            return {"seed": self.seed, **self._axes_config()}
     Preset.__name__ = Preset.__qualname__ = name
     return Preset
 

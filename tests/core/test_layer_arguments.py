@@ -112,6 +112,20 @@ def test_initializer_config_round_trips_by_name():
         initializers.get({"class_name": "os.system", "config": {}})
 
 
+@pytest.mark.parametrize("kind", ["initializers", "regularizers", "constraints"])
+def test_keras_saved_configs_are_read(kind):
+    """What a .keras file's config holds for these objects builds the same cnnkit object."""
+    module = {"initializers": initializers, "regularizers": regularizers,
+              "constraints": constraints}[kind]
+    for saved in SPEC["serialized"][kind]:
+        obj = module.get(saved)
+        assert type(obj).__name__ == saved["class_name"]
+        ours = obj.get_config()
+        for key, value in saved["config"].items():
+            if value is not None:
+                assert ours[key] == pytest.approx(value), (saved["class_name"], key)
+
+
 # -- regularizers -------------------------------------------------------------------------
 def test_regularizer_values_match_keras():
     w = torch.as_tensor(ARRAYS["penalties/w"])
