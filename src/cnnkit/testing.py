@@ -36,7 +36,8 @@ def run_layer_test(layer_cls, kwargs: dict, input_shape, expected_output_shape, 
       ``set_weights`` and ``get_weights`` gives them back, ``weight_names`` are Keras's,
       ``y`` is matched to ``atol`` on input ``x`` (``keep_init``: the layer's own initial
       weights are compared to ``weights`` instead of being replaced);
-    - ``get_weights`` has Keras's count (``expected_num_weights``) and round-trips;
+    - ``get_weights`` has Keras's count (``expected_num_weights``), its sizes add up to
+      ``count_params()``, and it round-trips;
     - a training step: every trainable weight gets a finite gradient, and an SGD step moves it;
     - the layer's config rebuilds an equal layer, and ``model.save`` / ``load_model`` gives
       identical outputs.
@@ -74,6 +75,9 @@ def run_layer_test(layer_cls, kwargs: dict, input_shape, expected_output_shape, 
             for got, want in zip(weights, golden["weights"], strict=True):
                 assert got.shape == np.shape(want), f"weight shape {got.shape} vs Keras {np.shape(want)}"
                 np.testing.assert_array_equal(got, want)
+        if hasattr(layer, "count_params"):  # what summary() prints: Keras's count
+            assert layer.count_params() == sum(w.size for w in weights), \
+                f"count_params {layer.count_params()} vs {sum(w.size for w in weights)} in get_weights"
         layer.set_weights(weights)  # round trip, no change
         for got, want in zip(layer.get_weights(), weights):
             np.testing.assert_array_equal(got, want)
@@ -113,10 +117,7 @@ def _check_training_step(model, layer, x: torch.Tensor) -> None:
     torch.manual_seed(0)
     out = model.call(x)
     target = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-    loss = (out * target).sum()
-    penalties = cnnkit_losses(model)
-    if penalties:
-        loss = loss + sum(penalties)
+    loss = (out * target).sum() + sum(model.losses)  # regularization penalties, as fit adds them
     if not trainable:
         return
     loss.backward()
@@ -129,6 +130,3 @@ def _check_training_step(model, layer, x: torch.Tensor) -> None:
     for (name, p), b in zip(trainable, before):
         assert not torch.equal(p.detach(), b), f"{name} did not move in a training step"
 
-
-def cnnkit_losses(model) -> list:
-    return list(getattr(model, "losses", []))

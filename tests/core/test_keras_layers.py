@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cnnkit import layers
 from cnnkit.testing import run_layer_test
@@ -71,3 +72,34 @@ def test_new_layers_export_to_torchscript_for_any_batch(tmp_path):
         layers.Dense(3), layers.Softmax()])
     result = export.export(model, tmp_path / "m.pt", format="torchscript")
     assert result.max_abs_diff < 1e-4
+
+
+class _LyingShape(layers.Layer):
+    def compute_output_shape(self, s):
+        return (s[0] + 1,)
+
+    def forward(self, x):
+        return x
+
+
+class _DeadWeight(layers.Dense):
+    def _build(self, s):
+        super()._build(s)
+        self.unused = torch.nn.Parameter(torch.ones(2))
+
+    def keras_weights(self):
+        from cnnkit.layers.keras_weights import KerasWeight
+        return super().keras_weights() + [KerasWeight("unused", self.unused)]
+
+
+def test_run_layer_test_catches_broken_layers():
+    with pytest.raises(AssertionError, match="compute_output_shape"):
+        run_layer_test(_LyingShape, {}, (3,), (4,))
+    with pytest.raises(AssertionError, match="no gradient reaches unused"):
+        run_layer_test(_DeadWeight, {"units": 2}, (3,), (2,), check_save=False)
+    case = next(c for c in CASES if c["id"] == "conv2d")
+    golden = golden_for(case)
+    golden["y"] = golden["y"] + 1e-3
+    with pytest.raises(AssertionError, match="vs Keras"):
+        run_layer_test(layers.Conv2D, case["kwargs"], case["input_shape"], case["output_shape"],
+                       golden=golden)
