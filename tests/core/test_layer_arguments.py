@@ -279,6 +279,14 @@ def test_input_shape_on_first_layer_of_new_layers():
     assert model.input_shape == (8, 8, 3) and model.output_shape == (4,)
 
 
+def test_explicit_none_arguments_mean_keras_defaults():
+    conv = layers.Conv2D(2, 3, kernel_initializer=None, kernel_regularizer=None, bias_regularizer=None,
+                         kernel_constraint=None, activity_regularizer=None)
+    model = cnnkit.Sequential([layers.Input((5, 5, 1)), conv])
+    assert model.losses == [] and not conv.has_penalties and not conv.has_constraints
+    assert "kernel_regularizer" not in conv.get_config()
+
+
 def test_unknown_weight_argument_is_one_clear_line():
     with pytest.raises(TypeError, match="unexpected argument 'kernal_initializer'.*kernel_initializer"):
         layers.Conv2D(2, 3, kernal_initializer="zeros")

@@ -77,7 +77,8 @@ class WeightOptions:
                 takes = ", ".join(f"{p}_{k}" for p in self.weight_options for k in _KINDS)
                 raise TypeError(f"{type(self).__name__} got an unexpected argument {key!r}"
                                 + (f"; its weight arguments are {takes}" if takes else ""))
-            self._options[kind][prefix] = _KINDS[kind].get(value)
+            if value is not None:  # None (Keras's default, as saved configs spell it): nothing
+                self._options[kind][prefix] = _KINDS[kind].get(value)
         self.activity_regularizer = regularizers_mod.get(activity_regularizer)
         self._activity_losses: list[torch.Tensor] = []
 
