@@ -82,6 +82,7 @@ CASES = [
     ("layernorm_hwc", "LayerNormalization", {"axis": [1, 2, 3]}, (3, 4, 2), {}),
     ("layernorm_hw", "LayerNormalization", {"axis": [1, 2], "epsilon": 1e-5}, (3, 4, 2), {}),
     ("layernorm_vector_no_center", "LayerNormalization", {"center": False}, (6,), {}),
+    ("layernorm_rms", "LayerNormalization", {"rms_scaling": True}, (4, 4, 3), {}),
     ("groupnorm", "GroupNormalization", {"groups": 2}, (4, 4, 6), {}),
     ("groupnorm_vector", "GroupNormalization", {"groups": 3, "epsilon": 1e-5}, (6,), {}),
     ("zero_padding", "ZeroPadding2D", {"padding": 1}, (3, 4, 2), {}),
@@ -110,7 +111,9 @@ CASES = [
 ]
 ACTIVATIONS = ["relu", "relu6", "sigmoid", "softmax", "log_softmax", "tanh", "gelu", "elu",
                "selu", "leaky_relu", "swish", "silu", "softplus", "softsign", "hard_sigmoid",
-               "hard_swish", "hard_silu", "mish", "exponential", "linear"]
+               "hard_swish", "hard_silu", "mish", "exponential", "linear", "celu", "hard_tanh",
+               "log_sigmoid", "tanh_shrink", "hard_shrink", "soft_shrink", "squareplus",
+               "sparse_plus"]
 for act in ACTIVATIONS:
     CASES.append((f"activation_{act}", "Activation", {"activation": act}, (3, 4, 5), {}))
 

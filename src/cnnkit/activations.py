@@ -19,7 +19,8 @@ from torch import nn
 __all__ = ["get", "serialize", "register", "name_of", "relu", "relu6", "sigmoid", "softmax",
            "log_softmax", "tanh", "gelu", "elu", "selu", "leaky_relu", "swish", "silu",
            "softplus", "softsign", "hard_sigmoid", "hard_swish", "hard_silu", "mish",
-           "exponential", "linear"]
+           "exponential", "linear", "celu", "hard_tanh", "log_sigmoid", "tanh_shrink",
+           "hard_shrink", "soft_shrink", "squareplus", "sparse_plus"]
 
 
 def feature_axis(x: torch.Tensor) -> int:
@@ -112,6 +113,41 @@ def linear(x):
     return x
 
 
+def celu(x, alpha=1.0):
+    return F.celu(x, alpha)
+
+
+def hard_tanh(x):
+    return F.hardtanh(x)
+
+
+def log_sigmoid(x):
+    return F.logsigmoid(x)
+
+
+def tanh_shrink(x):
+    return F.tanhshrink(x)
+
+
+def hard_shrink(x, threshold=0.5):
+    return F.hardshrink(x, threshold)
+
+
+def soft_shrink(x, threshold=0.5):
+    return F.softshrink(x, threshold)
+
+
+def squareplus(x, b=4):
+    """(x + sqrt(x**2 + b)) / 2."""
+    return (x + torch.sqrt(x * x + b)) / 2
+
+
+def sparse_plus(x):
+    """0 below -1, (x + 1)**2 / 4 between -1 and 1, x above 1."""
+    return torch.where(x <= -1, torch.zeros_like(x),
+                       torch.where(x >= 1, x, (x + 1) ** 2 / 4))
+
+
 class _Function(nn.Module):
     """A named activation function as a module (no weights)."""
 
@@ -159,6 +195,14 @@ _MODULES = {  # name -> fresh module; torch's own modules where torch has the sa
     "mish": nn.Mish,
     "exponential": lambda: _Function(torch.exp, "exponential"),
     "linear": nn.Identity,
+    "celu": nn.CELU,
+    "hard_tanh": nn.Hardtanh,
+    "log_sigmoid": nn.LogSigmoid,
+    "tanh_shrink": nn.Tanhshrink,
+    "hard_shrink": nn.Hardshrink,
+    "soft_shrink": nn.Softshrink,
+    "squareplus": lambda: _Function(squareplus, "squareplus"),
+    "sparse_plus": lambda: _Function(sparse_plus, "sparse_plus"),
 }
 
 NAMES = tuple(_MODULES)
@@ -169,18 +213,24 @@ _CALLABLE_NAMES = {
     log_softmax: "log_softmax", tanh: "tanh", gelu: "gelu", elu: "elu", selu: "selu",
     leaky_relu: "leaky_relu", silu: "silu", softplus: "softplus", softsign: "softsign",
     hard_sigmoid: "hard_sigmoid", hard_silu: "hard_silu", mish: "mish",
-    exponential: "exponential", linear: "linear",
+    exponential: "exponential", linear: "linear", celu: "celu", hard_tanh: "hard_tanh",
+    log_sigmoid: "log_sigmoid", tanh_shrink: "tanh_shrink", hard_shrink: "hard_shrink",
+    soft_shrink: "soft_shrink", squareplus: "squareplus", sparse_plus: "sparse_plus",
     torch.relu: "relu", F.relu: "relu", F.relu6: "relu6", torch.sigmoid: "sigmoid",
     F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", F.gelu: "gelu", F.elu: "elu",
     F.selu: "selu", torch.selu: "selu", F.silu: "silu", F.softplus: "softplus",
     F.softsign: "softsign", F.hardsigmoid: "hard_sigmoid", F.hardswish: "hard_silu",
-    F.mish: "mish", torch.exp: "exponential",
+    F.mish: "mish", torch.exp: "exponential", F.celu: "celu", F.hardtanh: "hard_tanh",
+    F.logsigmoid: "log_sigmoid", F.tanhshrink: "tanh_shrink", F.hardshrink: "hard_shrink",
+    F.softshrink: "soft_shrink",
 }
 # Module types that mean a name when built with Keras's defaults (checked in name_of).
 _MODULE_NAMES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
                  nn.SELU: "selu", nn.SiLU: "silu", nn.Softsign: "softsign",
                  nn.Hardsigmoid: "hard_sigmoid", nn.Hardswish: "hard_silu", nn.Mish: "mish",
-                 nn.Identity: "linear"}
+                 nn.Identity: "linear", nn.CELU: "celu", nn.Hardtanh: "hard_tanh",
+                 nn.LogSigmoid: "log_sigmoid", nn.Tanhshrink: "tanh_shrink",
+                 nn.Hardshrink: "hard_shrink", nn.Softshrink: "soft_shrink"}
 _REGISTERED: dict[str, object] = {}
 
 

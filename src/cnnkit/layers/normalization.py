@@ -43,7 +43,15 @@ class _Normalization(Layer):
 
 
 class LayerNormalization(_Normalization):
-    """Normalizes each example over ``axis`` (default the channels), on the Keras view."""
+    """Normalizes each example over ``axis`` (default the channels), on the Keras view.
+
+    ``rms_scaling=True`` is Keras 3's (deprecated there): ``x / sqrt(var + epsilon) * gamma``,
+    no centering and no beta."""
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
+                 **kwargs):
+        super().__init__(axis, epsilon, center and not rms_scaling, scale, **kwargs)
+        self.rms_scaling = bool(rms_scaling)
 
     def _build(self, s):
         keras = keras_shape_of(s)
@@ -56,12 +64,16 @@ class LayerNormalization(_Normalization):
     def forward(self, x):
         xk = to_keras(x)
         var, mean = torch.var_mean(xk, dim=self.axes, keepdim=True, correction=0)
-        out = (xk - mean) * torch.rsqrt(var + self.epsilon)
+        out = (xk if self.rms_scaling else xk - mean) * torch.rsqrt(var + self.epsilon)
         if self.gamma is not None:
             out = out * self.gamma.reshape(self._broadcast)
         if self.beta is not None:
             out = out + self.beta.reshape(self._broadcast)
         return from_keras(out)
+
+    def get_config(self):
+        config = super().get_config()
+        return {**config, "rms_scaling": True} if self.rms_scaling else config
 
 
 class GroupNormalization(_Normalization):
