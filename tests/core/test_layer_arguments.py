@@ -274,6 +274,19 @@ def test_dropout_seed_repeats_masks():
     assert set(a[0].unique().tolist()) == {0.0, 2.0}
 
 
+def test_dropout_noise_shape_in_keras_terms():
+    drop = layers.Dropout(0.5, noise_shape=(None, 1, 1, None), seed=0)
+    model = cnnkit.Sequential([layers.Input((4, 4, 8)), drop])
+    model.train()
+    out = drop(torch.ones(3, 8, 4, 4))
+    # one decision per (example, channel): every pixel of a channel kept or dropped together
+    assert (out.amax(dim=(2, 3)) == out.amin(dim=(2, 3))).all()
+    assert 0 < (out[:, :, 0, 0] == 0).float().mean() < 1
+    assert layers.layer_from_config("Dropout", drop.get_config()).noise_shape == [None, 1, 1, None]
+    with pytest.raises(cnnkit.layers.ShapeError, match="one entry per axis"):
+        cnnkit.Sequential([layers.Input((4,)), layers.Dropout(0.5, noise_shape=(None, 1, 1))])
+
+
 def test_input_shape_on_first_layer_of_new_layers():
     model = cnnkit.Sequential([layers.SeparableConv2D(4, 3, input_shape=(8, 8, 3)),
                                layers.LayerNormalization(), layers.GlobalAveragePooling2D()])

@@ -480,28 +480,47 @@ class Dense(_ActivatedLayer):
 
 class Dropout(Layer):
     """Keras's Dropout; ``seed=`` gives the layer its own generator, so the masks repeat from
-    run to run (not Keras's masks: the generators differ)."""
+    run to run (not Keras's masks: the generators differ). ``noise_shape`` is in Keras's
+    terms: ``(None, 1, 1, None)`` drops whole channels of an image."""
 
-    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+    def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else \
+            [None if d is None else int(d) for d in noise_shape]
         self.seed = None if seed is None else int(seed)
         self.dropout = nn.Dropout(self.rate)
         self._generator: torch.Generator | None = None
 
+    def _check_input(self, s):
+        if self.noise_shape is not None and len(self.noise_shape) != len(s) + 1:
+            raise self._shape_error(f"{len(self.noise_shape) - 1} axes besides the batch", s,
+                                    f"noise_shape={self.noise_shape} has one entry per axis")
+
+    def _mask_shape(self, x) -> list[int]:
+        keras = [x.shape[0], *x.shape[2:], x.shape[1]] if x.ndim == 4 else list(x.shape)
+        shape = [k if d is None else d for d, k in zip(self.noise_shape or [None] * x.ndim, keras)]
+        return [shape[0], shape[3], shape[1], shape[2]] if x.ndim == 4 else shape
+
     def forward(self, x):
-        if self.seed is None or not self.training or not self.rate:
+        if (self.seed is None and self.noise_shape is None) or not self.training or not self.rate:
             return self.dropout(x)
-        if self._generator is None or self._generator.device != x.device:
-            self._generator = torch.Generator(device=x.device)
-            self._generator.manual_seed(self.seed)
-        keep = torch.empty_like(x).bernoulli_(1 - self.rate, generator=self._generator)
+        generator = None
+        if self.seed is not None:
+            if self._generator is None or self._generator.device != x.device:
+                self._generator = torch.Generator(device=x.device)
+                self._generator.manual_seed(self.seed)
+            generator = self._generator
+        keep = torch.empty(self._mask_shape(x), device=x.device, dtype=x.dtype)
+        keep.bernoulli_(1 - self.rate, generator=generator)
         return x * keep / (1 - self.rate)
 
     def get_config(self):
         config = {**super().get_config(), "rate": self.rate}
+        if self.noise_shape is not None:
+            config["noise_shape"] = self.noise_shape
         return {**config, "seed": self.seed} if self.seed is not None else config
 
 
