@@ -227,6 +227,23 @@ def record_training_step(arrays: dict, extra: dict) -> None:
     extra["train_loss"] = float(history.history["loss"][0])
 
 
+def record_training_mode(arrays: dict) -> None:
+    """Normalization layers called with training=True: batch statistics (and, for
+    BatchNormalization, the moving mean after that call)."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((8, 4, 4, 6)).astype("float32") * 2 + 1
+    arrays["training/x"] = x
+    for key, layer in (("batchnorm", keras.layers.BatchNormalization(momentum=0.9)),
+                       ("layernorm", keras.layers.LayerNormalization()),
+                       ("groupnorm", keras.layers.GroupNormalization(groups=3))):
+        layer.build(x.shape)
+        layer.set_weights(random_weights(layer, rng))
+        for j, value in enumerate(layer.get_weights()):
+            arrays[f"training/{key}/w{j}"] = value
+        arrays[f"training/{key}/y"] = keras.ops.convert_to_numpy(layer(x, training=True))
+        arrays[f"training/{key}/after"] = np.stack(layer.get_weights())
+
+
 def record_serialized(extra: dict) -> None:
     """Keras's own saved form of each initializer / regularizer / constraint (as a .keras
     file's config holds it), for cnnkit's get() to read."""
@@ -256,6 +273,7 @@ def main() -> None:
     record_penalties(arrays, extra)
     record_training_step(arrays, extra)
     record_serialized(extra)
+    record_training_mode(arrays)
     np.savez_compressed(OUT / "layers.npz", **arrays)
     (OUT / "cases.json").write_text(json.dumps({"keras_version": keras.__version__, "cases": cases,
                                                 **extra}, indent=1))

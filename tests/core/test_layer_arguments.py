@@ -262,6 +262,24 @@ def test_batchnorm_arguments_as_keras():
         cnnkit.Sequential([layers.Input((4, 4, 3)), layers.BatchNormalization(axis=1)])
 
 
+@pytest.mark.parametrize("key, make", [
+    ("batchnorm", lambda: layers.BatchNormalization(momentum=0.9)),
+    ("layernorm", lambda: layers.LayerNormalization()),
+    ("groupnorm", lambda: layers.GroupNormalization(groups=3))])
+def test_normalization_in_training_mode_matches_keras(key, make):
+    x = ARRAYS["training/x"]
+    layer = make()
+    model = cnnkit.Sequential([layers.Input(x.shape[1:]), layer])
+    n = len([k for k in ARRAYS.files if k.startswith(f"training/{key}/w")])
+    layer.set_weights([ARRAYS[f"training/{key}/w{j}"] for j in range(n)])
+    model.train()
+    out = model.call(torch.as_tensor(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    np.testing.assert_allclose(out.detach().numpy(), ARRAYS[f"training/{key}/y"], atol=1e-5)
+    if key == "batchnorm":  # the moving mean moves as Keras's (momentum 0.9 = torch's 0.1)
+        np.testing.assert_allclose(layer.get_weights()[2], ARRAYS[f"training/{key}/after"][2],
+                                   atol=1e-6)
+
+
 def test_dropout_seed_repeats_masks():
     def masks(seed):
         drop = layers.Dropout(0.5, seed=seed)
