@@ -7,13 +7,15 @@ PyTorch engine that trains any ``torch.nn.Module`` the same way.
 __version__ = "0.1.0"
 
 from . import callbacks, layers, losses, metrics, optimizers, utils  # noqa: E402
+from . import activations, constraints, initializers, regularizers  # noqa: E402
 from .models.base import Model  # noqa: E402
 from .models.saving import load_model  # noqa: E402
 from .models.sequential import Sequential  # noqa: E402
 from .train.trainer import Trainer  # noqa: E402
 
 __all__ = ["Model", "Sequential", "Trainer", "load_model", "layers", "callbacks", "losses",
-           "metrics", "optimizers", "utils", "__version__"]
+           "metrics", "optimizers", "utils", "__version__",
+           "activations", "constraints", "initializers", "regularizers"]
 
 
 def __getattr__(name):

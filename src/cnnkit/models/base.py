@@ -114,6 +114,12 @@ class Model(nn.Module):
     def count_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @property
+    def losses(self) -> list:
+        """Keras's ``model.losses``: the layers' regularization penalties (scalar tensors)."""
+        from ..regularizers import collect_losses
+        return collect_losses(self)
+
     def get_weights(self) -> list[np.ndarray]:
         return [v.detach().cpu().numpy().copy() for v in self.state_dict().values()]
 

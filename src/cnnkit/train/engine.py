@@ -16,7 +16,9 @@ import warnings
 
 import torch
 
+from .. import constraints as constraints_mod
 from .. import perf
+from .. import regularizers as regularizers_mod
 from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import CallbackList
@@ -111,6 +113,8 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
     aug_gen.manual_seed(int(torch.initial_seed()) % 2**63)
     on_cpu = device.type == "cpu"
     optimizer_step = optim_mod.step_function(optimizer)
+    penalty = regularizers_mod.penalty_function(model)  # sum of model.losses; None: no regularizers
+    constrain = constraints_mod.step_function(model)    # None: no constraints
     cbs.on_train_begin()
     logs = {}
     for epoch in range(initial_epoch, epochs):
@@ -143,9 +147,13 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                     sample_w = weights_vec[cls_idx.long()] * (w if w is not None else 1)
                 batch_loss = loss(outputs.float(), y, sample_weight=sample_w,
                                   outputs_are_logits=is_logits)
+                if penalty is not None:
+                    batch_loss = batch_loss + penalty()
             optim_mod.clear_grads(optimizer)
             batch_loss.backward()
             optimizer_step()
+            if constrain is not None:
+                constrain()
             if scheduler is not None:
                 scheduler.step()
             n = len(x)
@@ -212,6 +220,7 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
     if callbacks is not None:
         callbacks.on_test_begin()
     total, seen = torch.zeros((), device=device), 0
+    penalty = regularizers_mod.penalty_function(model)  # Keras's loss includes model.losses
     for m in metrics:
         m.reset()
     for batch in data:
@@ -221,7 +230,10 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
             outputs, is_logits = model_outputs(model, x, loss)
         outputs = outputs.float()
         if loss is not None:
-            total += loss(outputs, y, sample_weight=w, outputs_are_logits=is_logits) * len(x)
+            batch_loss = loss(outputs, y, sample_weight=w, outputs_are_logits=is_logits)
+            if penalty is not None:
+                batch_loss = batch_loss + penalty()
+            total += batch_loss * len(x)
         for m in metrics:
             m.update(outputs, y, is_logits)
         seen += len(x)

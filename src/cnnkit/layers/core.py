@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import activations
+from .. import activations
+from .keras_weights import KerasWeight, WeightOptions, conv_kernel, dense_kernel
 
 __all__ = [
     "Layer", "Input", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
@@ -59,6 +60,23 @@ def _same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tup
     return total // 2, total - total // 2
 
 
+def padding_name(padding, layer: str, allowed=("valid", "same")) -> str:
+    """Keras's padding names in any case ('SAME', 'Valid')."""
+    name = str(padding).lower()
+    if name not in allowed:
+        raise ValueError(f"{layer} padding must be one of {', '.join(map(repr, allowed))} "
+                         f"(any case), got {padding!r}")
+    return name
+
+
+def check_data_format(data_format, layer: str) -> None:
+    """Keras's ``data_format``: inputs are channels-last (None means the same)."""
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{layer} data_format={data_format!r}: cnnkit's Keras layers take "
+                         "channels-last input (N, H, W, C); pass data_format='channels_last' "
+                         "or leave it out, and give the model (H, W, C) images")
+
+
 def _glorot_uniform_(weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     with torch.no_grad():
@@ -85,18 +103,23 @@ def dtype_policy(dtype) -> str | None:
     return name
 
 
-class Layer(nn.Module):
+class Layer(WeightOptions, nn.Module):
     """Base of the Keras-named layers: a module that builds itself from its input shape.
 
     ``dtype=`` is the layer's precision policy, as in Keras: ``'float32'`` keeps the layer in
     full precision inside a model compiled with ``precision='bf16'`` (e.g. the Dense
     classifier), ``'mixed_bfloat16'`` / ``'mixed_float16'`` run only this layer
     under autocast. Weights stay float32 either way. ``None`` follows the model.
+
+    Keras's per-weight arguments (``kernel_initializer``, ``bias_regularizer``,
+    ``kernel_constraint``, ...) and ``activity_regularizer`` are handled by
+    :class:`~cnnkit.layers.keras_weights.WeightOptions`, for the weights a layer lists.
     """
 
     def __init__(self, name: str | None = None, input_shape=None, trainable: bool = True,
-                 dtype=None):
+                 dtype=None, activity_regularizer=None, **weight_options):
         super().__init__()
+        self._init_weight_options(activity_regularizer, weight_options)
         self.name = name
         self.declared_input_shape = tuple(input_shape) if input_shape is not None else None
         self.built = False
@@ -121,13 +144,20 @@ class Layer(nn.Module):
 
     def __call__(self, x, *args, **kwargs):
         if self.dtype_policy is None:
-            return super().__call__(x, *args, **kwargs)
-        return self.run_in_policy(lambda t: super(Layer, self).__call__(t, *args, **kwargs), x)
+            out = super().__call__(x, *args, **kwargs)
+        else:
+            out = self.run_in_policy(lambda t: super(Layer, self).__call__(t, *args, **kwargs), x)
+        if self.activity_regularizer is not None:
+            self._record_activity(out)
+        return out
 
     def policy_pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pre_activation` under the layer's precision policy (for callers that skip
         ``__call__``, as Sequential does to fuse activations or return logits)."""
-        return self.run_in_policy(self.pre_activation, x)
+        z = self.run_in_policy(self.pre_activation, x)
+        if self.activity_regularizer is not None:  # Keras regularizes the activated output
+            self._record_activity(getattr(self, "activation", lambda t: t)(z))
+        return z
 
     # -- shape inference -------------------------------------------------------------
     def build(self, input_shape: tuple) -> None:
@@ -136,6 +166,7 @@ class Layer(nn.Module):
         self._build(input_shape)
         self.input_shape_ = input_shape
         self.built = True
+        self._apply_initializers()
         if not self._trainable:
             self.trainable = False
 
@@ -161,7 +192,7 @@ class Layer(nn.Module):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         """Keras's ``layer.trainable = False``: parameters frozen and BatchNorm in inference mode."""
-        from .models.transfer import set_trainable
+        from ..models.transfer import set_trainable
         self._trainable = bool(value)
         set_trainable(self, self._trainable)
 
@@ -178,7 +209,7 @@ class Layer(nn.Module):
             config["trainable"] = False
         if self.dtype_policy is not None:
             config["dtype"] = self.dtype_policy
-        return config
+        return {**config, **self.weight_options_config()}
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """Output before the final activation (logits); layers without one return forward."""
@@ -194,8 +225,7 @@ class _ActivatedLayer(Layer):
 
     def __init__(self, activation=None, **kwargs):
         super().__init__(**kwargs)
-        self._activation_name = None if activation in (None, "linear") else str(activation)
-        self.activation = activations.get(activation)
+        _init_activation(self, activation)
 
     @property
     def activation_name(self):
@@ -205,7 +235,25 @@ class _ActivatedLayer(Layer):
         return self.activation(self.pre_activation(x))
 
     def get_config(self):
-        return {**super().get_config(), "activation": self._activation_name}
+        return {**super().get_config(), "activation": _activation_config(self)}
+
+
+def _init_activation(layer: Layer, activation) -> None:
+    """Name (None for linear or an unnamed callable) and module of ``activation=``."""
+    name = activations.name_of(activation)
+    layer._activation_name = None if name == "linear" else name
+    layer._activation_unnamed = name is None
+    layer._activation_label = getattr(activation, "__name__", repr(activation))
+    layer.activation = activations.get(activation)
+
+
+def _activation_config(layer: Layer) -> str | None:
+    if layer._activation_unnamed:
+        raise ValueError(f"layer '{layer.name}': activation {layer._activation_label!r} has no "
+                         "registered name, and a saved model records activations by name, never "
+                         "as code: pass a cnnkit.activations function or name, or call "
+                         "cnnkit.activations.register('my_act', fn) before saving and loading")
+    return layer._activation_name
 
 
 class InputSpec:
@@ -233,24 +281,32 @@ def keras_to_torch_shape(shape) -> tuple:
 
 
 class Conv2D(_ActivatedLayer):
+    weight_options = ("kernel", "bias")
+
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid",
-                 activation=None, use_bias: bool = True, dilation_rate=(1, 1), **kwargs):
+                 activation=None, use_bias: bool = True, dilation_rate=(1, 1), groups: int = 1,
+                 data_format=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
-        if padding not in ("valid", "same"):
-            raise ValueError(f"Conv2D padding must be 'valid' or 'same', got {padding!r}")
+        check_data_format(data_format, "Conv2D")
+        self.padding = padding_name(padding, "Conv2D")
         self.filters = int(filters)
         self.kernel_size = _pair(kernel_size)
         self.strides = _pair(strides)
-        self.padding = padding
         self.use_bias = use_bias
         self.dilation_rate = _pair(dilation_rate)
+        self.groups = int(groups)
+        if self.groups < 1 or self.filters % self.groups:
+            raise ValueError(f"Conv2D groups={groups}: filters ({self.filters}) must be a multiple "
+                             "of groups (a positive int)")
         self.pad = (0, 0, 0, 0)
 
     def _check_input(self, s):
         if len(s) != 3:
             raise self._shape_error("(None, height, width, channels)", s,
                                     "Conv2D needs image input; check the Input shape")
-        _, h, w = s
+        c, h, w = s
+        if c % self.groups:
+            raise self._shape_error(f"channels divisible by groups={self.groups}", s)
         eff = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
         if self.padding == "valid" and (h < eff[0] or w < eff[1]):
             raise self._shape_error(f"at least {eff[0]}x{eff[1]} pixels", s,
@@ -264,9 +320,9 @@ class Conv2D(_ActivatedLayer):
             left, right = _same_padding(w, self.kernel_size[1], self.strides[1], self.dilation_rate[1])
             self.pad = (left, right, top, bottom)
         self.conv = nn.Conv2d(c, self.filters, self.kernel_size, stride=self.strides,
-                              dilation=self.dilation_rate, bias=self.use_bias)
+                              dilation=self.dilation_rate, groups=self.groups, bias=self.use_bias)
         kh, kw = self.kernel_size
-        _glorot_uniform_(self.conv.weight, c * kh * kw, self.filters * kh * kw)
+        _glorot_uniform_(self.conv.weight, c // self.groups * kh * kw, self.filters * kh * kw)
         if self.use_bias:
             nn.init.zeros_(self.conv.bias)
 
@@ -282,20 +338,27 @@ class Conv2D(_ActivatedLayer):
             x = F.pad(x, self.pad)
         return self.conv(x)
 
+    def keras_weights(self):
+        if not self.built:
+            return []
+        bias = [KerasWeight("bias", self.conv.bias)] if self.use_bias else []
+        return [conv_kernel(self.conv.weight)] + bias
+
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
-                "dilation_rate": list(self.dilation_rate)}
+        config = {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                  "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
+                  "dilation_rate": list(self.dilation_rate)}
+        return {**config, "groups": self.groups} if self.groups != 1 else config
 
 
 class _Pooling2D(Layer):
-    def __init__(self, pool_size=(2, 2), strides=None, padding: str = "valid", **kwargs):
+    def __init__(self, pool_size=(2, 2), strides=None, padding: str = "valid", data_format=None,
+                 **kwargs):
         super().__init__(**kwargs)
-        if padding not in ("valid", "same"):
-            raise ValueError(f"{type(self).__name__} padding must be 'valid' or 'same', got {padding!r}")
+        check_data_format(data_format, type(self).__name__)
+        self.padding = padding_name(padding, type(self).__name__)
         self.pool_size = _pair(pool_size)
         self.strides = _pair(strides) if strides is not None else self.pool_size
-        self.padding = padding
         self.pad = (0, 0, 0, 0)
 
     def _check_input(self, s):
@@ -342,8 +405,9 @@ class AveragePooling2D(_Pooling2D):
 
 
 class _GlobalPooling2D(Layer):
-    def __init__(self, keepdims: bool = False, **kwargs):
+    def __init__(self, keepdims: bool = False, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        check_data_format(data_format, type(self).__name__)
         self.keepdims = keepdims
 
     def _check_input(self, s):
@@ -368,6 +432,10 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
 
 class Flatten(Layer):
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        check_data_format(data_format, "Flatten")
+
     def compute_output_shape(self, s):
         return (math.prod(s),)
 
@@ -376,6 +444,8 @@ class Flatten(Layer):
 
 
 class Dense(_ActivatedLayer):
+    weight_options = ("kernel", "bias")
+
     def __init__(self, units: int, activation=None, use_bias: bool = True, **kwargs):
         super().__init__(activation=activation, **kwargs)
         self.units = int(units)
@@ -398,43 +468,107 @@ class Dense(_ActivatedLayer):
     def pre_activation(self, x):
         return self.linear(x)
 
+    def keras_weights(self):
+        if not self.built:
+            return []
+        return [dense_kernel(self.linear.weight)] + (
+            [KerasWeight("bias", self.linear.bias)] if self.use_bias else [])
+
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias}
 
 
 class Dropout(Layer):
-    def __init__(self, rate: float, **kwargs):
+    """Keras's Dropout; ``seed=`` gives the layer its own generator, so the masks repeat from
+    run to run (not Keras's masks: the generators differ). ``noise_shape`` is in Keras's
+    terms: ``(None, 1, 1, None)`` drops whole channels of an image."""
+
+    def __init__(self, rate: float, noise_shape=None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate < 1:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else \
+            [None if d is None else int(d) for d in noise_shape]
+        self.seed = None if seed is None else int(seed)
         self.dropout = nn.Dropout(self.rate)
+        self._generator: torch.Generator | None = None
+
+    def _check_input(self, s):
+        if self.noise_shape is not None and len(self.noise_shape) != len(s) + 1:
+            raise self._shape_error(f"{len(self.noise_shape) - 1} axes besides the batch", s,
+                                    f"noise_shape={self.noise_shape} has one entry per axis")
+
+    def _mask_shape(self, x) -> list[int]:
+        keras = [x.shape[0], *x.shape[2:], x.shape[1]] if x.ndim == 4 else list(x.shape)
+        shape = [k if d is None else d for d, k in zip(self.noise_shape or [None] * x.ndim, keras)]
+        return [shape[0], shape[3], shape[1], shape[2]] if x.ndim == 4 else shape
 
     def forward(self, x):
-        return self.dropout(x)
+        if (self.seed is None and self.noise_shape is None) or not self.training or not self.rate:
+            return self.dropout(x)
+        generator = None
+        if self.seed is not None:
+            if self._generator is None or self._generator.device != x.device:
+                self._generator = torch.Generator(device=x.device)
+                self._generator.manual_seed(self.seed)
+            generator = self._generator
+        keep = torch.empty(self._mask_shape(x), device=x.device, dtype=x.dtype)
+        keep.bernoulli_(1 - self.rate, generator=generator)
+        return x * keep / (1 - self.rate)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate}
+        config = {**super().get_config(), "rate": self.rate}
+        if self.noise_shape is not None:
+            config["noise_shape"] = self.noise_shape
+        return {**config, "seed": self.seed} if self.seed is not None else config
 
 
 class BatchNormalization(Layer):
-    """Keras's BatchNormalization over the channel axis (momentum 0.99 = torch's 0.01)."""
+    """Keras's BatchNormalization over the channel axis (momentum 0.99 = torch's 0.01).
 
-    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
+    ``axis`` is Keras's: -1 (or the last axis' index) is the channel axis, the only one
+    supported. ``center=False`` / ``scale=False`` drop beta / gamma from the weights, as in
+    Keras (they stay in the state dict as constant buffers, so saved files keep their keys).
+    """
+
+    weight_options = ("gamma", "beta", "moving_mean", "moving_variance")
+
+    def __init__(self, axis=-1, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            axis = axis[0] if len(axis) == 1 else axis
+        if not isinstance(axis, int):
+            raise ValueError(f"BatchNormalization axis={axis!r}: cnnkit normalizes over one axis, "
+                             "the channel axis (axis=-1)")
+        self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
         self.center = center
         self.scale = scale
 
+    def _check_input(self, s):
+        if self.axis not in (-1, len(s)):
+            raise ValueError(f"layer '{self.name}' (BatchNormalization) axis={self.axis} on input "
+                             f"{keras_shape(s)}: only the channel axis (axis=-1 or {len(s)}) is "
+                             "supported")
+
     def _build(self, s):
         bn = nn.BatchNorm2d if len(s) == 3 else nn.BatchNorm1d
         self.bn = bn(s[0], eps=self.epsilon, momentum=1 - self.momentum, affine=True)
-        if not self.scale:
-            self.bn.weight.requires_grad_(False)
-        if not self.center:
-            self.bn.bias.requires_grad_(False)
+        for keep, name, value in ((self.scale, "weight", 1.0), (self.center, "bias", 0.0)):
+            if not keep:  # not a weight in Keras: a constant buffer with the same key
+                delattr(self.bn, name)
+                self.bn.register_buffer(name, torch.full((s[0],), value))
+
+    def keras_weights(self):
+        if not self.built:
+            return []
+        affine = ([KerasWeight("gamma", self.bn.weight)] if self.scale else []) + \
+                 ([KerasWeight("beta", self.bn.bias)] if self.center else [])
+        return affine + [KerasWeight("moving_mean", self.bn.running_mean),
+                         KerasWeight("moving_variance", self.bn.running_var)]
 
     def non_trainable_state_count(self):
         return self.bn.running_mean.numel() + self.bn.running_var.numel()
@@ -446,15 +580,15 @@ class BatchNormalization(Layer):
         return self.bn(x)
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale}
+        config = {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                  "center": self.center, "scale": self.scale}
+        return {**config, "axis": self.axis} if self.axis != -1 else config
 
 
 class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self._activation_name = str(activation)
-        self.activation = activations.get(activation)
+        _init_activation(self, activation)
 
     @property
     def activation_name(self):
@@ -467,7 +601,7 @@ class Activation(Layer):
         return x
 
     def get_config(self):
-        return {**super().get_config(), "activation": self._activation_name}
+        return {**super().get_config(), "activation": _activation_config(self)}
 
 
 class ReLU(Layer):
@@ -509,7 +643,7 @@ class Rescaling(Layer):
 
 def _augmentation_layer(name):
     def make(*args, **kwargs):
-        from .data import augment
+        from ..data import augment
         return getattr(augment, name)(*args, **kwargs)
     make.__name__ = name
     make.__doc__ = f"Keras's {name}, active in training only (see cnnkit.data.augment)."
@@ -533,9 +667,9 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
     if class_name in LAYER_CLASSES:
         return LAYER_CLASSES[class_name](**config)
     if class_name == "ZooModel":  # a zoo backbone inside a Sequential (transfer learning)
-        from .models.transfer import ZooModel
+        from ..models.transfer import ZooModel
         return ZooModel.from_config(config)
-    from .data import augment
+    from ..data import augment
     cls = getattr(augment, class_name, None)
     if cls is None or not isinstance(cls, type):
         raise ValueError(f"unknown layer type {class_name!r} in the saved model; "
