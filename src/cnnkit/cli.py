@@ -513,10 +513,13 @@ def cmd_serve(args) -> int:
     exported = Path(args.model).suffix.lower() in (".onnx", ".pt", ".ts", ".torchscript")
     path = Path(args.model) if exported and Path(args.model).is_file() else \
         _resolve_model_path(args.model, args.weights)
+    from .models.saving import ModelFileError
     try:
         run(str(path), host=args.host, port=args.port)
     except ImportError as err:
         raise CliError(f"the prediction service needs its extras (pip install 'cnnkit[serve]'): {err}") from err
+    except ModelFileError as err:
+        raise CliError(str(err)) from err
     return 0
 
 
