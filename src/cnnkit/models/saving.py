@@ -207,7 +207,8 @@ def save_weights(model, path) -> Path:
 
 
 def load_weights(model, path, strict: bool = True) -> None:
-    """Load safetensors weights, naming every key or shape that disagrees."""
+    """Load safetensors weights, naming every key, shape or dtype that disagrees."""
+    from .weights import dtype_mismatches
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS_FILE
@@ -225,6 +226,7 @@ def load_weights(model, path, strict: bool = True) -> None:
     unexpected = [k for k in state if k not in own]
     if strict and unexpected:
         problems += [f"unexpected {k} {tuple(state[k].shape)}" for k in unexpected[:10]]
+    problems += [f"{p} (not cast)" for p in dtype_mismatches(own, state)]
     if problems:
         shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
         raise ModelFileError(f"weights in {path} do not fit model '{model.name}': {shown}")

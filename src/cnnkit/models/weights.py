@@ -11,7 +11,7 @@
 - Offline with nothing cached raises :class:`WeightsUnavailableError`, which names the file,
   where it comes from and where to put it.
 - Local ``.pth`` files load with ``torch.load(weights_only=True)`` (no pickle code runs).
-- :func:`load_into` checks every key and shape before loading and raises
+- :func:`load_into` checks every key, shape and dtype before loading and raises
   :class:`WeightsMismatchError` listing what disagrees.
 """
 
@@ -259,6 +259,20 @@ def compare_state_dicts(model_sd: Mapping[str, torch.Tensor], file_sd: Mapping[s
     return missing, unexpected, shapes
 
 
+def dtype_mismatches(model_sd: Mapping[str, torch.Tensor], file_sd: Mapping[str, torch.Tensor],
+                     ignore: Iterable[str] = ()) -> list[str]:
+    """``'name: file int8 vs model float32'`` for each tensor both hold in different dtypes.
+
+    Every weights load (``load_model``, ``load_weights``, zoo weights, checkpoints) refuses
+    these: ``load_state_dict`` would cast silently (int8 codes read as float weights)."""
+    ign = tuple(ignore)
+    name = lambda d: str(d).removeprefix("torch.")  # noqa: E731
+    return [f"{k}: file {name(file_sd[k].dtype)} vs model {name(ref.dtype)}"
+            for k, ref in model_sd.items()
+            if k in file_sd and not any(k == i or k.startswith(i + ".") for i in ign)
+            and file_sd[k].dtype != ref.dtype]
+
+
 def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (),
               source: str = "weights", arch: str | None = None) -> None:
     """Load ``state_dict`` into ``module``, all keys and shapes checked; ``ignore`` names key
@@ -267,11 +281,15 @@ def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, igno
     model_sd = module.state_dict()
     sd = _align_prefix(dict(state_dict), model_sd.keys())
     missing, unexpected, shapes = compare_state_dicts(model_sd, sd, ignore)
-    if missing or unexpected or shapes:
+    dtypes = dtype_mismatches(model_sd, sd, ignore)
+    if missing or unexpected or shapes or dtypes:
         what = f"the {arch} model" if arch else "the model"
         lines = [f"{source} does not fit {what}:"]
         if shapes:
             lines.append(f"  {len(shapes)} shape(s) disagree: {_short_list(shapes)}")
+        if dtypes:
+            lines.append(f"  {len(dtypes)} dtype(s) disagree (not cast): {_short_list(dtypes)}; "
+                         "convert the file's tensors to the model's dtypes first")
         if missing:
             lines.append(f"  {len(missing)} key(s) the model needs are not in the file: {_short_list(missing)}")
         if unexpected:
