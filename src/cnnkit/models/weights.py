@@ -8,8 +8,9 @@
   SHA-256 prefix that torchvision publishes in the file name (``resnet50-11ad3fa6.pth``).
   A copy already in torch's own hub cache is reused. ``$CNNKIT_WEIGHTS_MIRROR`` replaces the
   download host (for a company mirror, or for tests).
-- Offline with nothing cached raises :class:`WeightsUnavailableError`, which names the file,
-  where it comes from and where to put it.
+- Downloads go through ``cnnkit.data.download`` (the one place that opens connections).
+  ``CNNKIT_OFFLINE=1``, or a failed download, with nothing cached raises
+  :class:`WeightsUnavailableError`, which names the file, where it comes from and where to put it.
 - Local ``.pth`` files load with ``torch.load(weights_only=True)`` (no pickle code runs).
 - :func:`load_into` checks every key, shape and dtype before loading and raises
   :class:`WeightsMismatchError` listing what disagrees.
@@ -22,9 +23,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -136,45 +134,26 @@ def _torch_hub_copy(filename: str) -> Path | None:
 
 
 def download(url: str, dest: Path, sha256_prefix: str | None = None, progress: bool = True,
-             timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``dest`` atomically, checking the SHA-256 prefix when given."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0)
-            bar = None
-            if progress and total > (1 << 20):
-                try:
-                    from tqdm import tqdm
+             timeout: float = 30.0, deadline_s: float | None = None) -> Path:
+    """Download ``url`` to ``dest`` atomically, checking the SHA-256 prefix when given.
 
-                    bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name)
-                except ImportError:  # pragma: no cover
-                    bar = None
-            h = hashlib.sha256()
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                out.write(chunk)
-                h.update(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-            if bar is not None:
-                bar.close()
-        digest = h.hexdigest()
-        if sha256_prefix and not digest.startswith(sha256_prefix):
-            raise WeightsUnavailableError(
-                f"checksum mismatch for {dest.name} from {url}: expected SHA-256 starting "
-                f"{sha256_prefix}, got {digest[:len(sha256_prefix)]}; the download is corrupt or the "
-                f"file was replaced. Nothing was saved; try again."
-            )
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    The bytes come through :func:`cnnkit.data.download.download` (the one place that opens
+    connections: the offline switch, per-read ``timeout`` and overall ``deadline_s``)."""
+    from ..data.download import DEFAULT_DEADLINE_S, ChecksumError
+    from ..data.download import download as fetch_url
+    try:
+        return fetch_url(url, dest, sha256_prefix=sha256_prefix, timeout=timeout, quiet=not progress,
+                         deadline_s=DEFAULT_DEADLINE_S if deadline_s is None else deadline_s)
+    except ChecksumError as e:
+        raise WeightsUnavailableError(
+            f"checksum mismatch for {dest.name} from {url}: expected SHA-256 starting "
+            f"{sha256_prefix}; the download is corrupt or the file was replaced. Nothing was "
+            "saved; try again.") from e
 
 
 def fetch(spec: WeightSpec, progress: bool = True) -> Path:
     """Path of ``spec``'s file in the cache, downloading (and checking) it on first use."""
+    from ..data.download import OFFLINE_ENV, DownloadError, OfflineError
     dest = cache_dir() / spec.filename
     if dest.is_file():
         return dest
@@ -183,17 +162,21 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
         log.info("using %s from torch's hub cache", hub)
         return hub
     url = _download_url(spec)
+    supply = (f"download {spec.url} elsewhere and put it at {dest} (the cache folder is set by "
+              f"CNNKIT_CACHE), or pass weights='/path/to/{spec.filename}', or weights=None to "
+              "start from random weights")
     log.info("downloading %s weights %s from %s to %s", spec.arch, spec.tag, url, dest)
     try:
         return download(url, dest, spec.sha256_prefix, progress=progress)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        reason = getattr(e, "reason", None) or e
+    except OfflineError as e:
         raise WeightsUnavailableError(
-            f"cannot download {spec.filename} ({spec.arch} {spec.tag} weights) from {url}: {reason}.\n"
-            f"If this machine is offline, download {spec.url} elsewhere and put it at {dest} "
-            f"(the cache folder is set by CNNKIT_CACHE), or pass weights='/path/to/{spec.filename}', "
-            f"or weights=None to start from random weights."
-        ) from e
+            f"{spec.filename} ({spec.arch} {spec.tag} weights) is not in the cache and {OFFLINE_ENV} "
+            f"forbids downloading it: {supply}") from e
+    except (DownloadError, OSError) as e:
+        reason = str(e).replace("\n", " ")
+        raise WeightsUnavailableError(
+            f"cannot download {spec.filename} ({spec.arch} {spec.tag} weights) from {url}: {reason}. "
+            f"If this machine is offline, {supply}") from e
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
