@@ -515,7 +515,8 @@ def cmd_serve(args) -> int:
         _resolve_model_path(args.model, args.weights)
     from .models.saving import ModelFileError
     try:
-        run(str(path), host=args.host, port=args.port)
+        budget = {} if args.max_request_pixels is None else {"max_request_pixels": args.max_request_pixels}
+        run(str(path), host=args.host, port=args.port, **budget)
     except ImportError as err:
         raise CliError(f"the prediction service needs its extras (pip install 'cnnkit[serve]'): {err}") from err
     except ModelFileError as err:
@@ -650,6 +651,9 @@ def build_parser() -> Parser:
     p.add_argument("--host", default="127.0.0.1", help="[default: 127.0.0.1]")
     p.add_argument("--port", type=int, default=8000, help="[default: 8000]")
     p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.add_argument("--max-request-pixels", type=int, default=None, metavar="N",
+                   help="pixels of all images of one request, read from their headers "
+                   "[default: 100000000]; more is answered 413")
     p.set_defaults(func=cmd_serve)
     return parser
 
