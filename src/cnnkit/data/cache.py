@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["cache_root", "atomic_path"]
+__all__ = ["cache_root", "atomic_path", "files_fingerprint"]
 
 ENV_VAR = "CNNKIT_CACHE"
 
@@ -41,3 +43,18 @@ def atomic_path(dest: str | os.PathLike):
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def files_fingerprint(entries) -> bytes:
+    """SHA-256 over each ``(path, label, size, mtime_ns, ctime_ns, inode)`` entry of a folder
+    scan (``layout.FileEntry``): what a decoded-folder cache entry is valid for.
+
+    Size and mtime alone miss a file rewritten in place with both put back (``os.utime``,
+    ``cp -p``, ``rsync -t``); the ctime (which the kernel sets to now on every write and on
+    every ``utime``, and no user can set back) and the inode (a new file has a new one) do not.
+    """
+    h = hashlib.sha256()
+    for path, *numbers in entries:
+        h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(struct.pack(f"<{len(numbers)}q", *(v if v < 2**63 else v - 2**64 for v in numbers)))
+    return h.digest()

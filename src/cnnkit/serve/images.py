@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageFile
 
-from ..data.decode import decode_image, sniff_format
+from ..data.decode import decode_image, sniff_format, upright_size
 
 # Formats we decode. Anything else (including Pillow's rarer plugins) is refused up front.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
@@ -62,7 +62,7 @@ def image_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=FORMATS) as img:
-                w, h = img.size
+                w, h = upright_size(img)  # EXIF orientation applied, as decoding does
     except Image.DecompressionBombError:
         w = h = max_pixels + 1  # far beyond Pillow's own limit: reported below
     except Exception:  # noqa: BLE001 - whatever Pillow raises for bytes it cannot read
