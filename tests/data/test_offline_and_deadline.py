@@ -143,3 +143,28 @@ def test_weights_downloads_have_the_deadline_too(tmp_path, server):
         weights.download(server.url + "/w-00000000.pth", tmp_path / "w" / "w-00000000.pth",
                          "00000000", progress=False, timeout=5, deadline_s=0.5)
     assert time.monotonic() - start < 5 and _files(tmp_path / "w") == []
+
+
+def test_download_py_is_the_only_module_that_opens_connections():
+    """The offline switch holds only while no other module can reach the network."""
+    import ast
+    from pathlib import Path
+
+    import cnnkit
+    src = Path(cnnkit.__file__).parent
+    network = {"urllib.request", "http.client", "requests", "httpx", "aiohttp", "ftplib",
+               "smtplib", "torch.hub", "huggingface_hub"}  # clients (a listening socket is fine)
+    allowed = {src / "data" / "download.py": {"urllib.request", "http.client"}}
+    found = []
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        found += [f"{path.relative_to(src)}: {f}" for f in ("load_state_dict_from_url",
+                  "download_url_to_file", "urlretrieve") if f in text]
+        for node in ast.walk(ast.parse(text)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                hit = next((n for n in network if name == n or name.startswith(n + ".")), None)
+                if hit and hit not in allowed.get(path, set()):
+                    found.append(f"{path.relative_to(src)}: {name}")
+    assert found == []
