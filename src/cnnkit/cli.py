@@ -343,6 +343,7 @@ def _decode(path: Path, shape):
 
 def cmd_predict(args) -> int:
     import numpy as np
+    from .data.layout import display_path  # names that are not UTF-8 print \xNN-escaped
     from .export import is_exported, load_exported
     if is_exported(args.model):  # an ONNX / TorchScript file from `cnnkit export`
         model, path = load_exported(args.model), Path(args.model)
@@ -358,9 +359,9 @@ def cmd_predict(args) -> int:
             arrays.append(np.asarray(_decode(f, shape)))
             kept.append(f)
         except Exception as err:  # noqa: BLE001 - any unreadable file is reported and skipped
-            problems.append((str(f), f"not an image ({type(err).__name__}: {err})"))
+            problems.append((display_path(str(f)), f"not an image ({type(err).__name__}: {err})"))
     for item, why in problems:
-        print(f"cnnkit predict: skipped {item}: {why}", file=sys.stderr)
+        print(f"cnnkit predict: skipped {display_path(item)}: {why}", file=sys.stderr)
     names = model.class_names or [str(i) for i in range(10_000)]
     results = []
     if arrays:
@@ -368,7 +369,7 @@ def cmd_predict(args) -> int:
         k = min(args.top_k, probs.shape[1])
         for f, p in zip(kept, probs):
             top = np.argsort(-p, kind="stable")[:k]
-            results.append({"file": str(f), "predictions": [
+            results.append({"file": display_path(str(f)), "predictions": [
                 {"class": names[i], "index": int(i), "probability": float(p[i])} for i in top]})
     if args.json:
         print(json.dumps({"model": str(path), "results": results,

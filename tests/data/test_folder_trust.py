@@ -91,14 +91,31 @@ def test_check_names_each_problem_and_writes_names_escaped(messy, tmp_path):
     assert f"{display_path(str(messy))}/b/\\xff\\xfe.png\tbad_name\t" in tsv
 
 
+def _cnnkit(*args):
+    """``python -m cnnkit ARGS`` with a strict UTF-8 stdout (as in a UTF-8 locale's terminal,
+    where printing an undecodable name raises)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, "-m", "cnnkit", *map(str, args)], capture_output=True,
+                          env=env, timeout=120)
+
+
 def test_cnnkit_check_prints_it_without_crashing(messy, tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-m", "cnnkit", "check", str(messy), "--bad-files",
-                           str(tmp_path / "bad.tsv")], capture_output=True, env=env, timeout=120)
+    proc = _cnnkit("check", messy, "--bad-files", tmp_path / "bad.tsv")
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     out = proc.stdout.decode("utf-8")
     assert "symlink loop" in out and "dangling symlink" in out and "\\xff\\xfe.png" in out
     assert b"\\xff\\xfe.png\tbad_name" in (tmp_path / "bad.tsv").read_bytes()
+
+
+def test_cnnkit_predict_prints_undecodable_names_escaped(messy, tmp_path):
+    import cnnkit
+    from cnnkit import layers
+    model = cnnkit.Sequential([layers.Input((8, 8, 3)), layers.Flatten(), layers.Dense(2)])
+    model.class_names = ["a", "b"]
+    model.save(tmp_path / "m")
+    proc = _cnnkit("predict", tmp_path / "m", messy / "b")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert "b/\\xff\\xfe.png" in proc.stdout.decode("utf-8")
 
 
 def test_a_class_folder_name_that_is_not_utf8_is_refused_in_one_line(tmp_path, write_image):
