@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import os
 import threading
 import time
 
@@ -168,3 +169,16 @@ def test_download_py_is_the_only_module_that_opens_connections():
                 if hit and hit not in allowed.get(path, set()):
                     found.append(f"{path.relative_to(src)}: {name}")
     assert found == []
+
+
+def test_parts_left_by_a_killed_download_are_removed_by_the_next(tmp_path, server):
+    server.files["/f.bin"] = b"abc"
+    cache = tmp_path / "c"
+    cache.mkdir()
+    stale, live = cache / ".f.bin.x1.part", cache / ".f.bin.x2.part"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    download(server.url + "/f.bin", cache / "f.bin", quiet=True)
+    assert _files(cache) == [".f.bin.x2.part", "f.bin"]  # a recent one may have a writer

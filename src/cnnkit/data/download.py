@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .cache import atomic_path
+from .cache import atomic_path, remove_stale_parts
 
 __all__ = ["download", "file_md5", "offline", "open_url", "DownloadError", "ChecksumError",
            "OfflineError", "DeadlineError", "OFFLINE_ENV", "DEFAULT_DEADLINE_S"]
@@ -131,7 +131,8 @@ def download(urls: str | list[str], dest: str | os.PathLike, md5: str | None = N
 
     The bytes go to a temporary file beside ``dest`` that replaces it only once complete
     and verified; a failure of any kind (including ``timeout`` seconds without a byte, or
-    the whole file taking over ``deadline_s`` seconds) leaves nothing behind. Raises
+    the whole file taking over ``deadline_s`` seconds) leaves nothing behind, and the
+    temporary files of a download that was killed are removed by the next one. Raises
     ``OfflineError`` when ``CNNKIT_OFFLINE`` is set (nothing is tried), else
     ``DownloadError`` listing each address tried and why it failed (``ChecksumError`` /
     ``DeadlineError`` when every address failed that way).
@@ -141,6 +142,7 @@ def download(urls: str | list[str], dest: str | os.PathLike, md5: str | None = N
     if offline():
         raise OfflineError(f"{dest.name} is not downloaded: {OFFLINE_ENV} is set, so cnnkit opens "
                            "no network connection")
+    remove_stale_parts(dest)  # left by a download that was killed
     failures, kinds = [], set()
     for url in urls:
         try:
