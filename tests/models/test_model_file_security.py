@@ -178,3 +178,24 @@ def test_train_model_and_resume_refuse_it(hostile, sentinel, tmp_path, capsys):
          "tensors": "state-a.safetensors", "optimizer": {}, "rng": {}}))
     _one_line_refusal(capsys, ["train", "--resume", str(run)])
     _never_ran(sentinel)
+
+
+class _Payload:
+    """Unpickling this would create the file named in it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pth_whose_pickle_names_code_is_refused_in_one_line(tmp_path):
+    from cnnkit.models import registry
+    from cnnkit.models.weights import WeightsError
+    mark = tmp_path / "ran.txt"
+    torch = pytest.importorskip("torch")
+    torch.save({"w": _Payload(mark)}, tmp_path / "evil.pth")
+    with pytest.raises(WeightsError, match="names code to run, which was not run") as err:
+        registry.create("simple-cnn", weights=str(tmp_path / "evil.pth"))
+    assert "\n" not in str(err.value) and not mark.exists()

@@ -197,15 +197,25 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:
         raise WeightsError(
-            f"cannot read {p} as a state dict ({type(e).__name__}: {e}). cnnkit loads .pth files "
-            f"with torch.load(weights_only=True): save with torch.save(model.state_dict(), path), "
-            f"or use .safetensors"
+            f"cannot read {p} as a state dict ({type(e).__name__}: {_torch_load_reason(e)}). cnnkit "
+            f"loads .pth files with torch.load(weights_only=True), which runs no pickled code: save "
+            f"with torch.save(model.state_dict(), path), or use .safetensors"
         ) from e
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]  # common checkpoint layout {"state_dict": ..., "epoch": ...}
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{p} does not hold a state dict (a mapping of names to tensors)")
     return dict(obj)
+
+
+def _torch_load_reason(e: Exception) -> str:
+    """One line from torch.load's error: for a refused pickle, the object it refused."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    code = [ln for ln in lines if "GLOBAL" in ln]
+    if code:  # a pickle that names a function or class to call
+        return f"it names code to run, which was not run: {code[0]}"
+    named = [ln for ln in lines if ln.startswith("Unsupported")]
+    return named[0] if named else (lines[0] if lines else type(e).__name__)
 
 
 def _align_prefix(sd: dict[str, torch.Tensor], target: Iterable[str]) -> dict[str, torch.Tensor]:
