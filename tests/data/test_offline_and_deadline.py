@@ -182,3 +182,13 @@ def test_parts_left_by_a_killed_download_are_removed_by_the_next(tmp_path, serve
     os.utime(stale, (old, old))
     download(server.url + "/f.bin", cache / "f.bin", quiet=True)
     assert _files(cache) == [".f.bin.x2.part", "f.bin"]  # a recent one may have a writer
+
+
+def test_cnnkit_train_offline_pretrained_is_one_line(tmp_path, monkeypatch, capsys, private_cache):
+    from cnnkit import cli
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    code = cli.main(["train", "--model", "resnet18", "--pretrained", "--limit", "64", "--epochs", "1",
+                     "--output", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not in the cache" in err[0], err

@@ -42,8 +42,9 @@ class WeightsError(RuntimeError):
     """Base class of the weight errors below."""
 
 
-class WeightsUnavailableError(WeightsError):
-    """Named weights are neither cached nor downloadable (offline, blocked, bad checksum)."""
+class WeightsUnavailableError(WeightsError, FileNotFoundError):
+    """Named weights are neither cached nor downloadable (offline, blocked, bad checksum): a
+    file that is not there, so callers that turn a missing file into one line do so here."""
 
 
 class WeightsMismatchError(WeightsError, ValueError):
