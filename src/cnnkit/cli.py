@@ -343,6 +343,7 @@ def _decode(path: Path, shape):
 
 def cmd_predict(args) -> int:
     import numpy as np
+    from .data.layout import display_path  # names that are not UTF-8 print \xNN-escaped
     from .export import is_exported, load_exported
     if is_exported(args.model):  # an ONNX / TorchScript file from `cnnkit export`
         model, path = load_exported(args.model), Path(args.model)
@@ -358,9 +359,9 @@ def cmd_predict(args) -> int:
             arrays.append(np.asarray(_decode(f, shape)))
             kept.append(f)
         except Exception as err:  # noqa: BLE001 - any unreadable file is reported and skipped
-            problems.append((str(f), f"not an image ({type(err).__name__}: {err})"))
+            problems.append((display_path(str(f)), f"not an image ({type(err).__name__}: {err})"))
     for item, why in problems:
-        print(f"cnnkit predict: skipped {item}: {why}", file=sys.stderr)
+        print(f"cnnkit predict: skipped {display_path(item)}: {why}", file=sys.stderr)
     names = model.class_names or [str(i) for i in range(10_000)]
     results = []
     if arrays:
@@ -368,7 +369,7 @@ def cmd_predict(args) -> int:
         k = min(args.top_k, probs.shape[1])
         for f, p in zip(kept, probs):
             top = np.argsort(-p, kind="stable")[:k]
-            results.append({"file": str(f), "predictions": [
+            results.append({"file": display_path(str(f)), "predictions": [
                 {"class": names[i], "index": int(i), "probability": float(p[i])} for i in top]})
     if args.json:
         print(json.dumps({"model": str(path), "results": results,
@@ -513,10 +514,14 @@ def cmd_serve(args) -> int:
     exported = Path(args.model).suffix.lower() in (".onnx", ".pt", ".ts", ".torchscript")
     path = Path(args.model) if exported and Path(args.model).is_file() else \
         _resolve_model_path(args.model, args.weights)
+    from .models.saving import ModelFileError
     try:
-        run(str(path), host=args.host, port=args.port)
+        budget = {} if args.max_request_pixels is None else {"max_request_pixels": args.max_request_pixels}
+        run(str(path), host=args.host, port=args.port, **budget)
     except ImportError as err:
         raise CliError(f"the prediction service needs its extras (pip install 'cnnkit[serve]'): {err}") from err
+    except ModelFileError as err:
+        raise CliError(str(err)) from err
     return 0
 
 
@@ -647,6 +652,9 @@ def build_parser() -> Parser:
     p.add_argument("--host", default="127.0.0.1", help="[default: 127.0.0.1]")
     p.add_argument("--port", type=int, default=8000, help="[default: 8000]")
     p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.add_argument("--max-request-pixels", type=int, default=None, metavar="N",
+                   help="pixels of all images of one request, read from their headers "
+                   "[default: 100000000]; more is answered 413")
     p.set_defaults(func=cmd_serve)
     return parser
 

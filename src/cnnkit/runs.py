@@ -431,7 +431,13 @@ def load_checkpoint(run: RunDir) -> Checkpoint:
 def restore_training_state(ckpt: Checkpoint, *, model, optimizer, scheduler=None) -> None:
     """Load weights, optimizer and scheduler state from ``ckpt`` (RNGs are restored separately,
     just before training continues, so that building things in between cannot disturb them)."""
-    model.load_state_dict(ckpt.group("model"))
+    from .models.weights import WeightsMismatchError, dtype_mismatches
+    state = ckpt.group("model")
+    wrong = dtype_mismatches(model.state_dict(), state)
+    if wrong:
+        raise WeightsMismatchError(f"{ckpt.path}: the checkpoint's tensors do not fit the model: "
+                                   f"{'; '.join(wrong[:8])} (not cast)")
+    model.load_state_dict(state)
     _load_optimizer(optimizer, ckpt.group("optimizer"), ckpt.meta["optimizer"])
     if scheduler is not None and ckpt.meta.get("scheduler"):
         scheduler.load_state_dict({**ckpt.meta["scheduler"],

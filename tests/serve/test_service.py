@@ -11,7 +11,8 @@ from PIL import Image
 
 from cnnkit.serve import create_app, running
 
-LIMITS = dict(max_files=3, max_upload_bytes=200_000, max_pixels=300 * 300)
+LIMITS = dict(max_files=3, max_upload_bytes=200_000, max_pixels=300 * 300,
+              max_request_pixels=2 * 300 * 300)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,12 @@ BAD = {
     "too many pixels": (dict(files=one("x.png", "huge")), 413, "too_many_pixels"),
     "too many files": (dict(files=[("f", ("a.png", "ok", "image/png"))] * 4), 413,
                        "too_many_files"),
+    "too many pixels in all": (dict(files=[("f", ("a.png", "large", "image/png"))] * 3), 413,
+                               "too_many_pixels_in_request"),
+    "jpeg cut in its header": (dict(files=one("x.jpg", "jpeg_head", "image/jpeg")), 422,
+                               "truncated"),
+    "jpeg cut in its pixels": (dict(files=one("x.jpg", "jpeg_half", "image/jpeg")), 422,
+                               "truncated"),
     "empty body": (dict(content=b""), 400, "no_images"),
     "empty file": (dict(files=one("x.png", b"")), 400, "empty"),
     "no file part": (dict(files={"note": (None, "hi")}), 400, "no_images"),
@@ -86,7 +93,10 @@ BAD = {
 
 def _materialise(kwargs, encode):
     """Fill the placeholders in BAD with real bytes."""
+    jpeg = encode((64, 64), "JPEG")
     real = {"ok": encode(), "huge": encode((1000, 1000), zeros=True),
+            "large": encode((300, 300), zeros=True),  # 3 of them: 3 × 90,000 > 180,000 pixels
+            "jpeg_head": jpeg[:120], "jpeg_half": jpeg[:len(jpeg) // 2],
             "big": encode((300, 300), "BMP"), None: encode()[:300]}
 
     def fix(v):

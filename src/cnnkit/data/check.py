@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from .decode import sniff_format
-from .layout import FolderLayoutError, scan_folder
+from .layout import FolderLayoutError, display_path, scan_folder
 
 __all__ = ["check_dataset", "CheckReport", "FileProblem", "inspect_file", "main_check"]
 
@@ -43,7 +43,9 @@ _LABELS = {"empty": "empty file", "not_image": "not an image", "truncated": "tru
            "corrupt": "corrupt", "extension_mismatch": "content does not match extension",
            "unknown_extension": "unusual extension", "odd_mode": "odd colour mode",
            "duplicate": "exact duplicate", "leakage": "duplicate across splits",
-           "label_conflict": "duplicate under another class"}
+           "label_conflict": "duplicate under another class",
+           "not_read": "not read (link, loop, special file)",
+           "bad_name": "name not valid UTF-8 (shown escaped)"}
 
 
 @dataclass
@@ -170,7 +172,7 @@ class CheckReport:
         """Write ``path<TAB>problem<TAB>detail`` lines, one per finding, sorted by path."""
         path = Path(path)
         lines = ["path\tproblem\tdetail"]
-        lines += [f"{p.path}\t{p.kind}\t{p.detail}"
+        lines += [f"{_tsv(p.path)}\t{p.kind}\t{_tsv(p.detail)}"
                   for p in sorted(self.problems, key=lambda p: (p.path, p.kind))]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
@@ -205,7 +207,7 @@ class CheckReport:
                 if findings.get(kind):
                     examples = [p for p in self.problems if p.kind == kind][:3]
                     out.append(f"  {_LABELS[kind]}: {findings[kind]}")
-                    out += [f"    {self._rel(p.path)}  ({p.detail})" if p.detail
+                    out += [f"    {self._rel(p.path)}  ({display_path(p.detail)})" if p.detail
                             else f"    {self._rel(p.path)}" for p in examples]
         if self.duplicates:
             n_files = sum(len(g) for g in self.duplicates)
@@ -219,7 +221,7 @@ class CheckReport:
             out.append(f"label conflicts: {n} image{'s' if n > 1 else ''} filed under more "
                        "than one class, e.g. " + " = ".join(map(self._rel,
                                                               self.label_conflicts[0])))
-        out += [f"note: {n}" for n in self.notes]
+        out += [f"note: {display_path(n)}" for n in self.notes]
         out.append("")
         out.append("verdict: " + ("OK" if self.ok and not self.problems else
                                   "usable, see the findings above" if self.ok else
@@ -228,9 +230,9 @@ class CheckReport:
 
     def _rel(self, path: str) -> str:
         try:
-            return str(Path(path).relative_to(self.root))
+            return display_path(str(Path(path).relative_to(self.root)))
         except ValueError:
-            return path
+            return display_path(path)
 
     def _count_table(self) -> list[str]:
         if not self.class_names:
@@ -243,6 +245,11 @@ class CheckReport:
         total = f"{'total':<{width}}" + "".join(f"{sum(self.counts[s].values()):>9}"
                                                 for s in splits)
         return [head, *rows, total]
+
+
+def _tsv(text: str) -> str:
+    """One TSV field: not-UTF-8 bytes as \\xNN, tabs and newlines escaped."""
+    return display_path(text).replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def check_dataset(path: str | os.PathLike, *, duplicates: bool = True,
@@ -259,6 +266,10 @@ def check_dataset(path: str | os.PathLike, *, duplicates: bool = True,
         counts={s: {c: 0 for c in layout.class_names} for s in layout.splits},
         files_total=len(entries), readable=0, empty_classes=dict(layout.empty_classes),
         stray_files=list(layout.stray_files))
+    for split, unread in layout.unlisted.items():
+        report.problems += [FileProblem(path, "not_read", why) for path, why in unread]
+    report.problems += [FileProblem(e.path, "bad_name", "rename it; the image itself was read")
+                        for _, e in entries if display_path(e.path) != e.path]
     modes, formats, sizes = Counter(), Counter(), Counter()
     by_digest: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
     for (split, entry), info in zip(entries, infos):
@@ -326,6 +337,9 @@ def _add_notes(report: CheckReport, layout, modes: Counter) -> None:
                          "train/ (validation_split=0.2)")
     if layout.ignored_dirs:
         notes.append(f"folders beside the splits are ignored: {', '.join(layout.ignored_dirs)}")
+    if layout.hidden:
+        notes.append(f"{len(layout.hidden)} hidden files (names starting with '.') in the class "
+                     f"folders are skipped, e.g. {layout.hidden[0]}")
     if layout.stray_files:
         notes.append(f"{len(layout.stray_files)} files lie outside any class folder and are "
                      f"ignored, e.g. {layout.stray_files[0]}")

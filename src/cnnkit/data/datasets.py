@@ -181,7 +181,8 @@ def _splits(split: str | None) -> list[str]:
 
 
 def _offline() -> bool:
-    return os.environ.get("CNNKIT_OFFLINE", "").lower() not in ("", "0", "false", "no")
+    from .download import offline
+    return offline()
 
 
 def _check_local(path: Path, md5: str, verify: bool) -> None:

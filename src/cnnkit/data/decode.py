@@ -1,4 +1,10 @@
-"""Decode one image file with Pillow into a uint8 H×W×C array of a chosen mode and size."""
+"""Decode one image file with Pillow into a uint8 H×W×C array of a chosen mode and size.
+
+Photos are turned upright first: the EXIF orientation tag (what a camera writes when it was
+held sideways, and what every image viewer applies) is applied with
+``PIL.ImageOps.exif_transpose``, so a model sees the picture the way its owner does. Keras
+does not do this (``tf.io.decode_image`` ignores EXIF): see docs/keras.md's departures.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["decode_image", "sniff_format", "COLOR_MODES", "RESAMPLE"]
+__all__ = ["decode_image", "sniff_format", "exif_orientation", "COLOR_MODES", "RESAMPLE"]
 
 # leading bytes -> image format, to tell a damaged image from a file that is no image at all
 _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
@@ -59,22 +65,53 @@ def convert_mode(img: Image.Image, mode: str) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
+_ORIENTATION_TAG = 0x0112
+_SIDEWAYS = (5, 6, 7, 8)  # orientations that swap width and height
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1..8), 1 when absent or unreadable. Never loads pixels: only an
+    EXIF block already read (``img.info``) or TIFF tags are looked at (Pillow's PNG
+    ``getexif`` would decode the whole image to look behind the pixel data)."""
+    if img.format != "TIFF" and "exif" not in img.info:
+        return 1  # no EXIF block (most training images): nothing to parse
+    try:
+        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block is no reason to refuse the image
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def upright_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) as the image is shown, EXIF orientation applied."""
+    w, h = img.size
+    return (h, w) if exif_orientation(img) in _SIDEWAYS else (w, h)
+
+
 def decode_image(path: str | os.PathLike, color_mode: str = "rgb",
                  size: tuple[int, int] | None = None, interpolation: str = "bilinear",
                  crop_to_aspect_ratio: bool = False, pad_to_aspect_ratio: bool = False
                  ) -> np.ndarray:
     """Read ``path`` -> uint8 H×W×C (C = 3, 1 or 4). ``size`` is (H, W); None keeps it.
 
+    The EXIF orientation is applied first (``size`` is that of the upright picture).
     Raises whatever Pillow raises for a bad file (the callers record it and skip the file).
-    Truncated files raise: ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left off on purpose.
+    Truncated files raise: ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left off on purpose, and
+    the pixels are loaded here, inside the caller's ``try``, not later by NumPy.
     """
     mode = COLOR_MODES[color_mode]
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as img:
             if size is not None and img.format == "JPEG" and mode in ("RGB", "L"):
-                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the target is that small.
-                img.draft(mode, (size[1], size[0]))
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the target is that small
+                # (the stored image is sideways when the orientation swaps the sides).
+                sideways = exif_orientation(img) in _SIDEWAYS
+                img.draft(mode, (size[0], size[1]) if sideways else (size[1], size[0]))
+            img.load()  # damaged or truncated pixel data raises here
+            orientation = exif_orientation(img)  # (a PNG's EXIF may follow its pixels)
+            if orientation != 1:
+                img = ImageOps.exif_transpose(img)
             img = convert_mode(img, mode)
             if size is not None and img.size != (size[1], size[0]):
                 wh = (int(size[1]), int(size[0]))

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cache import atomic_path, cache_root
+from .cache import atomic_path, cache_root, files_fingerprint
 from .decode import COLOR_MODES, RESAMPLE, decode_image, sniff_format
 from ._warn import warn
-from .layout import FileEntry, FolderLayout, FolderLayoutError, scan_folder
+from .layout import FileEntry, FolderLayout, FolderLayoutError, display_path, scan_folder
 
 __all__ = ["ImageDataset", "image_dataset_from_directory", "stratified_split", "plan_subset",
            "FolderLayoutError"]
@@ -160,6 +160,8 @@ def _decode_chunk(entries, out, ok, native, reasons, kwargs):
 
 
 def _reason(path: str, e: Exception) -> str:
+    if isinstance(e, OSError) and not isinstance(e, Image.UnidentifiedImageError) and e.filename:
+        return f"cannot read ({type(e).__name__}: {e.strerror})"  # gone, or no permission
     if os.path.getsize(path) == 0:
         return "empty file"
     msg = str(e) or type(e).__name__
@@ -230,14 +232,13 @@ def _stack_native(native, ok, channels, interpolation, root) -> np.ndarray:
 def _cache_key(root: Path, entries: list[FileEntry], options: dict) -> tuple[str, str]:
     """(stem shared by every version of this folder+options, full key of this version).
 
-    The key covers every file's path, label, size and modification time, so adding,
-    removing, renaming, moving between classes or rewriting a file makes a new entry.
+    The key covers every file's path, label, size, modification and change time and inode,
+    so adding, removing, renaming, moving between classes or rewriting a file (even with its
+    size and mtime put back) makes a new entry.
     """
     stem = hashlib.sha256(json.dumps([str(root), options], sort_keys=True).encode())
     h = hashlib.sha256(stem.digest())
-    h.update("\0".join(e.path for e in entries).encode("utf-8", "surrogateescape"))
-    numbers = np.fromiter((v for e in entries for v in e[1:]), np.int64, 3 * len(entries))
-    h.update(numbers.tobytes())
+    h.update(files_fingerprint(entries))  # paths, labels, sizes, mtimes, ctimes, inodes
     s = stem.hexdigest()[:16]
     return s, f"{s}-{h.hexdigest()[:24]}"
 
@@ -308,9 +309,11 @@ def _load_split(layout: FolderLayout, split: str, options: dict, cache: bool,
                          {"version": _CACHE_VERSION, "root": str(folder),
                           "class_names": layout.class_names, "files": files,
                           "skipped": skipped, "options": options})
+    skipped = [*layout.unlisted.get(split, []), *skipped]  # links, loops, special files
     if verbose and skipped:
-        first = "; ".join(f"{p}: {r}" for p, r in skipped[:3])
-        warn(f"{folder}: skipped {len(skipped)} of {len(entries)} files that are not readable "
+        first = "; ".join(f"{display_path(p)}: {r}" for p, r in skipped[:3])
+        seen = len(entries) + len(layout.unlisted.get(split, []))
+        warn(f"{folder}: skipped {len(skipped)} of {seen} files that are not readable "
              f"images ({first}{'; ...' if len(skipped) > 3 else ''}). See dataset.skipped, "
              f"or run `cnnkit check {layout.root}`.")
     if len(labels) == 0:

@@ -657,6 +657,8 @@ RandomZoom = _augmentation_layer("RandomZoom")
 RandomContrast = _augmentation_layer("RandomContrast")
 RandomBrightness = _augmentation_layer("RandomBrightness")
 
+AUGMENTATION_LAYERS = ("RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
+                       "RandomContrast", "RandomBrightness")
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Flatten,
     Dense, Dropout, BatchNormalization, Activation, ReLU, Rescaling)}
@@ -669,12 +671,11 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
     if class_name == "ZooModel":  # a zoo backbone inside a Sequential (transfer learning)
         from ..models.transfer import ZooModel
         return ZooModel.from_config(config)
-    from ..data import augment
-    cls = getattr(augment, class_name, None)
-    if cls is None or not isinstance(cls, type):
-        raise ValueError(f"unknown layer type {class_name!r} in the saved model; "
-                         f"known: {', '.join(sorted(LAYER_CLASSES))}")
-    return cls(**config)
+    if class_name in AUGMENTATION_LAYERS:  # a fixed list: a file never names what to look up
+        from ..data import augment
+        return getattr(augment, class_name)(**config)
+    raise ValueError(f"unknown layer type {class_name!r} in the saved model; "
+                     f"known: {', '.join(sorted([*LAYER_CLASSES, *AUGMENTATION_LAYERS]))}")
 
 
 def default_name(layer: nn.Module) -> str:

@@ -185,6 +185,20 @@ def create_model(name: str, num_classes: int | None = None, input_shape=None, we
                 output="logits" if include_top else "raw")
 
 
+def rebuild(name, kwargs) -> Any:
+    """Rebuild a saved zoo model from its record (``architecture`` of a model file): a
+    registered name and its builder's keyword arguments, random weights (the file's own
+    weights are loaded next). A record never chooses weights to download or read."""
+    if not isinstance(name, str) or not isinstance(kwargs, dict):
+        raise ValueError(f"a zoo model is recorded as a name and a dict of arguments, got {name!r}, "
+                         f"{type(kwargs).__name__}")
+    chosen = [k for k in ("weights", "pretrained") if k in kwargs]
+    if chosen:
+        raise ValueError(f"the record of {name!r} asks for {chosen[0]}={kwargs[chosen[0]]!r}; a saved "
+                         "model's weights are its model.safetensors. Remove the key from config.json")
+    return create_model(name, weights=None, **kwargs)
+
+
 def _looks_like_path(s: str) -> bool:
     import os
 

@@ -1,13 +1,14 @@
 """Model files without pickle: a folder with ``config.json`` (architecture, preprocessing,
 class names) and ``model.safetensors`` (the state dict).
 
-Architectures are rebuilt from JSON: a Sequential from its layer configs, a zoo model from
-its registry name, a plain module from the class the caller passes (or imports by name).
+Architectures are rebuilt from JSON: a Sequential from its layer configs (cnnkit's own
+layers only), a zoo model from its registry name, a plain module from the instance the caller
+passes. Nothing read from the file chooses code to run: no import, no name looked up on a
+module, no pickle; a file naming anything else is refused with ``ModelFileError``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -107,40 +108,57 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
                              "safetensors file") from err
 
 
-def _build(config: dict, module=None):
-    from .base import Model
+def _build_sequential(arch: dict, config: dict, module):
     from .sequential import Sequential
-    arch = config["architecture"]
-    kind = arch.get("kind")
-    common = dict(class_names=config.get("class_names"), preprocess=config.get("preprocess"))
-    if kind == "sequential":
-        model = Sequential.from_config(arch["config"])
-        model.class_names = common["class_names"]
-        model.preprocess = model.preprocess.from_config(common["preprocess"])
-        return model
-    if kind == "zoo":
-        from . import registry
-        model = registry.create(arch["name"], **arch.get("kwargs", {}))
-        model.class_names = common["class_names"]
-        model.preprocess = model.preprocess.from_config(common["preprocess"])
-        return model
-    if kind == "module":
-        if module is None:
-            mod_name, _, qualname = arch["class"].partition(":")
-            try:
-                obj = importlib.import_module(mod_name)
-                for part in qualname.split("."):
-                    obj = getattr(obj, part)
-                module = obj()
-            except Exception as err:  # noqa: BLE001 - report what to do instead
-                raise ModelFileError(f"the model wraps a plain module of class {arch['class']} "
-                                     f"that could not be rebuilt ({err}); pass it: "
-                                     "load_model(path, module=MyNet())") from err
-        if isinstance(module, type):
-            module = module()
-        return Model(module, input_shape=config.get("input_shape"), output=config.get("output", "logits"),
-                     name=config.get("name"), **common)
-    raise ModelFileError(f"unknown architecture kind {kind!r} in the model config")
+    model = Sequential.from_config(arch["config"])  # layer_from_config: cnnkit layers only
+    model.preprocess = model.preprocess.from_config(config.get("preprocess"))
+    return model
+
+
+def _build_zoo(arch: dict, config: dict, module):
+    from . import registry
+    model = registry.rebuild(arch["name"], arch.get("kwargs", {}))  # registered names only
+    model.preprocess = model.preprocess.from_config(config.get("preprocess"))
+    return model
+
+
+def _build_module(arch: dict, config: dict, module):
+    from .base import Model
+    if module is None:
+        raise ModelFileError(
+            f"the model wraps a plain nn.Module (saved as class {arch.get('class')!r}); cnnkit never "
+            "imports code a model file names. Build the module yourself and pass it: "
+            "load_model(path, module=MyNet())")
+    if isinstance(module, type):
+        module = module()
+    return Model(module, input_shape=config.get("input_shape"), output=config.get("output", "logits"),
+                 name=config.get("name"), preprocess=config.get("preprocess"))
+
+
+# architecture "kind" -> builder; the only things a model file can ask to be built
+_BUILDERS = {"sequential": _build_sequential, "zoo": _build_zoo, "module": _build_module}
+
+
+def _build(config: dict, module=None, path=None):
+    arch = config.get("architecture")
+    kind = arch.get("kind") if isinstance(arch, dict) else None
+    where = f"{path}: " if path is not None else ""
+    if kind not in _BUILDERS:
+        raise ModelFileError(f"{where}unknown architecture kind {kind!r} in config.json; cnnkit builds "
+                             f"{', '.join(map(repr, _BUILDERS))} (a plain module with "
+                             "load_model(path, module=MyNet()))")
+    try:
+        model = _BUILDERS[kind](arch, config, module)
+        if config.get("input_shape") and model.input_shape is None:
+            from ..layers import keras_to_torch_shape
+            model._set_input_shape(tuple(keras_to_torch_shape(config["input_shape"])))
+    except ModelFileError as err:
+        raise ModelFileError(f"{where}{err}") from err
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise ModelFileError(f"{where}the {kind} architecture in config.json cannot be rebuilt "
+                             f"({type(err).__name__}: {err}); re-save the model with this cnnkit") from err
+    model.class_names = config.get("class_names")
+    return model
 
 
 def load_model(path, module=None, device=None, compile: bool = True):
@@ -152,24 +170,31 @@ def load_model(path, module=None, device=None, compile: bool = True):
     """
     path = Path(path)
     config = read_config(path)
-    model = _build(config, module)
-    if config.get("input_shape") and model.input_shape is None:
-        model._set_input_shape(tuple(__import__("cnnkit").layers.keras_to_torch_shape(config["input_shape"])))
+    model = _build(config, module, path)
     model.name = config.get("name") or model.name
     load_weights(model, path / WEIGHTS_FILE)
     saved = config.get("compile")
     if compile and saved:
-        from ..train.losses import get as get_loss
+        _compile_again(model, saved, device, path)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return model
+
+
+def _compile_again(model, saved: dict, device, path) -> None:
+    """Compile with the saved settings; they are names looked up in cnnkit's own tables."""
+    from ..train.losses import get as get_loss
+    try:
         loss = get_loss(saved["loss"])
         loss.from_logits = bool(saved.get("from_logits"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the from_logits note was given at first compile
             model.compile(optimizer=saved["optimizer"], loss=loss, metrics=saved.get("metrics"),
                           learning_rate=saved.get("learning_rate"), device=device)
-    if device is not None:
-        model.to(device)
-    model.eval()
-    return model
+    except (TypeError, ValueError, KeyError) as err:
+        raise ModelFileError(f"{path}: the saved compile settings cannot be used ({err}); load with "
+                             "load_model(path, compile=False) and compile it yourself") from err
 
 
 def save_weights(model, path) -> Path:
@@ -182,7 +207,8 @@ def save_weights(model, path) -> Path:
 
 
 def load_weights(model, path, strict: bool = True) -> None:
-    """Load safetensors weights, naming every key or shape that disagrees."""
+    """Load safetensors weights, naming every key, shape or dtype that disagrees."""
+    from .weights import dtype_mismatches
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS_FILE
@@ -200,6 +226,7 @@ def load_weights(model, path, strict: bool = True) -> None:
     unexpected = [k for k in state if k not in own]
     if strict and unexpected:
         problems += [f"unexpected {k} {tuple(state[k].shape)}" for k in unexpected[:10]]
+    problems += [f"{p} (not cast)" for p in dtype_mismatches(own, state)]
     if problems:
         shown = "; ".join(problems[:12]) + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
         raise ModelFileError(f"weights in {path} do not fit model '{model.name}': {shown}")

@@ -252,9 +252,9 @@ class ZooModel(Model):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ZooModel":
         from .preprocess import Preprocess
-        from .registry import create_model
+        from .registry import rebuild
 
-        model = create_model(config["zoo_name"], **config.get("kwargs", {}))
+        model = rebuild(config["zoo_name"], config.get("kwargs", {}))
         model.preprocess = Preprocess.from_config(config.get("preprocess"))
         model.name = config.get("name") or model.name
         if not config.get("trainable", True):

@@ -8,10 +8,11 @@
   SHA-256 prefix that torchvision publishes in the file name (``resnet50-11ad3fa6.pth``).
   A copy already in torch's own hub cache is reused. ``$CNNKIT_WEIGHTS_MIRROR`` replaces the
   download host (for a company mirror, or for tests).
-- Offline with nothing cached raises :class:`WeightsUnavailableError`, which names the file,
-  where it comes from and where to put it.
+- Downloads go through ``cnnkit.data.download`` (the one place that opens connections).
+  ``CNNKIT_OFFLINE=1``, or a failed download, with nothing cached raises
+  :class:`WeightsUnavailableError`, which names the file, where it comes from and where to put it.
 - Local ``.pth`` files load with ``torch.load(weights_only=True)`` (no pickle code runs).
-- :func:`load_into` checks every key and shape before loading and raises
+- :func:`load_into` checks every key, shape and dtype before loading and raises
   :class:`WeightsMismatchError` listing what disagrees.
 """
 
@@ -22,9 +23,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -44,8 +42,9 @@ class WeightsError(RuntimeError):
     """Base class of the weight errors below."""
 
 
-class WeightsUnavailableError(WeightsError):
-    """Named weights are neither cached nor downloadable (offline, blocked, bad checksum)."""
+class WeightsUnavailableError(WeightsError, FileNotFoundError):
+    """Named weights are neither cached nor downloadable (offline, blocked, bad checksum): a
+    file that is not there, so callers that turn a missing file into one line do so here."""
 
 
 class WeightsMismatchError(WeightsError, ValueError):
@@ -136,45 +135,26 @@ def _torch_hub_copy(filename: str) -> Path | None:
 
 
 def download(url: str, dest: Path, sha256_prefix: str | None = None, progress: bool = True,
-             timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``dest`` atomically, checking the SHA-256 prefix when given."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0)
-            bar = None
-            if progress and total > (1 << 20):
-                try:
-                    from tqdm import tqdm
+             timeout: float = 30.0, deadline_s: float | None = None) -> Path:
+    """Download ``url`` to ``dest`` atomically, checking the SHA-256 prefix when given.
 
-                    bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name)
-                except ImportError:  # pragma: no cover
-                    bar = None
-            h = hashlib.sha256()
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                out.write(chunk)
-                h.update(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-            if bar is not None:
-                bar.close()
-        digest = h.hexdigest()
-        if sha256_prefix and not digest.startswith(sha256_prefix):
-            raise WeightsUnavailableError(
-                f"checksum mismatch for {dest.name} from {url}: expected SHA-256 starting "
-                f"{sha256_prefix}, got {digest[:len(sha256_prefix)]}; the download is corrupt or the "
-                f"file was replaced. Nothing was saved; try again."
-            )
-        os.replace(tmp, dest)
-        return dest
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    The bytes come through :func:`cnnkit.data.download.download` (the one place that opens
+    connections: the offline switch, per-read ``timeout`` and overall ``deadline_s``)."""
+    from ..data.download import DEFAULT_DEADLINE_S, ChecksumError
+    from ..data.download import download as fetch_url
+    try:
+        return fetch_url(url, dest, sha256_prefix=sha256_prefix, timeout=timeout, quiet=not progress,
+                         deadline_s=DEFAULT_DEADLINE_S if deadline_s is None else deadline_s)
+    except ChecksumError as e:
+        raise WeightsUnavailableError(
+            f"checksum mismatch for {dest.name} from {url}: expected SHA-256 starting "
+            f"{sha256_prefix}; the download is corrupt or the file was replaced. Nothing was "
+            "saved; try again.") from e
 
 
 def fetch(spec: WeightSpec, progress: bool = True) -> Path:
     """Path of ``spec``'s file in the cache, downloading (and checking) it on first use."""
+    from ..data.download import OFFLINE_ENV, DownloadError, OfflineError
     dest = cache_dir() / spec.filename
     if dest.is_file():
         return dest
@@ -183,17 +163,21 @@ def fetch(spec: WeightSpec, progress: bool = True) -> Path:
         log.info("using %s from torch's hub cache", hub)
         return hub
     url = _download_url(spec)
+    supply = (f"download {spec.url} elsewhere and put it at {dest} (the cache folder is set by "
+              f"CNNKIT_CACHE), or pass weights='/path/to/{spec.filename}', or weights=None to "
+              "start from random weights")
     log.info("downloading %s weights %s from %s to %s", spec.arch, spec.tag, url, dest)
     try:
         return download(url, dest, spec.sha256_prefix, progress=progress)
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        reason = getattr(e, "reason", None) or e
+    except OfflineError as e:
         raise WeightsUnavailableError(
-            f"cannot download {spec.filename} ({spec.arch} {spec.tag} weights) from {url}: {reason}.\n"
-            f"If this machine is offline, download {spec.url} elsewhere and put it at {dest} "
-            f"(the cache folder is set by CNNKIT_CACHE), or pass weights='/path/to/{spec.filename}', "
-            f"or weights=None to start from random weights."
-        ) from e
+            f"{spec.filename} ({spec.arch} {spec.tag} weights) is not in the cache and {OFFLINE_ENV} "
+            f"forbids downloading it: {supply}") from e
+    except (DownloadError, OSError) as e:
+        reason = str(e).replace("\n", " ")
+        raise WeightsUnavailableError(
+            f"cannot download {spec.filename} ({spec.arch} {spec.tag} weights) from {url}: {reason}. "
+            f"If this machine is offline, {supply}") from e
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -214,15 +198,25 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:
         raise WeightsError(
-            f"cannot read {p} as a state dict ({type(e).__name__}: {e}). cnnkit loads .pth files "
-            f"with torch.load(weights_only=True): save with torch.save(model.state_dict(), path), "
-            f"or use .safetensors"
+            f"cannot read {p} as a state dict ({type(e).__name__}: {_torch_load_reason(e)}). cnnkit "
+            f"loads .pth files with torch.load(weights_only=True), which runs no pickled code: save "
+            f"with torch.save(model.state_dict(), path), or use .safetensors"
         ) from e
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]  # common checkpoint layout {"state_dict": ..., "epoch": ...}
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{p} does not hold a state dict (a mapping of names to tensors)")
     return dict(obj)
+
+
+def _torch_load_reason(e: Exception) -> str:
+    """One line from torch.load's error: for a refused pickle, the object it refused."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    code = [ln for ln in lines if "GLOBAL" in ln]
+    if code:  # a pickle that names a function or class to call
+        return f"it names code to run, which was not run: {code[0]}"
+    named = [ln for ln in lines if ln.startswith("Unsupported")]
+    return named[0] if named else (lines[0] if lines else type(e).__name__)
 
 
 def _align_prefix(sd: dict[str, torch.Tensor], target: Iterable[str]) -> dict[str, torch.Tensor]:
@@ -259,6 +253,20 @@ def compare_state_dicts(model_sd: Mapping[str, torch.Tensor], file_sd: Mapping[s
     return missing, unexpected, shapes
 
 
+def dtype_mismatches(model_sd: Mapping[str, torch.Tensor], file_sd: Mapping[str, torch.Tensor],
+                     ignore: Iterable[str] = ()) -> list[str]:
+    """``'name: file int8 vs model float32'`` for each tensor both hold in different dtypes.
+
+    Every weights load (``load_model``, ``load_weights``, zoo weights, checkpoints) refuses
+    these: ``load_state_dict`` would cast silently (int8 codes read as float weights)."""
+    ign = tuple(ignore)
+    name = lambda d: str(d).removeprefix("torch.")  # noqa: E731
+    return [f"{k}: file {name(file_sd[k].dtype)} vs model {name(ref.dtype)}"
+            for k, ref in model_sd.items()
+            if k in file_sd and not any(k == i or k.startswith(i + ".") for i in ign)
+            and file_sd[k].dtype != ref.dtype]
+
+
 def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, ignore: Iterable[str] = (),
               source: str = "weights", arch: str | None = None) -> None:
     """Load ``state_dict`` into ``module``, all keys and shapes checked; ``ignore`` names key
@@ -267,11 +275,15 @@ def load_into(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, igno
     model_sd = module.state_dict()
     sd = _align_prefix(dict(state_dict), model_sd.keys())
     missing, unexpected, shapes = compare_state_dicts(model_sd, sd, ignore)
-    if missing or unexpected or shapes:
+    dtypes = dtype_mismatches(model_sd, sd, ignore)
+    if missing or unexpected or shapes or dtypes:
         what = f"the {arch} model" if arch else "the model"
         lines = [f"{source} does not fit {what}:"]
         if shapes:
             lines.append(f"  {len(shapes)} shape(s) disagree: {_short_list(shapes)}")
+        if dtypes:
+            lines.append(f"  {len(dtypes)} dtype(s) disagree (not cast): {_short_list(dtypes)}; "
+                         "convert the file's tensors to the model's dtypes first")
         if missing:
             lines.append(f"  {len(missing)} key(s) the model needs are not in the file: {_short_list(missing)}")
         if unexpected:

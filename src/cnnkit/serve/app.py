@@ -29,7 +29,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .batching import MicroBatcher
-from .images import DEFAULT_MAX_PIXELS, ImageError, decode_bytes, image_size, scale_to
+from .images import (DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS, ImageError, decode_bytes,
+                     image_size, refuse_truncated_loading, scale_to)
 from .predictors import load_predictor
 
 log = logging.getLogger("cnnkit.serve")
@@ -92,14 +93,30 @@ async def _read_images(request: Request, limits: dict) -> list[tuple[str, bytes]
     return files
 
 
-def _decode(files, shape, max_pixels) -> np.ndarray:
+def _image_error(i: int, name: str, e: ImageError) -> ApiError:
+    return ApiError(_IMAGE_STATUS[e.code], e.code, f"file {i} ({name or 'unnamed'}): {e}")
+
+
+def _decode(files, shape, limits: dict) -> np.ndarray:
+    """Every file's header is read (sizes summed against the request's pixel budget) before
+    any pixel of any file is decoded."""
+    total = 0
+    for i, (name, data) in enumerate(files):
+        try:
+            w, h = image_size(data, limits["max_pixels"])
+        except ImageError as e:
+            raise _image_error(i, name, e) from None
+        total += w * h
+    if total > limits["max_request_pixels"]:
+        raise ApiError(413, "too_many_pixels_in_request",
+                       f"the {len(files)} images hold {total} pixels in all; the limit per request "
+                       f"is {limits['max_request_pixels']}: send fewer or smaller images")
     arrays = []
     for i, (name, data) in enumerate(files):
         try:
-            arrays.append(decode_bytes(data, shape, max_pixels))
+            arrays.append(decode_bytes(data, shape, limits["max_pixels"]))
         except ImageError as e:
-            raise ApiError(_IMAGE_STATUS[e.code], e.code,
-                           f"file {i} ({name or 'unnamed'}): {e}") from None
+            raise _image_error(i, name, e) from None
     return np.stack(arrays)
 
 
@@ -131,18 +148,22 @@ def _grad_cam_png(model, image: np.ndarray, display: np.ndarray, class_index) ->
 
 
 def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_files: int = 16,
-               max_pixels: int = DEFAULT_MAX_PIXELS, top_k: int = 5, max_batch: int = 64,
-               max_wait_ms: float = 2.0, input_shape=None, class_names=None) -> FastAPI:
+               max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS, top_k: int = 5,
+               max_batch: int = 64, max_wait_ms: float = 2.0, input_shape=None,
+               class_names=None) -> FastAPI:
     """The service over ``model_or_path``: a model, an exported .onnx / .pt file or a saved
-    model folder. Limits: request body bytes, image files per request, pixels per image
-    (checked from the header before decoding). Concurrent /predict requests are batched
-    together, up to ``max_batch`` images, waiting at most ``max_wait_ms`` for company.
+    model folder. Limits: request body bytes, image files per request, pixels per image and
+    pixels of all images of a request (both read from the headers before decoding: a small
+    upload can announce huge images). Concurrent /predict requests are batched together, up
+    to ``max_batch`` images, waiting at most ``max_wait_ms`` for company.
     """
+    refuse_truncated_loading()
     predictor = load_predictor(model_or_path, input_shape, class_names)
     names, shape = predictor.class_names, predictor.input_shape
     default_k = min(top_k, len(names))
     limits = {"max_upload_bytes": int(max_upload_bytes), "max_files": int(max_files),
-              "max_pixels": int(max_pixels)}
+              "max_pixels": int(max_pixels), "max_request_pixels": int(max_request_pixels)}
     batcher = MicroBatcher(predictor.predict, max_batch=max_batch, max_wait=max_wait_ms / 1000)
     page = resources.files("cnnkit.serve").joinpath("static/index.html").read_text("utf-8")
 
@@ -203,7 +224,7 @@ def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_fi
     async def predict(request: Request, top_k: int | None = None):
         k = k_of(top_k)
         files = await _read_images(request, limits)
-        images = await run_in_threadpool(_decode, files, shape, limits["max_pixels"])
+        images = await run_in_threadpool(_decode, files, shape, limits)
         probs = await batcher.submit(images)
         return {"predictions": [{"filename": name, "top": _top(p, names, k)}
                                 for (name, _), p in zip(files, probs)]}
@@ -221,7 +242,7 @@ def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_fi
         files = await _read_images(request, limits)
         if len(files) != 1:
             raise ApiError(400, "one_image", "/explain takes exactly one image")
-        image = (await run_in_threadpool(_decode, files, shape, limits["max_pixels"]))[0]
+        image = (await run_in_threadpool(_decode, files, shape, limits))[0]
         display = await run_in_threadpool(_display_copy, files[0][1], limits["max_pixels"])
         result = await batcher.run(_grad_cam_png, predictor.model, image, display, class_index)
         c = result["class_index"]

@@ -12,17 +12,19 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
-from ..data.decode import decode_image
+from ..data.decode import decode_image, sniff_format, upright_size
 
 # Formats we decode. Anything else (including Pillow's rarer plugins) is refused up front.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 DEFAULT_MAX_PIXELS = 40_000_000  # e.g. 8000×5000; checked from the header, before decoding
+DEFAULT_MAX_REQUEST_PIXELS = 100_000_000  # all images of one request: ~eight 12-megapixel photos
 
 
 class ImageError(ValueError):
-    """Not a usable image. ``code``: empty, not_an_image, too_many_pixels, truncated."""
+    """Not a usable image. ``code``: empty, not_an_image, too_many_pixels, truncated (damaged,
+    including a file of a known format cut anywhere, header or pixels)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -60,10 +62,14 @@ def image_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=FORMATS) as img:
-                w, h = img.size
+                w, h = upright_size(img)  # EXIF orientation applied, as decoding does
     except Image.DecompressionBombError:
         w = h = max_pixels + 1  # far beyond Pillow's own limit: reported below
     except Exception:  # noqa: BLE001 - whatever Pillow raises for bytes it cannot read
+        announced = sniff_format(data[:16])
+        if announced in FORMATS:  # e.g. a JPEG cut inside its header: damaged, like any cut JPEG
+            raise ImageError("truncated", f"the data starts like a {announced} image but cannot be "
+                                          "read: it is damaged or truncated") from None
         raise ImageError("not_an_image",
                          f"not a recognised image (accepted: {', '.join(FORMATS)})") from None
     if w * h > max_pixels:
@@ -72,10 +78,19 @@ def image_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, 
     return w, h
 
 
+def refuse_truncated_loading() -> None:
+    """Half-written uploads are refused only while Pillow's LOAD_TRUNCATED_IMAGES is off (it
+    is a process-wide switch; cnnkit never turns it on). Raises if someone did."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on in this process, so truncated "
+                           "uploads would be padded with grey and predicted on; set it to False")
+
+
 def decode_bytes(data: bytes, shape: tuple[int, int, int] | None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, channels: int = 3) -> np.ndarray:
     """Bytes -> uint8 H×W×C: at ``shape`` (H, W, C), or the image's own size with ``channels``
     when ``shape`` is None. Raises ``ImageError``."""
+    refuse_truncated_loading()
     image_size(data, max_pixels)
     c = shape[2] if shape is not None else channels
     size = tuple(shape[:2]) if shape is not None else None
