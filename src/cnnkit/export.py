@@ -30,11 +30,15 @@ from .explain import class_scores, scaled_input, tensor_ready
 from .serve.images import model_input_shape
 
 __all__ = ["export", "load_exported", "is_exported", "ExportResult", "ExportedModel",
-           "ParityError", "deployable", "FORMATS"]
+           "ParityError", "ExportFileError", "deployable", "FORMATS"]
 
 FORMATS = {"onnx": (".onnx",), "torchscript": (".pt", ".ts", ".torchscript")}
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 SPEC_FORMAT, SPEC_VERSION = "cnnkit-export", 1
+
+
+class ExportFileError(ValueError):
+    """A file that is not a readable ONNX / TorchScript export (corrupt, or another format)."""
 
 
 class ParityError(RuntimeError):
@@ -259,6 +263,18 @@ class ExportedModel:
 
     def __init__(self, path, spec: dict | None = None, threads: int | None = None):
         self.path = Path(path)
+        try:
+            self._open(spec, threads)
+        except (ImportError, ExportFileError):
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever the runtime says: not a usable export
+            kind = "ONNX" if self.path.suffix.lower() == ".onnx" else "TorchScript"
+            why = " ".join(str(err).split())[:160]
+            raise ExportFileError(f"{self.path}: not a readable {kind} file written by cnnkit "
+                                  f"export ({type(err).__name__}: {why}); export the model "
+                                  f"again with `cnnkit export MODEL {self.path.name}`") from err
+
+    def _open(self, spec: dict | None, threads: int | None) -> None:
         self.spec = spec or _read_spec(self.path)
         if self.spec.get("format") != SPEC_FORMAT or self.spec.get("version") != SPEC_VERSION:
             raise ValueError(f"{self.path}: unsupported export spec "
