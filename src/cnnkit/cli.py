@@ -132,12 +132,12 @@ def _field_help() -> dict[str, str]:
 _TRAIN_EXAMPLES = """
   cnnkit train                                    # default model, bundled 28x28 digits, offline
   cnnkit train --data ../shared/datasets/cifar10-jpeg/train --model simple-cnn --epochs 10
-  cnnkit train --data cifar10 --model resnet9 --augment flip,crop=4 --schedule cosine
+  cnnkit train --data cifar10 --model resnet-cifar --augment flip,crop=4 --schedule cosine
   cnnkit train --data mnist --data-dir ../shared/datasets/mnist --epochs 3
   cnnkit train --config run.toml --epochs 20      # a TOML/YAML file; the command line wins
   cnnkit train --resume runs/bundled-mnist-2conv  # continue an interrupted run (Ctrl-C, kill)
   cnnkit train --data cifar10 --recipe fast --nproc 2   # a speed recipe, data-parallel
-  cnnkit train --data cifar10 --model resnet9 --batch-size 256 --nproc 2  # any run, data-parallel
+  cnnkit train --data cifar10 --model resnet-cifar --batch-size 256 --nproc 2  # any run, data-parallel
 
 Each run writes runs/<name>/ (never overwritten: <name>-2, -3, ...): config.json/.toml,
 command.txt, env.json, history.csv, metrics.json, best/ and last/ models, checkpoint/,
