@@ -303,6 +303,10 @@ class ExportedModel:
     def _as_batch(self, images) -> tuple[np.ndarray, bool]:
         arr = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
         h, w, c = self.input_shape
+        from .train.sanity import single_image_error
+        wrong_size = single_image_error(arr.shape, (c, h, w), self.name)
+        if wrong_size is not None:  # one image, not a batch: name the size it needs
+            raise wrong_size
         if arr.ndim == 2 or (arr.ndim == 3 and arr.shape == (h, w, c)):
             arr, single = arr[None], True
         else:

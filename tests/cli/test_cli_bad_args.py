@@ -168,3 +168,14 @@ def test_python_m_cnnkit_answers_in_one_line():
     assert proc.returncode == 2, proc.stderr
     assert lines == ["cnnkit serve: argument --port: 99999 is not a TCP port: give 1-65535 "
                      "(e.g. 8000); see `cnnkit serve --help`"]
+
+
+def test_a_cuda_index_this_machine_lacks(monkeypatch, capsys):
+    """On a one-GPU machine cuda:7 is named as missing (CUDA faked: CI has no GPU)."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    code, err = answer(["predict", "RUN", "x.png", "--device", "cuda:7"], capsys)
+    assert_one_line(code, err, "'cuda:7': this machine has 1 CUDA device (cuda:0)", command="predict")
+    from cnnkit.utils import device_problem
+    assert device_problem("cuda:0") is None and device_problem("cuda") is None

@@ -152,6 +152,9 @@ def check_fit(model, images: torch.Tensor | None, labels: torch.Tensor | None,
     classification = loss is not None and loss.name in _CLASSIFICATION
     if classification and labels is not None:
         _refuse_one_class(model, labels)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # one rank of a data-parallel job: rank 0 warns for all
+    if classification and labels is not None:
         _warn_imbalance(model, labels, val_labels)
     if images is not None:
         _warn_unscaled_floats(model, images)
