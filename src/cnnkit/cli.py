@@ -498,8 +498,8 @@ def cmd_export(args) -> int:
                        f"{err}") from err
     by_suffix = A.EXPORT_SUFFIXES[Path(args.output).suffix.lower()]
     if args.format and args.format != by_suffix:
-        raise CliError(f"--format {args.format} does not match {args.output} (a {by_suffix} file "
-                       "name): name it .onnx for ONNX, .pt for TorchScript")
+        raise CliError(f"--format {args.format} does not match {args.output}, whose suffix means "
+                       f"{by_suffix}: name it .onnx for ONNX, .pt for TorchScript")
     model, _ = _load_model(args.model, args.weights)
     export(model, args.output, format=args.format, check=not args.no_check)  # it reports itself
     return 0

@@ -269,7 +269,7 @@ class ExportedModel:
             raise
         except Exception as err:  # noqa: BLE001 - whatever the runtime says: not a usable export
             kind = "ONNX" if self.path.suffix.lower() == ".onnx" else "TorchScript"
-            why = " ".join(str(err).split())[:160]
+            why = " ".join(str(err).split()).split(". ")[0][:160]  # its first sentence
             raise ExportFileError(f"{self.path}: not a readable {kind} file written by cnnkit "
                                   f"export ({type(err).__name__}: {why}); export the model "
                                   f"again with `cnnkit export MODEL {self.path.name}`") from err
