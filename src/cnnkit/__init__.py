@@ -12,9 +12,10 @@ from .models.base import Model  # noqa: E402
 from .models.saving import load_model  # noqa: E402
 from .models.sequential import Sequential  # noqa: E402
 from .train.trainer import Trainer  # noqa: E402
+from .train.sanity import DataWarning  # noqa: E402
 
 __all__ = ["Model", "Sequential", "Trainer", "load_model", "layers", "callbacks", "losses",
-           "metrics", "optimizers", "utils", "__version__",
+           "metrics", "optimizers", "utils", "DataWarning", "__version__",
            "activations", "constraints", "initializers", "regularizers"]
 
 

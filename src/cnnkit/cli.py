@@ -23,6 +23,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import cli_args as A
+
 __all__ = ["main", "build_parser"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -45,16 +47,16 @@ class Parser(argparse.ArgumentParser):
         match = re.search(r"unrecognized arguments: (.*)", message)
         if match:
             options = sorted({o for a in self._actions for o in a.option_strings})
-            lines = [f"{self.prog}: unknown option(s): {match.group(1)}"]
+            parts = [f"{self.prog}: unknown option(s): {match.group(1)}"]
             for word in shlex.split(match.group(1)):
                 if word.startswith("-"):
                     close = difflib.get_close_matches(word.split("=")[0], options, n=2)
                     if close:
-                        lines.append(f"  {word}: did you mean {' or '.join(close)}?")
-            lines.append(f"valid options: {' '.join(options)}")
-            lines.append(f"see `{self.prog} --help`")
-            self.exit(2, "\n".join(lines) + "\n")
-        super().error(message)
+                        parts.append(f"{word}: did you mean {' or '.join(close)}?")
+            parts.append(f"valid options: {' '.join(options)}")
+            self.exit(2, "; ".join(parts) + f"; see `{self.prog} --help`\n")
+        # one line (no usage block): what is wrong, and where the help is
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
 
 
 def _sub(sub, name: str, help: str, description: str, examples: str) -> Parser:
@@ -130,12 +132,12 @@ def _field_help() -> dict[str, str]:
 _TRAIN_EXAMPLES = """
   cnnkit train                                    # default model, bundled 28x28 digits, offline
   cnnkit train --data ../shared/datasets/cifar10-jpeg/train --model simple-cnn --epochs 10
-  cnnkit train --data cifar10 --model resnet9 --augment flip,crop=4 --schedule cosine
+  cnnkit train --data cifar10 --model resnet-cifar --augment flip,crop=4 --schedule cosine
   cnnkit train --data mnist --data-dir ../shared/datasets/mnist --epochs 3
   cnnkit train --config run.toml --epochs 20      # a TOML/YAML file; the command line wins
   cnnkit train --resume runs/bundled-mnist-2conv  # continue an interrupted run (Ctrl-C, kill)
   cnnkit train --data cifar10 --recipe fast --nproc 2   # a speed recipe, data-parallel
-  cnnkit train --data cifar10 --model resnet9 --batch-size 256 --nproc 2  # any run, data-parallel
+  cnnkit train --data cifar10 --model resnet-cifar --batch-size 256 --nproc 2  # any run, data-parallel
 
 Each run writes runs/<name>/ (never overwritten: <name>-2, -3, ...): config.json/.toml,
 command.txt, env.json, history.csv, metrics.json, best/ and last/ models, checkpoint/,
@@ -318,7 +320,8 @@ def cmd_evaluate(args) -> int:
               f"images ({where})")
         print(_per_class_table(ev["report"]))
     if args.output:
-        Path(args.output).write_text(json.dumps(out, indent=2))
+        Path(args.output).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).expanduser().write_text(json.dumps(out, indent=2))
         print(f"metrics written to {args.output}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
@@ -389,17 +392,6 @@ def cmd_predict(args) -> int:
 
 # ------------------------------------------------------------------------------- summary / models
 
-def _parse_shape(text: str | None):
-    if not text:
-        return None
-    parts = [int(v) for v in re.split(r"[,x ]+", text.strip()) if v]
-    if len(parts) == 2:
-        parts.append(3)
-    if len(parts) != 3:
-        raise CliError(f"--input-shape {text}: expected H,W,C (e.g. 32,32,3)")
-    return tuple(parts)
-
-
 def cmd_summary(args) -> int:
     path = Path(args.model).expanduser()
     if path.exists():
@@ -415,7 +407,7 @@ def cmd_summary(args) -> int:
             raise CliError(f"{args.model}: no such model folder or run, and {err} Zoo names: "
                            f"{', '.join(registry.list_models())}") from None
         model = registry.create(args.model, num_classes=args.num_classes,
-                                input_shape=_parse_shape(args.input_shape))
+                                input_shape=args.input_shape)
     model.summary()
     return 0
 
@@ -483,6 +475,11 @@ def cmd_explain(args) -> int:
     except ImportError as err:
         raise CliError(f"explanations need cnnkit.explain, which this install lacks ({err})") from err
     model, _ = _load_model(args.model, args.weights)
+    classes = len(model.class_names or []) or None
+    if args.class_index is not None and classes and args.class_index >= classes:
+        raise CliError(f"--class-index {args.class_index}: the model has {classes} classes "
+                       f"(0..{classes - 1}: {', '.join(model.class_names[:5])}"
+                       f"{', ...' if classes > 5 else ''})")
     files, problems = _expand_images(args.images)
     for item, why in problems:
         print(f"cnnkit explain: skipped {item}: {why}", file=sys.stderr)
@@ -500,6 +497,10 @@ def cmd_export(args) -> int:
     except ImportError as err:
         raise CliError(f"export needs cnnkit.export and its extras (pip install 'cnnkit[export]'): "
                        f"{err}") from err
+    by_suffix = A.EXPORT_SUFFIXES[Path(args.output).suffix.lower()]
+    if args.format and args.format != by_suffix:
+        raise CliError(f"--format {args.format} does not match {args.output}, whose suffix means "
+                       f"{by_suffix}: name it .onnx for ONNX, .pt for TorchScript")
     model, _ = _load_model(args.model, args.weights)
     export(model, args.output, format=args.format, check=not args.no_check)  # it reports itself
     return 0
@@ -549,10 +550,11 @@ def build_parser() -> Parser:
     p.add_argument("--data-dir", metavar="DIR", help="folder with a named dataset's canonical files")
     p.add_argument("--weights", choices=["best", "last"], default="best",
                    help="which model of a run directory [default: best]")
-    p.add_argument("--batch-size", type=int, default=256, help="images per batch [default: 256]")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... [default: auto]")
+    p.add_argument("--batch-size", type=A.positive_int, default=256, help="images per batch [default: 256]")
+    p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, ... [default: auto]")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON to FILE")
+    p.add_argument("--output", type=A.output_file, metavar="FILE",
+                   help="also write the metrics as JSON to FILE")
     p.set_defaults(func=cmd_evaluate)
 
     p = _sub(sub, "predict", "top-k classes for image files, folders or globs",
@@ -564,11 +566,11 @@ def build_parser() -> Parser:
 """)
     p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
-    p.add_argument("--top-k", type=int, default=3, help="classes to show per image [default: 3]")
+    p.add_argument("--top-k", type=A.positive_int, default=3, help="classes to show per image [default: 3]")
     p.add_argument("--weights", choices=["best", "last"], default="best",
                    help="which model of a run directory [default: best]")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch [default: 64]")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... [default: auto]")
+    p.add_argument("--batch-size", type=A.positive_int, default=64, help="images per batch [default: 64]")
+    p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, ... [default: auto]")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_predict)
 
@@ -579,8 +581,8 @@ def build_parser() -> Parser:
   cnnkit summary resnet18 --input-shape 64,64,3 --num-classes 5
 """)
     p.add_argument("model", metavar="MODEL", help="a model folder, a run directory or a zoo name")
-    p.add_argument("--input-shape", metavar="H,W,C", help="input shape for a zoo model")
-    p.add_argument("--num-classes", type=int, default=None, help="classes for a zoo model")
+    p.add_argument("--input-shape", type=A.image_shape, metavar="H,W,C", help="input shape for a zoo model")
+    p.add_argument("--num-classes", type=A.positive_int, default=None, help="classes for a zoo model")
     p.add_argument("--weights", choices=["best", "last"], default="best",
                    help="which model of a run directory [default: best]")
     p.set_defaults(func=cmd_summary)
@@ -604,8 +606,9 @@ def build_parser() -> Parser:
   cnnkit check photos/ --bad-files bad.tsv --json check.json
 """)
     p.add_argument("path", help="root/<class>/<images> or root/<split>/<class>/<images>")
-    p.add_argument("--bad-files", metavar="FILE", help="write the files with findings (TSV)")
-    p.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    p.add_argument("--bad-files", type=A.output_file, metavar="FILE",
+                   help="write the files with findings (TSV)")
+    p.add_argument("--json", type=A.output_file, metavar="FILE", help="write the full report as JSON")
     p.add_argument("--no-duplicates", action="store_true", help="skip the duplicate search")
     p.set_defaults(func=cmd_check)
 
@@ -623,8 +626,9 @@ def build_parser() -> Parser:
 """)
     p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
-    p.add_argument("--out", default="explained", help="output folder [default: explained]")
-    p.add_argument("--class-index", type=int, default=None, help="explain this class (default: the predicted one)")
+    p.add_argument("--out", type=A.output_dir, default="explained", help="output folder [default: explained]")
+    p.add_argument("--class-index", type=A.non_negative_int, default=None,
+                   help="explain this class (default: the predicted one)")
     p.add_argument("--layer", default=None, help="module name to explain (default: the last conv)")
     p.add_argument("--weights", choices=["best", "last"], default="best")
     p.set_defaults(func=cmd_explain)
@@ -636,7 +640,7 @@ def build_parser() -> Parser:
   cnnkit export my-model/ model.pt --format torchscript
 """)
     p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
-    p.add_argument("output", metavar="FILE", help="model.onnx or model.pt")
+    p.add_argument("output", type=A.export_path, metavar="FILE", help="model.onnx or model.pt")
     p.add_argument("--format", choices=["onnx", "torchscript"], default=None,
                    help="default: from the file suffix")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
@@ -650,7 +654,7 @@ def build_parser() -> Parser:
     p.add_argument("model", metavar="MODEL", help="a run directory, a model folder or an exported "
                    ".onnx/.pt file")
     p.add_argument("--host", default="127.0.0.1", help="[default: 127.0.0.1]")
-    p.add_argument("--port", type=int, default=8000, help="[default: 8000]")
+    p.add_argument("--port", type=A.port, default=8000, help="[default: 8000]")
     p.add_argument("--weights", choices=["best", "last"], default="best")
     p.add_argument("--max-request-pixels", type=int, default=None, metavar="N",
                    help="pixels of all images of one request, read from their headers "
@@ -678,9 +682,15 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             code = args.func(args)
-    except CliError as err:
-        print(f"cnnkit {args.command}: {err}", file=sys.stderr)
+    except (CliError, *A.USER_ERRORS) as err:  # the user's input, files or machine: one line
+        print(f"cnnkit {args.command}: {A.one_line(err)}", file=sys.stderr)
         code = 2
+    except Exception as err:  # noqa: BLE001 - a cnnkit bug: still one line, unless debugging
+        if os.environ.get("CNNKIT_DEBUG"):
+            raise
+        print(f"cnnkit {args.command}: unexpected {type(err).__name__}: {A.one_line(err)} "
+              "(CNNKIT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         print(f"\ncnnkit {args.command}: aborted", file=sys.stderr)
         code = 130

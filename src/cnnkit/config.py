@@ -107,6 +107,12 @@ class TrainConfig:
             bad("warmup_epochs", "must be >= 0")
         if self.verbose not in ("auto", "0", "1", "2"):
             bad("verbose", "must be auto, 0, 1 or 2")
+        from .cli_args import output_dir_problem
+        from .utils import device_problem
+        for name, problem in (("device", device_problem(self.device)),
+                              ("output", output_dir_problem(self.output))):
+            if problem:
+                bad(name, problem)
         if self.recipe:
             default = TrainConfig()
             clash = [n for n in RECIPE_DECIDES if getattr(self, n) != getattr(default, n)]

@@ -30,11 +30,15 @@ from .explain import class_scores, scaled_input, tensor_ready
 from .serve.images import model_input_shape
 
 __all__ = ["export", "load_exported", "is_exported", "ExportResult", "ExportedModel",
-           "ParityError", "deployable", "FORMATS"]
+           "ParityError", "ExportFileError", "deployable", "FORMATS"]
 
 FORMATS = {"onnx": (".onnx",), "torchscript": (".pt", ".ts", ".torchscript")}
 INPUT_NAME, OUTPUT_NAME = "images", "probabilities"
 SPEC_FORMAT, SPEC_VERSION = "cnnkit-export", 1
+
+
+class ExportFileError(ValueError):
+    """A file that is not a readable ONNX / TorchScript export (corrupt, or another format)."""
 
 
 class ParityError(RuntimeError):
@@ -259,6 +263,18 @@ class ExportedModel:
 
     def __init__(self, path, spec: dict | None = None, threads: int | None = None):
         self.path = Path(path)
+        try:
+            self._open(spec, threads)
+        except (ImportError, ExportFileError):
+            raise
+        except Exception as err:  # noqa: BLE001 - whatever the runtime says: not a usable export
+            kind = "ONNX" if self.path.suffix.lower() == ".onnx" else "TorchScript"
+            why = " ".join(str(err).split()).split(". ")[0][:160]  # its first sentence
+            raise ExportFileError(f"{self.path}: not a readable {kind} file written by cnnkit "
+                                  f"export ({type(err).__name__}: {why}); export the model "
+                                  f"again with `cnnkit export MODEL {self.path.name}`") from err
+
+    def _open(self, spec: dict | None, threads: int | None) -> None:
         self.spec = spec or _read_spec(self.path)
         if self.spec.get("format") != SPEC_FORMAT or self.spec.get("version") != SPEC_VERSION:
             raise ValueError(f"{self.path}: unsupported export spec "
@@ -287,6 +303,10 @@ class ExportedModel:
     def _as_batch(self, images) -> tuple[np.ndarray, bool]:
         arr = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
         h, w, c = self.input_shape
+        from .train.sanity import single_image_error
+        wrong_size = single_image_error(arr.shape, (c, h, w), self.name)
+        if wrong_size is not None:  # one image, not a batch: name the size it needs
+            raise wrong_size
         if arr.ndim == 2 or (arr.ndim == 3 and arr.shape == (h, w, c)):
             arr, single = arr[None], True
         else:

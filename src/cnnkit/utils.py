@@ -8,7 +8,11 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["to_categorical", "set_random_seed", "pick_device"]
+__all__ = ["to_categorical", "set_random_seed", "pick_device", "device_problem", "DeviceError"]
+
+
+class DeviceError(ValueError, RuntimeError):
+    """A device that is not a device name, or that this machine does not have."""
 
 
 def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.ndarray:
@@ -46,13 +50,36 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if device is None or device == "auto":
         device = os.environ.get("CNNKIT_DEVICE") or None
     if device is not None and device != "auto":
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} was asked for but CUDA is not available here; "
-                               "use device='cpu' or leave it out to pick automatically")
-        return dev
+        problem = device_problem(device)
+        if problem:
+            raise DeviceError(f"device {str(device)!r}: {problem}")
+        return torch.device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def device_problem(device) -> str | None:
+    """Why ``device`` ('cpu', 'cuda', 'cuda:N', 'mps', 'auto') cannot be used here, or None."""
+    if device is None or str(device) == "auto":
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return "not a device name; use auto, cpu, cuda, cuda:N or mps"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return ("was asked for but CUDA is not available here; use device='cpu' or leave it "
+                    "out to pick automatically")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            return (f"this machine has {n} CUDA device{'s' if n != 1 else ''} "
+                    f"(cuda:0{f' .. cuda:{n - 1}' if n > 1 else ''})")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            return "MPS is not available here; use device='cpu' or leave it out"
+    elif dev.type != "cpu":
+        return "cnnkit runs on auto, cpu, cuda, cuda:N or mps"
+    return None

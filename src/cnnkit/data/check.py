@@ -99,6 +99,15 @@ def inspect_file(path: str | os.PathLike) -> FileInfo:
     return info
 
 
+def imbalance_ratio(counts) -> float | None:
+    """Images in the largest class / in the smallest (inf: a class is empty; None: no images).
+    ``cnnkit check`` reports it per split; ``fit`` warns when it is large."""
+    values = list(counts)
+    if not values or max(values) == 0:
+        return None
+    return float("inf") if min(values) == 0 else max(values) / min(values)
+
+
 @dataclass
 class CheckReport:
     """The findings of ``check_dataset``; ``summary()`` prints them."""
@@ -142,14 +151,9 @@ class CheckReport:
         return self.of_kind("odd_mode")
 
     def imbalance(self) -> dict[str, float]:
-        """Per split: largest class / smallest non-empty class (inf: a class is empty)."""
-        out = {}
-        for split, counts in self.counts.items():
-            values = list(counts.values())
-            if not values or max(values) == 0:
-                continue
-            out[split] = float("inf") if min(values) == 0 else max(values) / min(values)
-        return out
+        """Per split: largest class / smallest class (inf: a class is empty)."""
+        ratios = {split: imbalance_ratio(counts.values()) for split, counts in self.counts.items()}
+        return {split: r for split, r in ratios.items() if r is not None}
 
     @property
     def imbalance_ratio(self) -> float:

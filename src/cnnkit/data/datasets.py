@@ -19,10 +19,13 @@ Where the files come from, in order:
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import io
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +38,26 @@ from .download import DownloadError, download, file_md5
 from .idx import read_idx
 
 __all__ = ["load", "class_names", "info", "available", "DatasetInfo",
-           "DatasetNotFoundError", "DatasetChecksumWarning"]
+           "DatasetNotFoundError", "DatasetFileError", "DatasetChecksumWarning"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The files of a named dataset are neither local, cached nor downloadable."""
+
+
+class DatasetFileError(ValueError):
+    """A dataset archive (cached or local) that is corrupt or cut short."""
+
+
+@contextlib.contextmanager
+def _open_tar(archive: Path):
+    """``archive`` opened for reading; a corrupt one is named, with what to do about it."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            yield tar
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DatasetFileError(f"{archive}: corrupt or incomplete archive ({err}); delete it "
+                               "(cnnkit downloads it again) or put a good copy there") from err
 
 
 class DatasetChecksumWarning(UserWarning):
@@ -245,7 +263,7 @@ def _extract_members(archive: Path, ds: DatasetInfo, dest_dir: Path, verify: boo
     if ds.meta:
         wanted[ds.meta[0]] = ds.meta[1]
     found = set()
-    with tarfile.open(archive, "r:gz") as tar:
+    with _open_tar(archive) as tar:
         for member in tar:
             name = member.name.rsplit("/", 1)[-1]
             if not member.isfile() or name not in wanted or name in found:
@@ -271,7 +289,7 @@ def _read_cifar_split(files: dict[str, Path], ds: DatasetInfo, split: str, label
 def _read_cifar_tar(archive: Path, ds: DatasetInfo, splits: list[str], label_key: str):
     """Read the batches straight out of a local archive, without extracting it."""
     out = {}
-    with tarfile.open(archive, "r:gz") as tar:
+    with _open_tar(archive) as tar:
         members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers() if m.isfile()}
         for split in splits:
             parts = []

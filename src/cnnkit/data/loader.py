@@ -66,7 +66,12 @@ def as_labels(y) -> torch.Tensor:
 
     One-hot rows become indices; (N, 1) columns are squeezed.
     """
-    t = torch.from_numpy(np.asarray(y)) if not isinstance(y, torch.Tensor) else y
+    if not isinstance(y, torch.Tensor):
+        y = np.asarray(y)
+        if y.dtype.kind in "USO" and y.size:  # class names, not class indices
+            from ..train.sanity import string_labels_error
+            raise string_labels_error(y.flat[0])
+    t = torch.from_numpy(y) if not isinstance(y, torch.Tensor) else y
     if t.ndim == 2 and t.shape[1] == 1:
         t = t[:, 0]
     if t.ndim == 2:

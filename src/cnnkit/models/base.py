@@ -20,6 +20,7 @@ from ..train import engine
 from ..train.progress import use_bar
 from ..train import losses as losses_mod
 from ..train import optim as optim_mod
+from ..train import sanity
 from ..metrics import get as get_metric
 from ..utils import pick_device
 from .preprocess import Preprocess
@@ -319,9 +320,12 @@ class Model(nn.Module):
             x, y, batch_size, augment = x.flow_spec(batch_size, augment)
         batch_size = batch_size or 32
         if _is_batch_iterable(x):  # a torch DataLoader or any iterable of (x, y) batches
+            val = self._val_batches(validation_data, batch_size)
+            sanity.check_fit(self, getattr(x, "images", None), getattr(x, "labels", None),
+                             getattr(val, "labels", None))
             return engine.fit_loop(
-                self, self.optimizer, self.loss, self.metrics_list, x, epochs=epochs,
-                val_data=self._val_batches(validation_data, batch_size), initial_epoch=initial_epoch,
+                self, self.optimizer, self.loss, self.metrics_list, sanity.checked_batches(self, x),
+                epochs=epochs, val_data=sanity.checked_batches(self, val), initial_epoch=initial_epoch,
                 callbacks=callbacks or [], augment=augment, class_weight=class_weight,
                 verbose=verbose, device=self.device, precision=self.precision, scheduler=scheduler)
         images, labels = self._images_labels(x, y)
@@ -344,6 +348,7 @@ class Model(nn.Module):
             v_images, v_labels = self._images_labels(vx, vy)
             self._check_labels(v_labels)
             val_loader = self._loader(v_images, v_labels, max(batch_size, 256))
+        sanity.check_fit(self, images, labels, v_labels)
         train_loader = self._loader(images, labels, batch_size, shuffle=shuffle, seed=seed,
                                     sample_weight=weights)
         with self._labels_checked_on_first_batch(labels, v_labels):
@@ -365,10 +370,11 @@ class Model(nn.Module):
         self._require_compiled()
         labels = None
         if _is_batch_iterable(x):
-            batches = x
+            batches = sanity.checked_batches(self, x)
         else:
             images, labels = self._images_labels(x, y)
             self._check_labels(labels)
+            sanity.check_targets(self.loss, labels)
             batches = self._loader(images, labels, batch_size or 256)
         with self._labels_checked_on_first_batch(labels):
             logs = engine.evaluate_loop(self, batches,
@@ -387,6 +393,9 @@ class Model(nn.Module):
         if not _is_dataset(x):
             arr = x if isinstance(x, torch.Tensor) else np.asarray(x)
             expected = self.torch_input_shape
+            wrong_size = sanity.single_image_error(tuple(arr.shape), expected, self.name)
+            if wrong_size is not None:  # one image, not a batch: name the size it needs
+                raise wrong_size
             if expected is not None and len(expected) == 3 and arr.ndim == 3 and (
                     tuple(arr.shape) in ((expected[1], expected[2], expected[0]), tuple(expected))):
                 single, x = True, arr[None]

@@ -21,8 +21,23 @@ def _pool_before_relu(layer: nn.Module, following: nn.Module) -> bool:
             and not following._forward_hooks and not following._forward_pre_hooks)
 
 
-def _augmentation_like(layer: nn.Module) -> bool:
-    return type(layer).__module__.endswith("data.augment")
+def _has_weights(layer: nn.Module) -> bool:
+    """Whether ``layer`` has (or may have, once built) weights. An unbuilt cnnkit Layer has no
+    parameters yet; one that builds anything (``_build``) counts as weighted until built."""
+    if isinstance(layer, Layer) and not layer.built:
+        return type(layer)._build is not Layer._build
+    return any(True for _ in layer.parameters())
+
+
+def _rescales_raw_pixels(layers) -> bool:
+    """A Rescaling before the first weighted layer: the model scales its input itself (the
+    Keras tutorials' ``RandomFlip -> Rescaling(1/255) -> Conv2D``), so it takes raw pixels."""
+    for layer in layers:
+        if isinstance(layer, Rescaling):
+            return True
+        if _has_weights(layer):
+            return False
+    return False
 
 
 class Sequential(Model):
@@ -60,7 +75,7 @@ class Sequential(Model):
         else:
             self._name_counts[layer.name] = 1
         self.layers.append(layer)
-        if isinstance(layer, Rescaling) and all(_augmentation_like(m) for m in self.layers[:-1]):
+        if isinstance(layer, Rescaling) and _rescales_raw_pixels(self.layers):
             self.preprocess.scale = 1.0  # the model rescales itself: feed it raw 0..255 pixels
         if self.input_shape is not None:
             self._build_from(len(self.layers) - 1)

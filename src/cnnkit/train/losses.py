@@ -29,6 +29,10 @@ class Loss:
     def per_sample(self, outputs, targets, outputs_are_logits: bool) -> torch.Tensor:
         raise NotImplementedError
 
+    def target_problem(self, targets: torch.Tensor) -> str | None:
+        """Why this loss cannot take ``targets`` (one line saying what to change), or None."""
+        return None
+
     def __call__(self, outputs, targets, sample_weight=None, outputs_are_logits=None):
         if outputs_are_logits is None:
             outputs_are_logits = self.from_logits
@@ -54,6 +58,21 @@ class CategoricalCrossentropy(Loss):
     fused_activation = "softmax"
     name = "categorical_crossentropy"
 
+    def target_problem(self, targets):
+        if targets.ndim == 1:
+            frac = targets[targets != targets.round()] if targets.is_floating_point() else targets[:0]
+            if len(frac):
+                return (f"{self.name} takes integer class indices (or one-hot rows), but the "
+                        f"labels hold fractions such as {float(frac[0]):g}; give class indices 0..N-1")
+            if bool((targets < 0).any()):
+                return (f"{self.name} takes class indices 0..N-1, but the labels hold "
+                        f"{float(targets.min()):g}; map the labels to 0..N-1")
+            return None
+        if targets.is_floating_point() and bool(((targets < 0) | (targets > 1)).any()):
+            return (f"{self.name} takes one-hot or probability rows with values in [0, 1], but "
+                    f"the labels range from {float(targets.min()):g} to {float(targets.max()):g}")
+        return None
+
     def per_sample(self, outputs, targets, outputs_are_logits):
         logp = _as_log_probs(outputs, outputs_are_logits)
         if targets.dtype != torch.float32 or targets.ndim == 1:
@@ -78,6 +97,20 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 class BinaryCrossentropy(Loss):
     fused_activation = "sigmoid"
     name = "binary_crossentropy"
+
+    def target_problem(self, targets):
+        outside = (targets < 0) | (targets > 1)
+        if not bool(outside.any()):
+            return None
+        values = torch.unique(targets[outside])
+        shown = ", ".join(f"{float(v):g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        hint = ""
+        if not targets.is_floating_point() and targets.ndim == 1 and int(targets.min()) >= 0:
+            n = int(targets.max()) + 1
+            hint = (f"; for {n} classes use loss='sparse_categorical_crossentropy' with a last "
+                    f"Dense({n}, activation='softmax')")
+        return (f"binary_crossentropy takes labels 0 or 1 (or probabilities between), but found "
+                f"{shown} (it would train to a negative loss){hint}")
 
     def per_sample(self, outputs, targets, outputs_are_logits):
         targets = targets.to(outputs.dtype).reshape(outputs.shape)
