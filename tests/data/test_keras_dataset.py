@@ -149,3 +149,19 @@ def test_fit_needs_labels_and_batches(tree):
     assert model.predict(unlabelled).shape == (60, 3)
     with pytest.raises(ValueError, match="needs batches"):
         model.fit(unlabelled.unbatch(), epochs=1, verbose=0)
+
+
+def test_augmentation_layers_in_map_act_on_channels_last_batches():
+    """Keras's docs call RandomFlip & co. inside dataset.map, on (batch, H, W, C) batches:
+    the flip mirrors the width, not the colour channels."""
+    from cnnkit.data.augment_layers import RandomFlip
+    images = torch.randint(0, 256, (16, 3, 6, 5), dtype=torch.uint8)  # N×C×H×W storage
+    ds = Dataset(images, torch.zeros(16, dtype=torch.int64), batch_size=16)
+    flip = RandomFlip("horizontal", seed=0)
+    x, _ = next(iter(ds.map(lambda x, y: (flip(x), y))))
+    plain = next(iter(ds))[0]
+    assert x.shape == plain.shape == (16, 6, 5, 3)
+    mirrored = [torch.equal(g, o.flip(1)) for g, o in zip(x, plain)]
+    assert all(m or torch.equal(g, o) for m, g, o in zip(mirrored, x, plain)) and any(mirrored)
+    nchw = flip(images.float())  # what a model feeds it stays N×C×H×W
+    assert all(torch.equal(g, o) or torch.equal(g, o.flip(-1)) for g, o in zip(nchw, images.float()))
