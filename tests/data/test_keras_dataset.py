@@ -165,3 +165,17 @@ def test_augmentation_layers_in_map_act_on_channels_last_batches():
     assert all(m or torch.equal(g, o) for m, g, o in zip(mirrored, x, plain)) and any(mirrored)
     nchw = flip(images.float())  # what a model feeds it stays N×C×H×W
     assert all(torch.equal(g, o) or torch.equal(g, o.flip(-1)) for g, o in zip(nchw, images.float()))
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_augmentation_before_rescaling_feeds_raw_pixels(nested):
+    """The TF tutorial's model: [data_augmentation, Rescaling(1/255), ...] rescales itself,
+    so cnnkit must not scale by 1/255 as well (it did: the model learned nothing)."""
+    aug = [layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)]
+    head = [cnnkit.Sequential([layers.Input((8, 8, 3)), *aug])] if nested else \
+        [layers.Input((8, 8, 3)), *aug]
+    model = cnnkit.Sequential([*head, layers.Rescaling(1 / 255), layers.Flatten(),
+                               layers.Dense(2)])
+    assert model.preprocess.scale == 1.0
+    plain = cnnkit.Sequential([layers.Input((8, 8, 3)), layers.Flatten(), layers.Dense(2)])
+    assert plain.preprocess.scale == pytest.approx(1 / 255)

@@ -4,8 +4,8 @@ Iterating yields what a ``tf.data.Dataset`` yields there: ``(x, y)`` batches wit
 float32 channels-last ``(batch, H, W, C)`` in 0..255 (uint8 for ``interpolation='nearest'``,
 as TensorFlow gives) and ``y`` by ``label_mode`` (``int``: int32 ``(batch,)``,
 ``categorical``: float32 one-hot, ``binary``: float32 ``(batch, 1)``; ``None``: only ``x``).
-They are torch tensors (``.numpy()``, ``.shape``, indexing work as on TF's), so cnnkit
-layers can be called on them.
+They are torch tensors (``.numpy()``, ``.shape``, indexing work as on TF's, and NumPy's
+functions take them: ``ArrayTensor``), so cnnkit layers can be called on them.
 
 Underneath, the whole set is one uint8 N×C×H×W tensor. The methods tutorials call keep
 it that way where they can: ``take``/``skip`` slice it, ``batch``/``unbatch`` change
@@ -23,9 +23,31 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Dataset", "TensorSource"]
+__all__ = ["Dataset", "TensorSource", "ArrayTensor", "AUTOTUNE"]
 
-AUTOTUNE = -1
+AUTOTUNE = -1  # tf.data.AUTOTUNE
+
+
+def _to_numpy(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().numpy()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_numpy(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_numpy(v) for k, v in obj.items()}
+    return obj
+
+
+class ArrayTensor(torch.Tensor):
+    """A torch tensor that NumPy's functions take as well (``np.min(x)``, ``np.mean(x)``),
+    as they take TensorFlow's eager tensors; torch ops on it give ``ArrayTensor`` too."""
+
+    def __array_function__(self, func, types, args, kwargs):
+        return func(*_to_numpy(args), **_to_numpy(kwargs))
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self.detach().cpu().numpy()
+        return arr.astype(dtype, copy=False) if dtype is not None else arr
 
 
 class TensorSource:
@@ -53,12 +75,12 @@ class _EngineBatches(torch.utils.data.IterableDataset):
     def __iter__(self):
         for item in self.ds:
             x, rest = (item[0], item[1:]) if isinstance(item, tuple) else (item, ())
-            x = torch.as_tensor(x)
+            x = torch.as_tensor(x).as_subclass(torch.Tensor)
             if x.ndim != 4:
                 raise ValueError(f"the dataset's elements are {tuple(x.shape)}; the model "
                                  "trains on batches (batch, H, W, C): call .batch(32)")
             x = x.permute(0, 3, 1, 2)
-            rest = [torch.as_tensor(r) for r in rest]
+            rest = [torch.as_tensor(r).as_subclass(torch.Tensor) for r in rest]
             rest = [r.long() if not r.is_floating_point() else r for r in rest]
             yield (x, *rest) if rest else x
 
@@ -145,7 +167,7 @@ class Dataset:
     def _element(self, idx):
         """Rows ``idx`` (or one row) in Keras's layout and dtypes."""
         x = self._images[idx]
-        x = x.movedim(-3, -1).to(self._x_dtype)  # (..., C, H, W) -> (..., H, W, C)
+        x = x.movedim(-3, -1).to(self._x_dtype).as_subclass(ArrayTensor)  # (..., H, W, C)
         if self._label_mode is None:
             return x
         y = self._labels[idx]
@@ -155,7 +177,7 @@ class Dataset:
             y = F.one_hot(y, self._num_classes).to(torch.float32)
         else:  # binary
             y = y.to(torch.float32).unsqueeze(-1)
-        return x, y
+        return x, y.as_subclass(ArrayTensor)
 
     # -- tf.data methods -----------------------------------------------------------------
     def _copy(self) -> "Dataset":

@@ -22,7 +22,11 @@ def _pool_before_relu(layer: nn.Module, following: nn.Module) -> bool:
 
 
 def _augmentation_like(layer: nn.Module) -> bool:
-    return type(layer).__module__.endswith("data.augment")
+    """An augmentation layer (RandomFlip, ...), or a Sequential made only of them (the
+    tutorials' ``data_augmentation`` block)."""
+    if isinstance(layer, Sequential):
+        return all(_augmentation_like(m) for m in layer.layers)
+    return type(layer).__module__ in ("cnnkit.data.augment", "cnnkit.data.augment_layers")
 
 
 class Sequential(Model):
