@@ -33,6 +33,9 @@ def test_iteration_gives_keras_layout_in_0_255():
     assert x.shape == (4, 2, 2, 3) and x.dtype == torch.float32 and y.dtype == torch.int32
     assert torch.equal(x[0], ds._images[0].permute(1, 2, 0).float())
     assert len(ds) == 3 and [len(b[0]) for b in ds] == [4, 4, 2]
+    first = x[0]  # the TF tutorial's np.min(first_image), np.max(first_image)
+    assert np.min(first) == float(first.min()) and np.max(first) == float(first.max())
+    assert np.array(first).shape == (2, 2, 3) and ["a", "b", "c"][y[1]] == "b"
     batches = list(ds.as_numpy_iterator())
     assert isinstance(batches[0][0], np.ndarray) and batches[0][0].shape == (4, 2, 2, 3)
 
