@@ -180,3 +180,22 @@ def test_bad_arguments_say_what_is_wrong(tree, kwargs, message):
 def test_missing_folder_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such folder"):
         load(tmp_path / "nope")
+
+
+def test_reachable_as_keras_spells_it():
+    import cnnkit as keras
+    assert keras.preprocessing.image_dataset_from_directory is image_dataset_from_directory
+    assert keras.preprocessing.image.ImageDataGenerator.__name__ == "ImageDataGenerator"
+
+
+def test_explicit_labels_and_no_labels(tree):
+    want = KERAS["sorted"]["file_paths"]
+    n = len(want)
+    ds = load(tree, labels=[i % 2 for i in range(n)], shuffle=False, batch_size=None)
+    # explicit labels: files from the whole tree in sorted order, class names from the labels
+    assert len(ds.file_paths) == n and ds.class_names == ["0", "1"]
+    assert [int(y) for _, y in ds][:4] == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="one label per file"):
+        load(tree, labels=[0, 1])
+    unlabelled = load(tree, labels=None, shuffle=False)
+    assert isinstance(next(iter(unlabelled)), torch.Tensor) and unlabelled.class_names is None
