@@ -150,6 +150,20 @@ def record_jpeg(cifar_root: Path) -> dict:
     return arrays
 
 
+def record_cifar_split(cifar_root: Path) -> dict:
+    """Which of the 50,000 CIFAR-10 JPEGs Keras puts in each subset (hashes of the lists)."""
+    import hashlib
+    out = {}
+    for seed, vs in ((123, 0.2), (1337, 0.1)):
+        tr, va = ds_from(cifar_root, validation_split=vs, subset="both", seed=seed,
+                         image_size=(32, 32))
+        lists = {k: rel(d.file_paths, cifar_root) for k, d in (("training", tr), ("validation", va))}
+        out[f"{seed}_{vs}"] = {
+            k: {"n": len(v), "first": v[:5], "sha256": hashlib.sha256("\n".join(v).encode()).hexdigest()}
+            for k, v in lists.items()} | {"len_training": int(tr.cardinality())}
+    return out
+
+
 def record_flow(root: Path):
     # tf.keras.preprocessing.image.ImageDataGenerator, as the tutorials import it
     ImageDataGenerator = tf.keras.preprocessing.image.ImageDataGenerator
@@ -228,6 +242,7 @@ def main():
     cifar = REPO.parent / "shared" / "datasets" / "cifar10-jpeg" / "train"
     if cifar.is_dir():
         np.savez_compressed(OUT / "jpeg_pixels.npz", **record_jpeg(cifar))
+        (OUT / "cifar_split.json").write_text(json.dumps(record_cifar_split(cifar), indent=1))
     (OUT / "load_data.json").write_text(json.dumps(record_load_data(), indent=1))
     print("wrote", sorted(p.name for p in OUT.iterdir()))
 

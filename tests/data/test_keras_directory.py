@@ -199,3 +199,21 @@ def test_explicit_labels_and_no_labels(tree):
         load(tree, labels=[0, 1])
     unlabelled = load(tree, labels=None, shuffle=False)
     assert isinstance(next(iter(unlabelled)), torch.Tensor) and unlabelled.class_names is None
+
+
+def test_cifar10_folder_splits_into_keras_files(shared_datasets):
+    """The 50,000 CIFAR-10 JPEGs: the same training and validation files as Keras for two
+    seeds (the lists' hashes; listing only, nothing decoded)."""
+    import hashlib
+    from cnnkit.data import keras_index
+    root = shared_datasets / "cifar10-jpeg" / "train"
+    want = json.loads((GOLDEN / "cifar_split.json").read_text())
+    paths, labels, _ = keras_index.index_directory(str(root))
+    for key, case in want.items():
+        seed, split = key.split("_")
+        shuffled, _ = keras_index.keras_shuffle(paths, labels, int(seed))
+        for subset in ("training", "validation"):
+            part, _ = keras_index.training_or_validation(shuffled, None, float(split), subset)
+            names = [Path(os.path.relpath(p, root)).as_posix() for p in part]
+            assert len(names) == case[subset]["n"] and names[:5] == case[subset]["first"]
+            assert hashlib.sha256("\n".join(names).encode()).hexdigest() == case[subset]["sha256"]

@@ -98,31 +98,36 @@ def image_dataset_from_directory(
     if verbose:
         print(f"Found {len(paths)} files" + (f" belonging to {len(names)} classes."
                                                if label_array is not None else "."))
-    if shuffle:
-        paths, label_array = keras_index.keras_shuffle(paths, label_array, seed)
     options = dict(color_mode=color_mode, image_size=list(image_size),
                    interpolation=interpolation, crop_to_aspect_ratio=bool(crop_to_aspect_ratio),
                    pad_to_aspect_ratio=bool(pad_to_aspect_ratio))
+    # Decode (or read from the cache) the whole folder once, in sorted order: every seed,
+    # split and subset is then a choice of rows.
+    images, keep, _ = decode_files(paths, options, cache=cache, cache_dir=cache_dir,
+                                   workers=workers, where=directory)
+    rows_of_kept = np.cumsum(keep) - 1  # sorted index -> row in ``images``
+    order = list(range(len(paths)))
+    if shuffle:
+        order, _ = keras_index.keras_shuffle(order, None, seed)
     wanted = ["training", "validation"] if subset == "both" else [subset]
     parts = []
     for which in wanted:
-        part_paths, part_labels = keras_index.training_or_validation(
-            paths, label_array, validation_split, which)
+        chosen, _ = keras_index.training_or_validation(order, None, validation_split, which)
         if verbose and validation_split:
-            print(f"Using {len(part_paths)} files for {which}.")
-        if not part_paths:
+            print(f"Using {len(chosen)} files for {which}.")
+        chosen = [i for i in chosen if keep[i]]
+        if not chosen:
             raise ValueError(f"No images found in directory {directory} for subset={which!r} "
                              f"(allowed formats: {keras_index.DATASET_FORMATS})")
-        images, keep, _ = decode_files(part_paths, options, cache=cache, cache_dir=cache_dir,
-                                       workers=workers, where=directory)
-        kept_paths = [p for p, k in zip(part_paths, keep) if k]
-        y = (torch.from_numpy(part_labels[keep].astype(np.int64))
-             if part_labels is not None else None)
+        rows = torch.from_numpy(rows_of_kept[chosen])
+        y = (torch.from_numpy(label_array[chosen].astype(np.int64))
+             if label_array is not None else None)
         # Keras does not shuffle the validation set of subset="both"
         reshuffle = shuffle and not (subset == "both" and which == "validation")
         parts.append(Dataset(
-            torch.from_numpy(images), y, label_mode=label_mode, class_names=names,
-            file_paths=kept_paths, batch_size=batch_size, shuffle=reshuffle, seed=seed,
+            torch.from_numpy(np.ascontiguousarray(images))[rows], y, label_mode=label_mode,
+            class_names=names, file_paths=[paths[i] for i in chosen], batch_size=batch_size,
+            shuffle=reshuffle, seed=seed,
             x_dtype=torch.uint8 if interpolation == "nearest" else torch.float32,
             num_classes=len(names) if names else None))
     return parts if subset == "both" else parts[0]
