@@ -217,3 +217,12 @@ def test_cifar10_folder_splits_into_keras_files(shared_datasets):
             names = [Path(os.path.relpath(p, root)).as_posix() for p in part]
             assert len(names) == case[subset]["n"] and names[:5] == case[subset]["first"]
             assert hashlib.sha256("\n".join(names).encode()).hexdigest() == case[subset]["sha256"]
+
+
+def test_every_seed_and_subset_reads_the_decoded_folder_from_the_cache(tree, monkeypatch):
+    load(tree, seed=1, validation_split=0.2, subset="training", image_size=(9, 7))
+    from cnnkit.data import keras_decode
+    monkeypatch.setattr(keras_decode, "_decode", lambda *a: pytest.fail("decoded again"))
+    for seed in (1, 2):
+        train, val = load(tree, seed=seed, validation_split=0.2, subset="both", image_size=(9, 7))
+        assert len(train.file_paths) + len(val.file_paths) == 60

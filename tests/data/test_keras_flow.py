@@ -145,3 +145,13 @@ def test_class_mode_input_and_none_are_refused_by_fit(tree):
 def test_bad_arguments_say_what_is_wrong(tree, kwargs, error, message):
     with pytest.raises(error, match=message):
         flow(tree, **kwargs)
+
+
+def test_second_subset_reads_the_decoded_folder_from_the_cache(tree, monkeypatch):
+    gen = ImageDataGenerator(validation_split=0.25)
+    flow(tree, gen, subset="training", target_size=(9, 7))
+    from cnnkit.data import keras_decode
+    monkeypatch.setattr(keras_decode, "_decode", lambda *a: pytest.fail("decoded again"))
+    val = flow(tree, gen, subset="validation", target_size=(9, 7))
+    train = flow(tree, gen, subset="training", target_size=(9, 7))
+    assert val.samples + train.samples == 60

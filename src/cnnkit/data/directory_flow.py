@@ -42,14 +42,15 @@ def directory_flow(generator, directory, target_size, color_mode, classes, class
         raise ValueError(f"color_mode must be 'rgb', 'rgba' or 'grayscale', got {color_mode!r}")
     directory = os.fspath(directory)
     names = keras_index.list_class_folders(directory, classes or None, hidden_ok=True)
-    paths, labels = [], []
+    paths, labels, chosen = [], [], []  # every file; the rows this subset takes
     for index, name in enumerate(names):
         found = keras_index.walk_files(os.path.join(directory, name),
                                        keras_index.GENERATOR_FORMATS, follow_links)
-        found = keras_index.class_split(found, generator.validation_split, subset)
+        rows = list(range(len(paths), len(paths) + len(found)))
+        chosen += keras_index.class_split(rows, generator.validation_split, subset)
         paths += found
         labels += [index] * len(found)
-    print(f"Found {len(paths)} images belonging to {len(names)} classes.")
+    print(f"Found {len(chosen)} images belonging to {len(names)} classes.")
     if class_mode == "binary" and len(names) != 2:
         raise ValueError(f"class_mode='binary' needs exactly 2 classes, found {len(names)}: "
                          f"{names}")
@@ -58,13 +59,16 @@ def directory_flow(generator, directory, target_size, color_mode, classes, class
                    crop_to_aspect_ratio=bool(keep_aspect_ratio), pad_to_aspect_ratio=False,
                    resizer="pil")
     channels = {"rgb": 3, "rgba": 4, "grayscale": 1}[color_mode]
+    # the whole folder is decoded (or read from the cache) once: both subsets use it
     if paths:
         images, keep, _ = decode_files(paths, options, cache=cache, workers=workers,
                                        where=directory)
     else:
         images, keep = np.zeros((0, channels, *size), np.uint8), np.zeros(0, bool)
-    paths = [p for p, k in zip(paths, keep) if k]
-    classes_arr = np.asarray(labels, dtype=np.int32)[keep]
+    chosen = [i for i in chosen if keep[i]]
+    images = images[(np.cumsum(keep) - 1)[chosen]]
+    paths = [paths[i] for i in chosen]
+    classes_arr = np.asarray(labels, dtype=np.int32)[chosen]
     x, scale, out_scale = generator._prepare(torch.from_numpy(images))
     flow = DataFlow(x, _keras_labels(classes_arr, class_mode, len(names)), batch_size,
                     generator.augment(scale), shuffle, seed, class_names=names,
