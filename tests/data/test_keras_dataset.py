@@ -167,7 +167,8 @@ def test_augmentation_layers_in_map_act_on_channels_last_batches():
     mirrored = [torch.equal(g, o.flip(1)) for g, o in zip(x, plain)]
     assert all(m or torch.equal(g, o) for m, g, o in zip(mirrored, x, plain)) and any(mirrored)
     nchw = flip(images.float())  # what a model feeds it stays N×C×H×W
-    assert all(torch.equal(g, o) or torch.equal(g, o.flip(-1)) for g, o in zip(nchw, images.float()))
+    assert all(torch.equal(g, o) or torch.equal(g, o.flip(-1))
+               for g, o in zip(nchw, images.float()))
 
 
 @pytest.mark.parametrize("nested", [False, True])

@@ -226,3 +226,11 @@ def test_every_seed_and_subset_reads_the_decoded_folder_from_the_cache(tree, mon
     for seed in (1, 2):
         train, val = load(tree, seed=seed, validation_split=0.2, subset="both", image_size=(9, 7))
         assert len(train.file_paths) + len(val.file_paths) == 60
+
+
+def test_broken_link_is_skipped_with_a_warning(tmp_path):
+    root = build_keras_tree(tmp_path / "tree")
+    (root / "dog" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.warns(UserWarning, match="gone.png: unreadable"):
+        ds = load(root, shuffle=False)
+    assert len(ds.file_paths) == 60

@@ -47,6 +47,13 @@ def _decode_one(path: str, color_mode: str) -> np.ndarray:
     return decode_image(path, color_mode=color_mode)
 
 
+def _why(path: str, e: Exception) -> str:
+    try:
+        return _reason(path, e)
+    except OSError:  # the file cannot even be looked at (a broken link, no permission)
+        return f"unreadable ({type(e).__name__}: {e})"
+
+
 def _decode_chunk(rows, out, ok, reasons, options):
     size = options["image_size"]
     for row, path in rows:
@@ -59,7 +66,7 @@ def _decode_chunk(rows, out, ok, reasons, options):
                 continue
             arr = _decode_one(path, options["color_mode"])
         except Exception as e:  # noqa: BLE001 - one unreadable file is reported, not fatal
-            reasons[row] = _reason(path, e)
+            reasons[row] = _why(path, e)
             continue
         img = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
         resized = resize_image(img, size, options["interpolation"],
@@ -91,12 +98,16 @@ def decode_files(paths: list[str], options: dict, *, cache: bool = True, cache_d
 
     ``options``: color_mode, image_size (H, W), interpolation, crop_to_aspect_ratio,
     pad_to_aspect_ratio; ``resizer='pil'`` resizes with Pillow instead of TensorFlow's
-    arithmetic (``flow_from_directory``, whose ``keep_aspect_ratio`` is the crop option). Unreadable files are skipped with one warning naming them.
+    arithmetic (``flow_from_directory``, whose ``keep_aspect_ratio`` is the crop option).
+    Unreadable files are skipped with one warning naming them.
     """
     entries = []
     for p in paths:
-        st = os.stat(p)
-        entries.append(FileEntry(os.path.abspath(p), 0, st.st_size, st.st_mtime_ns))
+        try:
+            st = os.stat(p)
+            entries.append(FileEntry(os.path.abspath(p), 0, st.st_size, st.st_mtime_ns))
+        except OSError:  # e.g. a broken link: decoding reports it
+            entries.append(FileEntry(os.path.abspath(p), 0, -1, 0))
     folder = cache_root(cache_dir) / "folders"
     root = Path(os.path.commonpath([e.path for e in entries])) if entries else Path(".")
     stem, key = _cache_key(root, entries, {**options, "kind": "keras-tf", "v": _VERSION})

@@ -32,7 +32,8 @@ def list_class_folders(directory: str, class_names=None, hidden_ok: bool = False
         raise FileNotFoundError(f"{directory}: no such folder (expected "
                                 "directory/<class name>/<image files>)")
     subdirs = [d for d in sorted(os.listdir(directory))
-               if os.path.isdir(os.path.join(directory, d)) and (hidden_ok or not d.startswith("."))]
+               if os.path.isdir(os.path.join(directory, d))
+               and (hidden_ok or not d.startswith("."))]
     if class_names is None:
         return subdirs
     unknown = [c for c in class_names if c not in subdirs]
