@@ -71,8 +71,9 @@ def test_shuffle_reorders_batches_each_iteration_and_keeps_the_images():
 
 
 def test_cache_and_prefetch_change_nothing():
+    from cnnkit import data as tf_data  # the Keras docs' `from tensorflow import data as tf_data`
     ds = make()
-    out = ds.cache().prefetch(buffer_size=-1)
+    out = ds.cache().prefetch(buffer_size=tf_data.AUTOTUNE)
     assert labels_of(out) == labels_of(ds) and isinstance(out.eval_source(), TensorSource)
 
 

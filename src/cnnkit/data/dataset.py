@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 __all__ = ["Dataset", "TensorSource", "ArrayTensor", "AUTOTUNE"]
 
-AUTOTUNE = -1  # tf.data.AUTOTUNE
+from . import AUTOTUNE  # tf.data.AUTOTUNE: buffer sizes are ignored here
 
 
 def _to_numpy(obj):
