@@ -119,6 +119,9 @@ PIXEL_CONFIGS = {
     "bicubic": {"interpolation": "bicubic"},
     "area": {"interpolation": "area"},
     "lanczos3": {"interpolation": "lanczos3"},
+    "lanczos5": {"interpolation": "lanczos5"},
+    "gaussian": {"interpolation": "gaussian"},
+    "mitchellcubic": {"interpolation": "mitchellcubic"},
     "grayscale": {"color_mode": "grayscale"},
     "rgba": {"color_mode": "rgba"},
     "crop": {"crop_to_aspect_ratio": True},
@@ -189,6 +192,12 @@ def record_flow(root: Path):
     it = ImageDataGenerator(rescale=1 / 255).flow_from_directory(
         str(root), target_size=SIZE, batch_size=8, shuffle=False)
     pixels["rescaled"] = it[0][0].astype(np.float32)[PIXEL_ROWS]
+    it = ImageDataGenerator().flow_from_directory(str(root), target_size=SIZE, batch_size=8,
+                                                  shuffle=False, keep_aspect_ratio=True)
+    pixels["keep_aspect_ratio"] = it[0][0].astype(np.float32)[PIXEL_ROWS]
+    it = ImageDataGenerator().flow_from_directory(str(root), target_size=SIZE, batch_size=8,
+                                                  shuffle=False, color_mode="grayscale")
+    pixels["grayscale"] = it[0][0].astype(np.float32)[PIXEL_ROWS]
     subsets = []
     for vs in (0.2, 0.25, 0.5):
         gen = ImageDataGenerator(validation_split=vs)

@@ -106,7 +106,9 @@ def test_unbatched_and_default_arguments_match_keras(tree):
 PIXEL_CASES = {
     "bilinear": {}, "nearest": {"interpolation": "nearest"},
     "bicubic": {"interpolation": "bicubic"}, "area": {"interpolation": "area"},
-    "lanczos3": {"interpolation": "lanczos3"}, "grayscale": {"color_mode": "grayscale"},
+    "lanczos3": {"interpolation": "lanczos3"}, "lanczos5": {"interpolation": "lanczos5"},
+    "gaussian": {"interpolation": "gaussian"},
+    "mitchellcubic": {"interpolation": "mitchellcubic"}, "grayscale": {"color_mode": "grayscale"},
     "rgba": {"color_mode": "rgba"}, "crop": {"crop_to_aspect_ratio": True},
     "pad": {"pad_to_aspect_ratio": True}, "upscale": {"image_size": (40, 52)},
 }

@@ -66,6 +66,10 @@ def test_pixels_match_keras(tree):
     assert np.array_equal(x[PIXEL_ROWS], PIXELS["nearest"])  # Keras's default: nearest
     x, _ = flow(tree, ImageDataGenerator(rescale=1 / 255), shuffle=False)[0]
     assert np.abs(x[PIXEL_ROWS] - PIXELS["rescaled"]).max() < 1e-6
+    x, _ = flow(tree, shuffle=False, keep_aspect_ratio=True)[0]
+    assert np.array_equal(x[PIXEL_ROWS], PIXELS["keep_aspect_ratio"])
+    x, _ = flow(tree, shuffle=False, color_mode="grayscale")[0]
+    assert np.array_equal(x[PIXEL_ROWS], PIXELS["grayscale"])
     x, _ = flow(tree, shuffle=False, interpolation="bilinear")[0]
     # Pillow's bilinear rounding moved by one level between Pillow 12 and 13 (Keras's venv)
     assert np.abs(x[PIXEL_ROWS] - PIXELS["bilinear"]).max() <= 1.0
