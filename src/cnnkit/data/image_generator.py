@@ -11,8 +11,9 @@ works as in Keras (endless ``(x_batch, y_batch)`` numpy batches, N×H×W×C floa
 to plot a few augmented images.
 
 ``rescale`` is applied once, up front (uint8 input with ``rescale=1/255`` is left as uint8:
-the model's ``Preprocess`` scales it the same way). Keras's random draws differ from
-ours, and the validation split of ``flow_from_directory`` is stratified. Feature-wise and
+the model's ``Preprocess`` scales it the same way). Keras's random augmentation draws
+differ from ours; the order of a seeded flow and ``flow_from_directory``'s files, split and
+batches are Keras's (``directory_flow``). Feature-wise and
 sample-wise normalisation, ZCA and ``preprocessing_function`` are not augmentation in
 cnnkit: normalisation lives in the model's ``Preprocess`` (mean/std) so prediction applies
 it too; those arguments raise with that advice.
