@@ -14,6 +14,7 @@ It builds the tree of ``tests/data/keras_tree.py`` in a temporary folder and wri
   interpolation / color_mode / crop / pad option; ``jpeg_pixels.npz`` the same for a few
   of the shared CIFAR-10 JPEGs when they are present.
 - ``flow.json`` + ``flow_pixels.npz``: ``ImageDataGenerator().flow_from_directory``.
+- ``image_utils.npz``: ``load_img``, ``img_to_array``, ``smart_resize``, ``array_to_img``.
 - ``load_data.json``: shapes and dtypes of ``keras.datasets.<name>.load_data()`` (they
   download, which this machine cannot do: taken from Keras's source and docstrings, with
   the dtype NumPy gives the arrays those loaders build).
@@ -219,6 +220,22 @@ def record_flow(root: Path):
     return out, pixels
 
 
+def record_image_utils(root: Path) -> dict:
+    """keras.utils.load_img / img_to_array / smart_resize / array_to_img on one tree file."""
+    path = str(root / "cat" / "cat_01.png")
+    out = {}
+    img = keras.utils.load_img(path, target_size=SIZE)
+    out["load_img_nearest"] = keras.utils.img_to_array(img)
+    img = keras.utils.load_img(path, target_size=SIZE, interpolation="bilinear",
+                               keep_aspect_ratio=True)
+    out["load_img_bilinear_keep"] = keras.utils.img_to_array(img)
+    out["load_img_grey"] = keras.utils.img_to_array(keras.utils.load_img(path, color_mode="grayscale"))
+    full = keras.utils.img_to_array(keras.utils.load_img(path))
+    out["smart_resize"] = keras.preprocessing.image.smart_resize(full, SIZE)
+    out["array_to_img"] = np.asarray(keras.utils.array_to_img(full * 0.5 + 10))
+    return out
+
+
 def record_load_data() -> dict:
     # Keras's loaders, as written in keras/src/datasets/*.py: mnist reads mnist.npz (uint8
     # arrays), fashion_mnist np.frombuffer(..., np.uint8), cifar10 fills np.empty(...,
@@ -248,6 +265,7 @@ def main():
         flow, flow_pixels = record_flow(root)
         (OUT / "flow.json").write_text(json.dumps(flow))
         np.savez_compressed(OUT / "flow_pixels.npz", **flow_pixels)
+        np.savez_compressed(OUT / "image_utils.npz", **record_image_utils(root))
     cifar = REPO.parent / "shared" / "datasets" / "cifar10-jpeg" / "train"
     if cifar.is_dir():
         np.savez_compressed(OUT / "jpeg_pixels.npz", **record_jpeg(cifar))
