@@ -236,3 +236,10 @@ def test_broken_link_is_skipped_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="gone.png: unreadable"):
         ds = load(root, shuffle=False)
     assert len(ds.file_paths) == 60
+
+
+def test_a_folder_too_big_for_memory_is_refused_up_front(tree, monkeypatch):
+    from cnnkit.data import keras_decode
+    monkeypatch.setattr(keras_decode, "_physical_memory", lambda: 10_000)
+    with pytest.raises(MemoryError, match="smaller image_size"):
+        load(tree, image_size=(64, 64), cache=False)

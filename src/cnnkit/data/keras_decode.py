@@ -75,9 +75,28 @@ def _decode_chunk(rows, out, ok, reasons, options):
         ok[row] = True
 
 
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform
+        return None
+
+
+def _check_fits(n: int, channels: int, h: int, w: int) -> None:
+    """Refuse, with what to do, an array that cannot fit in memory (not an OOM kill later)."""
+    need, have = n * channels * h * w, _physical_memory()
+    if have is not None and need > 0.75 * have:
+        raise MemoryError(
+            f"{n} images of {h}×{w}×{channels} need {need / 2**30:.1f} GiB as uint8, more than "
+            f"this machine's memory allows ({have / 2**30:.1f} GiB): pass a smaller image_size "
+            "(Keras's default is 256×256), or stream the folder with "
+            "cnnkit.datasets.stream_from_directory")
+
+
 def _decode(paths: list[str], options: dict, workers: int | None):
     n = len(paths)
     h, w = options["image_size"]
+    _check_fits(n, _CHANNELS[options["color_mode"]], h, w)
     out = np.zeros((n, _CHANNELS[options["color_mode"]], h, w), np.uint8)
     ok = np.zeros(n, bool)
     reasons: dict[int, str] = {}
