@@ -184,3 +184,13 @@ def test_augmentation_before_rescaling_feeds_raw_pixels(nested):
     assert model.preprocess.scale == 1.0
     plain = cnnkit.Sequential([layers.Input((8, 8, 3)), layers.Flatten(), layers.Dense(2)])
     assert plain.preprocess.scale == pytest.approx(1 / 255)
+
+
+def test_fit_on_a_dataset_of_unknown_length(tree):
+    ds = image_dataset_from_directory(tree, image_size=(12, 16), batch_size=8, seed=3,
+                                      verbose=False)
+    filtered = ds.map(lambda x, y: (x, y)).filter(lambda x, y: len(y) == 8)
+    with pytest.raises(TypeError, match="unknown"):
+        len(filtered)
+    hist = _model().fit(filtered, epochs=1, verbose=0)
+    assert len(hist.history["loss"]) == 1

@@ -85,6 +85,17 @@ class _EngineBatches(torch.utils.data.IterableDataset):
             yield (x, *rest) if rest else x
 
 
+class _Loader(torch.utils.data.DataLoader):
+    """The engine's view of a mapped Dataset; 0 batches means 'not known' (after filter,
+    unbatch, repeat), which the progress bar shows as unknown."""
+
+    def __len__(self) -> int:
+        try:
+            return len(self.dataset)
+        except TypeError:
+            return 0
+
+
 class Dataset:
     """Batches of images from memory, with the ``tf.data.Dataset`` methods tutorials use.
 
@@ -284,7 +295,7 @@ class Dataset:
         """The tensors themselves when nothing was mapped (the fast path), else the
         batches in the engine's layout (a DataLoader over them)."""
         if self._stages:
-            return torch.utils.data.DataLoader(_EngineBatches(self), batch_size=None)
+            return _Loader(_EngineBatches(self), batch_size=None)
         if self._batch_size is None:
             raise ValueError("this dataset yields single images; the model needs batches: "
                              "call .batch(32) on it")
