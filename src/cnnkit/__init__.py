@@ -22,7 +22,7 @@ __all__ = ["Model", "Sequential", "Trainer", "load_model", "layers", "callbacks"
 def __getattr__(name):
     # Heavier or optional parts load on first use.
     import importlib
-    if name in ("datasets", "applications", "explain", "export", "models"):
+    if name in ("datasets", "applications", "explain", "export", "models", "preprocessing"):
         return importlib.import_module(f".{name}", __name__)
     if name == "transfer":
         return importlib.import_module(".models.transfer", __name__).transfer

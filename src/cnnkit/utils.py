@@ -8,11 +8,23 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["to_categorical", "set_random_seed", "pick_device", "device_problem", "DeviceError"]
+__all__ = ["to_categorical", "set_random_seed", "pick_device", "device_problem", "DeviceError",
+           "image_dataset_from_directory", "load_img", "img_to_array", "array_to_img"]
 
 
 class DeviceError(ValueError, RuntimeError):
     """A device that is not a device name, or that this machine does not have."""
+
+
+def __getattr__(name):
+    # Keras's keras.utils data helpers, loaded on first use (they pull in the data package).
+    if name == "image_dataset_from_directory":
+        from .data.keras_folder import image_dataset_from_directory
+        return image_dataset_from_directory
+    if name in ("load_img", "img_to_array", "array_to_img"):
+        from .data import keras_image
+        return getattr(keras_image, name)
+    raise AttributeError(f"module 'cnnkit.utils' has no attribute {name!r}")
 
 
 def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.ndarray:

@@ -119,7 +119,8 @@ def test_cifar_archive_is_downloaded_verified_extracted_and_removed(tmp_path, ht
         meta=(info.meta[0], _md5((base / info.meta[0]).read_bytes())))
     monkeypatch.setitem(D.DATASETS, "cifar10", entry)
     (x, y), (xt, yt) = datasets.cifar10.load_data(quiet=True)
-    assert np.array_equal(x, arrays["train"][0]) and np.array_equal(yt, arrays["test"][1])
+    # load_data gives Keras's CIFAR labels: (N, 1) uint8
+    assert np.array_equal(x, arrays["train"][0]) and np.array_equal(yt[:, 0], arrays["test"][1])
     where = private_cache / "datasets" / "cifar10"
     assert not (where / "cifar-10-python.tar.gz").exists()
     assert (where / "cifar-10-batches-py" / "data_batch_5").is_file()

@@ -37,6 +37,11 @@ def _pair(factor, name: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    """N×H×W×C images: 1, 3 or 4 channels last and not in front (N×C×H×W is the default)."""
+    return x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4)
+
+
 def _plain(v):
     return list(v) if isinstance(v, tuple) else v
 
@@ -76,6 +81,8 @@ class _RandomLayer(nn.Module):
             return x
         if not x.is_floating_point():
             x = x.float()
+        if _channels_last(x):  # a Keras-layout batch, e.g. in dataset.map(...) as Keras's docs do
+            return self.transform(x.movedim(-1, -3), self.generator()).movedim(-3, -1)
         return self.transform(x, self.generator())
 
     def transform(self, x: torch.Tensor, generator) -> torch.Tensor:  # pragma: no cover

@@ -216,7 +216,8 @@ def _missing_message(ds: DatasetInfo, where: Path, missing: list[str], splits: l
     train_names = [f for f, _ in ds.files["train"]]
     if set(splits) == {"train", "test"} and not set(train_names) & set(missing):
         lines.append("This folder holds only the training split (the test files are missing): "
-                     "load(..., split='train') reads it; hold out part of it for validation.")
+                     f"cnnkit.datasets.{ds.name}.load_data(path=..., split='train') (or "
+                     "load(..., split='train')) reads it; hold out part of it for validation.")
     if not local:
         lines.append(f"Offline, or the download failed. Put these canonical files into {where}/"
                      " (or into a folder you pass as path=...):")

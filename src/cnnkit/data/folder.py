@@ -1,5 +1,9 @@
 """Image folders -> a uint8 tensor dataset, decoded once in parallel and cached on disk.
 
+This is cnnkit's own loader (``cnnkit.datasets.image_dataset_from_directory``, used by
+``cnnkit train``). Keras's exact contract (batches, Keras's file order and split) is
+``cnnkit.utils.image_dataset_from_directory``, in ``keras_folder.py``.
+
 ``image_dataset_from_directory`` follows Keras's spelling. Differences, on purpose:
 
 - It returns an ``ImageDataset`` (the whole folder as tensors: ``.images`` uint8

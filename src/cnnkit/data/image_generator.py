@@ -11,8 +11,9 @@ works as in Keras (endless ``(x_batch, y_batch)`` numpy batches, N×H×W×C floa
 to plot a few augmented images.
 
 ``rescale`` is applied once, up front (uint8 input with ``rescale=1/255`` is left as uint8:
-the model's ``Preprocess`` scales it the same way). Keras's random draws differ from
-ours, and the validation split of ``flow_from_directory`` is stratified. Feature-wise and
+the model's ``Preprocess`` scales it the same way). Keras's random augmentation draws
+differ from ours; the order of a seeded flow and ``flow_from_directory``'s files, split and
+batches are Keras's (``directory_flow``). Feature-wise and
 sample-wise normalisation, ZCA and ``preprocessing_function`` are not augmentation in
 cnnkit: normalisation lives in the model's ``Preprocess`` (mean/std) so prediction applies
 it too; those arguments raise with that advice.
@@ -91,6 +92,7 @@ class DataFlow:
         self._output_scale = output_scale  # engine scale -> Keras's output scale
         self._order = None
         self._pos = 0
+        self.total_batches_seen = 0
         self._generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
 
     @property
@@ -104,6 +106,10 @@ class DataFlow:
         flow's batch size wins, as in Keras; an ``augment`` given to ``fit`` as well runs
         after the flow's.
         """
+        if getattr(self, "class_mode", None) == "input":
+            raise NotImplementedError("fit on a flow with class_mode='input' (the images as "
+                                      "their own targets) is not supported; pass class_mode="
+                                      "'categorical', 'sparse' or 'binary'")
         x, y = (self.dataset, None) if getattr(self, "dataset", None) is not None else (self.x,
                                                                                         self.y)
         aug = self.augment
@@ -111,25 +117,66 @@ class DataFlow:
             aug = augment if aug is None else _Chain(aug, augment)
         return x, y, self.batch_size or batch_size, aug
 
+    def eval_source(self):
+        """What ``evaluate``/``predict``/``validation_data`` read: the images (already
+        rescaled) and labels as tensors, without augmentation."""
+        if getattr(self, "dataset", None) is not None:
+            return self.dataset
+        from .dataset import TensorSource
+        from .loader import as_tensors
+        images, labels = as_tensors(self.x, self.y)
+        return TensorSource(images, labels, self.class_names, self.batch_size)
+
     def __len__(self) -> int:
         """Batches per epoch (as Keras's iterators)."""
         return math.ceil(self.n / self.batch_size)
+
+    def _new_order(self) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n)
+        if self.seed is not None:  # Keras: np.random.seed(seed + total_batches_seen)
+            rng = np.random.RandomState(int(self.seed) + self.total_batches_seen)
+            return torch.from_numpy(rng.permutation(self.n))
+        return torch.randperm(self.n, generator=self._generator)
+
+    def reset(self) -> None:
+        """Start the next batch at the beginning of a new epoch (Keras's ``reset``)."""
+        self._pos = 0
+        self._order = None
+
+    def on_epoch_end(self) -> None:
+        self._order = self._new_order()
+
+    def __getitem__(self, index: int):
+        """Batch ``index`` of the current epoch's order (Keras's ``iterator[i]``)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of a flow with {len(self)} batches")
+        if self._order is None:
+            self._order = self._new_order()
+        self.total_batches_seen += 1
+        return self._batch(self._order[index * self.batch_size:(index + 1) * self.batch_size])
 
     def __iter__(self):
         return self
 
     def __next__(self):
         """The next augmented batch, Keras-style: (float32 N×H×W×C numpy, labels)."""
-        if self._order is None or self._pos >= self.n:
-            self._order = (torch.randperm(self.n, generator=self._generator) if self.shuffle
-                           else torch.arange(self.n))
+        if self._pos >= self.n:
             self._pos = 0
+        if self._pos == 0:  # an epoch starts: a new order, drawn as Keras draws it
+            self._order = self._new_order()
         idx = self._order[self._pos:self._pos + self.batch_size]
         self._pos += self.batch_size
+        self.total_batches_seen += 1
+        return self._batch(idx)
+
+    def _batch(self, idx: torch.Tensor):
         x = _nchw_float(self.x, idx)
         if self.augment is not None:
             x = self.augment(x, self._generator)
         x = (x * self._output_scale).permute(0, 2, 3, 1).numpy()
+        if getattr(self, "_targets_are_inputs", False):  # class_mode='input'
+            return x, x.copy()
         if self.y is None:
             return x
         y = self.y[idx.numpy()] if isinstance(self.y, np.ndarray) else self.y[idx]
@@ -250,27 +297,24 @@ class ImageDataGenerator:
 
     def flow_from_directory(self, directory, target_size=(256, 256), color_mode="rgb",
                             classes=None, class_mode="categorical", batch_size: int = 32,
-                            shuffle: bool = True, seed: int | None = None,
+                            shuffle: bool = True, seed: int | None = None, save_to_dir=None,
+                            save_prefix="", save_format="png", follow_links: bool = False,
                             subset: str | None = None, interpolation: str = "nearest",
-                            follow_links: bool = False, keep_aspect_ratio: bool = False,
-                            **ignored) -> DataFlow:
-        """Load ``directory/<class>/*`` once (cached, see ``image_dataset_from_directory``)
-        and wrap it like ``flow``; ``class_indices`` maps class names to labels."""
-        from .folder import image_dataset_from_directory
-
-        split = self.validation_split if subset is not None else None
-        ds = image_dataset_from_directory(
-            directory, class_names=classes, color_mode=color_mode, image_size=target_size,
-            seed=seed, validation_split=split, subset=subset,
-            interpolation=interpolation, follow_links=follow_links,
-            crop_to_aspect_ratio=keep_aspect_ratio)
-        flow = self.flow(ds.images, ds.labels, batch_size=batch_size, shuffle=shuffle,
-                         seed=seed)
-        flow.class_names = ds.class_names
-        flow.class_indices = {c: i for i, c in enumerate(ds.class_names)}
-        flow.class_mode = class_mode
-        flow.dataset = ds
-        return flow
+                            keep_aspect_ratio: bool = False, *, cache: bool = True,
+                            workers: int | None = None) -> DataFlow:
+        """Keras's ``DirectoryIterator``: the same files in the same order, the same
+        per-class ``subset`` split, batches in ``class_mode``'s layout and dtypes. The
+        images are decoded once into memory (see ``directory_flow``)."""
+        from .directory_flow import directory_flow
+        if save_to_dir is not None:
+            raise NotImplementedError("save_to_dir: cnnkit does not write augmented images; "
+                                      "iterate the flow and save the batches you want")
+        if subset is not None and not self.validation_split:
+            raise ValueError("flow_from_directory(subset=...) needs "
+                             "ImageDataGenerator(validation_split=...)")
+        return directory_flow(self, directory, target_size, color_mode, classes, class_mode,
+                              batch_size, shuffle, seed, follow_links, subset, interpolation,
+                              keep_aspect_ratio, cache=cache, workers=workers)
 
     def random_transform(self, x, seed: int | None = None) -> np.ndarray:
         """One H×W×C image, randomly transformed (Keras's per-image method)."""

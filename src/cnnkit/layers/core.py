@@ -163,7 +163,7 @@ class Layer(WeightOptions, nn.Module):
     def build(self, input_shape: tuple) -> None:
         input_shape = tuple(int(s) for s in input_shape)
         self._check_input(input_shape)
-        from .train.sanity import check_weights_fit
+        from ..train.sanity import check_weights_fit
         check_weights_fit(self, input_shape)  # refuse weights that cannot fit, before allocating
         self._build(input_shape)
         self.input_shape_ = input_shape

@@ -36,6 +36,12 @@ def _is_dataset(obj) -> bool:
     return hasattr(obj, "images") and hasattr(obj, "labels")
 
 
+def _eval_source(obj):
+    """Keras-style data objects (``image_dataset_from_directory``'s Dataset, generator
+    flows) -> what evaluate/predict/validation read: their tensors, or a batch loader."""
+    return obj.eval_source() if hasattr(obj, "eval_source") else obj
+
+
 def _is_batch_iterable(obj) -> bool:
     """A DataLoader-like source of ready batches (not arrays, tensors, tuples or datasets)."""
     return isinstance(obj, (torch.utils.data.DataLoader, InMemoryLoader))
@@ -318,6 +324,7 @@ class Model(nn.Module):
         self._require_compiled()
         if hasattr(x, "flow_spec"):  # ImageDataGenerator(...).flow(x, y)
             x, y, batch_size, augment = x.flow_spec(batch_size, augment)
+        validation_data = _eval_source(validation_data)
         batch_size = batch_size or 32
         if _is_batch_iterable(x):  # a torch DataLoader or any iterable of (x, y) batches
             val = self._val_batches(validation_data, batch_size)
@@ -342,7 +349,9 @@ class Model(nn.Module):
             weights = weights[:cut] if weights is not None else None
         self._check_labels(labels)
         val_loader, v_labels = None, None
-        if validation_data is not None:
+        if validation_data is not None and _is_batch_iterable(validation_data):
+            val_loader = validation_data
+        elif validation_data is not None:
             vx, vy = (validation_data if not _is_dataset(validation_data)
                       else (validation_data, None))
             v_images, v_labels = self._images_labels(vx, vy)
@@ -369,6 +378,7 @@ class Model(nn.Module):
         """Loss and metrics on held-out data: a scalar, a list [loss, *metrics] or a dict."""
         self._require_compiled()
         labels = None
+        x = _eval_source(x)
         if _is_batch_iterable(x):
             batches = sanity.checked_batches(self, x)
         else:
@@ -390,6 +400,13 @@ class Model(nn.Module):
     def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
         """Class probabilities as numpy, (N, classes); a single image gives (classes,)."""
         single = False
+        x = _eval_source(x)
+        if _is_batch_iterable(x):
+            device = self.device or next(self.parameters()).device
+            out = engine.predict_loop(self, x, device=device, precision=self.precision)
+            if self.output_activation is None and self.output_kind == "logits":
+                out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
+            return out.numpy()
         if not _is_dataset(x):
             arr = x if isinstance(x, torch.Tensor) else np.asarray(x)
             expected = self.torch_input_shape
