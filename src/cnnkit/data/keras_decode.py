@@ -124,9 +124,10 @@ def decode_files(paths: list[str], options: dict, *, cache: bool = True, cache_d
     for p in paths:
         try:
             st = os.stat(p)
-            entries.append(FileEntry(os.path.abspath(p), 0, st.st_size, st.st_mtime_ns))
+            entries.append(FileEntry(os.path.abspath(p), 0, st.st_size, st.st_mtime_ns,
+                                     st.st_ctime_ns, st.st_ino))
         except OSError:  # e.g. a broken link: decoding reports it
-            entries.append(FileEntry(os.path.abspath(p), 0, -1, 0))
+            entries.append(FileEntry(os.path.abspath(p), 0, -1, 0, 0, 0))
     folder = cache_root(cache_dir) / "folders"
     root = Path(os.path.commonpath([e.path for e in entries])) if entries else Path(".")
     stem, key = _cache_key(root, entries, {**options, "kind": "keras-tf", "v": _VERSION})
