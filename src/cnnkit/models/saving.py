@@ -62,6 +62,12 @@ def model_config(model) -> dict:
 def save_model(model, path, overwrite: bool = True) -> Path:
     """Write the model folder atomically (a temp folder renamed into place)."""
     path = Path(path)
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):  # Keras files: models/keras_io
+        from . import keras_io
+        if path.suffix.lower() != ".keras":
+            raise keras_io.KerasFileError(f"cnnkit writes Keras 3 .keras files, not Keras 2 .h5; "
+                                          f"save as {path.with_suffix('.keras')}")
+        return keras_io.save_keras_model(model, path, overwrite=overwrite)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +157,10 @@ def load_model(path, module=None, device=None, compile: bool = True):
     optimizer state), so ``evaluate`` works at once.
     """
     path = Path(path)
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):  # Keras files: models/keras_io
+        from .keras_io import load_keras_model
+        model = load_keras_model(path, compile=compile)
+        return model.to(device) if device is not None else model
     config = read_config(path)
     model = _build(config, module)
     if config.get("input_shape") and model.input_shape is None:
@@ -174,6 +184,9 @@ def load_model(path, module=None, device=None, compile: bool = True):
 
 def save_weights(model, path) -> Path:
     path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):  # Keras's x.weights.h5: models/keras_io
+        from .keras_io import save_keras_weights
+        return save_keras_weights(model, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(_state_for_saving(model), str(tmp), metadata={"format": FORMAT})
@@ -184,6 +197,9 @@ def save_weights(model, path) -> Path:
 def load_weights(model, path, strict: bool = True) -> None:
     """Load safetensors weights, naming every key or shape that disagrees."""
     path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):  # Keras's x.weights.h5: models/keras_io
+        from .keras_io import load_keras_weights
+        return load_keras_weights(model, path)
     if path.is_dir():
         path = path / WEIGHTS_FILE
     if not path.exists():
