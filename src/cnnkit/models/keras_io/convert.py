@@ -75,8 +75,12 @@ def load_layers(layers: list[nn.Module], paths: list[tuple], store, what: str) -
             conv.load(layer, arrays, order)
         except Unsupported as err:
             problems.append(f"'{layer.name}' ({keras_class_name(layer)}): {err}")
+    used = set(map(tuple, paths))
+    unused = ["/".join(p) for p, arrays in store.arrays.items() if arrays and p not in used]
+    if unused:
+        problems.append(f"the file has weights for layers the model lacks ({short_list(unused)})")
     if problems:
-        raise KerasFileError(f"weights in {store.source} do not fit {what}: {short_list(problems)}")
+        raise KerasFileError(f"weights in {store.source} do not fit {what}: {'; '.join(problems[:8])}")
 
 
 def dump_layers(layers: list[nn.Module]) -> list[list[np.ndarray]]:

@@ -46,6 +46,7 @@ class Converter:
     # the Flatten order (see above): "keep" passes it on, "consume" (Dense) reads it and
     # outputs Keras's order, "flatten" starts one, "none" refuses a pending one
     order: str = "none"
+    build_config: bool = True  # Keras records the input shape of layers that build weights
 
 
 KERAS_LAYERS: dict[str, Converter] = {}
@@ -131,7 +132,7 @@ def initializer(class_name: str, **config) -> dict:
             "registered_name": None}
 
 
-GLOROT = initializer("GlorotUniform", seed=None)
+GLOROT = initializer("GlorotUniform", seed=None, input_axes=None, output_axes=None)
 ZEROS = initializer("Zeros")
 ONES = initializer("Ones")
 NO_REGULARIZERS = {"kernel_regularizer": None, "bias_regularizer": None,
@@ -203,6 +204,9 @@ def _dense_build(cfg):
 def _dense_load(layer, arrays, order):
     expect(arrays, 2 if layer.use_bias else 1, "Dense")
     kernel = arrays[0]  # Keras (in, out)
+    want = (layer.linear.in_features, layer.units)
+    if tuple(kernel.shape) != want:
+        raise Unsupported(f"Dense kernel has shape {tuple(kernel.shape)} in the file but {want} in the model")
     if order is not None:
         kernel = kernel[order]  # rows into cnnkit's (C, H, W) flatten order
     set_(layer.linear.weight, t(kernel).T, "Dense kernel")
@@ -248,6 +252,9 @@ def _bn_load(layer, arrays, order):
     if axis not in (-1, rank - 1):
         raise Unsupported(f"axis={axis} on a rank-{rank} input (cnnkit normalises the channel axis)")
     expect(arrays, 2 + layer.scale + layer.center, "BatchNormalization")
+    if any(a.shape != (layer.bn.num_features,) for a in arrays):
+        raise Unsupported(f"BatchNormalization arrays have shapes {[a.shape for a in arrays]} in the "
+                          f"file but ({layer.bn.num_features},) in the model")
     arrays = [a[order] if order is not None else a for a in arrays]
     names = (["gamma"] if layer.scale else []) + (["beta"] if layer.center else []) + \
         ["moving_mean", "moving_variance"]
@@ -293,7 +300,7 @@ def _pool(cls):
     def config(layer):
         return {**base_config(layer), "pool_size": list(layer.pool_size), "padding": layer.padding,
                 "strides": list(layer.strides), "data_format": "channels_last"}
-    return Converter(build, config)
+    return Converter(build, config, build_config=False)
 
 
 def _global_pool(cls):
@@ -303,7 +310,7 @@ def _global_pool(cls):
 
     def config(layer):
         return {**base_config(layer), "data_format": "channels_last", "keepdims": layer.keepdims}
-    return Converter(build, config)
+    return Converter(build, config, build_config=False)
 
 
 def _flatten_build(cfg):
@@ -342,14 +349,14 @@ register("Flatten", Converter(_flatten_build, lambda layer: {**base_config(layer
                                                                "data_format": "channels_last"},
                               order="flatten"))
 register("Dropout", Converter(_dropout_build, lambda layer: {
-    **base_config(layer), "rate": layer.rate, "seed": None, "noise_shape": None}, order="keep"))
+    **base_config(layer), "rate": layer.rate, "seed": None, "noise_shape": None}, order="keep", build_config=False))
 register("Rescaling", Converter(_rescaling_build, lambda layer: {
     **base_config(layer), "scale": layer.scale, "offset": layer.offset}, order="keep"))
 register("Activation", Converter(_activation_build, lambda layer: {
-    **base_config(layer), "activation": layer.activation_name or "linear"}, order="keep"))
+    **base_config(layer), "activation": layer.activation_name or "linear"}, order="keep", build_config=False))
 register("ReLU", Converter(_relu_build, lambda layer: {
     **base_config(layer), "max_value": layer.max_value, "negative_slope": layer.negative_slope,
-    "threshold": layer.threshold}, order="keep"))
+    "threshold": layer.threshold}, order="keep", build_config=False))
 
 
 # -- augmentation layers: random in training, identity at inference -------------------------

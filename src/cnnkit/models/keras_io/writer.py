@@ -64,11 +64,13 @@ def _check(model) -> list[nn.Module]:
     return layers
 
 
-def _layer_entry(layer) -> dict:
-    return {"module": "keras.layers", "class_name": keras_class_name(layer),
-            "config": converter_for(layer).keras_config(layer), "registered_name": None,
-            "build_config": {"input_shape": _keras_shape(layer.input_shape_)}
-            if getattr(layer, "input_shape_", None) else None}
+def _layer_entry(layer, input_shape) -> dict:
+    conv = converter_for(layer)
+    entry = {"module": "keras.layers", "class_name": keras_class_name(layer),
+             "config": conv.keras_config(layer), "registered_name": None}
+    if conv.build_config:
+        entry["build_config"] = {"input_shape": _keras_shape(input_shape)}
+    return entry
 
 
 def _compile_config(model) -> dict | None:
@@ -89,10 +91,8 @@ def model_config(model, layers) -> dict:
                 "config": {"batch_shape": input_shape, "dtype": "float32", "sparse": False,
                            "ragged": False, "name": "input_layer", "optional": False},
                 "registered_name": None}]
-    entries += [_layer_entry(layer) for layer in layers]
-    for entry in entries[1:]:
-        if entry["build_config"] is None:
-            del entry["build_config"]
+    shapes = [model.torch_input_shape] + list(model.output_shapes[:-1])  # each layer's input
+    entries += [_layer_entry(layer, shape) for layer, shape in zip(layers, shapes)]
     config = {"module": "keras", "class_name": "Sequential",
               "config": {"name": model.name, "trainable": True, "dtype": policy_config(model),
                          "layers": entries, "build_input_shape": input_shape},

@@ -1,0 +1,279 @@
+"""Keras files both ways: golden files written by real Keras 3.15 / Keras 2.21
+(scripts/keras_golden/keras_files.py) load with Keras's outputs; cnnkit writes .keras files
+laid out as Keras writes them. No TensorFlow needed (the slow test at the end uses it where
+/work/tfvenv exists)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("h5py")
+
+import cnnkit  # noqa: E402
+from cnnkit import layers  # noqa: E402
+from cnnkit.models.keras_io import KerasFileError  # noqa: E402
+from cnnkit.models.keras_io.graph import parse_model_config  # noqa: E402
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "keras" / "files"
+TF_PYTHON = Path(os.environ.get("CNNKIT_TF_PYTHON", "/work/tfvenv/bin/python"))
+
+
+def nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+
+
+def outputs(model, x: np.ndarray) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        return model(nchw(x)).numpy()
+
+
+def golden(name: str):
+    data = np.load(GOLDEN / f"{name}.npz")
+    return data["x"], data["y"]
+
+
+@pytest.mark.parametrize("file, expected", [
+    ("seq_cnn.keras", "seq_cnn"),  # Rescaling, RandomFlip, conv same+strides, BN, both poolings, Flatten->Dense
+    ("gap_cnn.keras", "gap_cnn"),  # no-bias conv, BN momentum/epsilon, ReLU, dilation, GAP head
+    ("gap_cnn_legacy.h5", "gap_cnn_legacy"),  # the same model in the HDF5 layout
+    ("keras2_cnn.h5", "keras2_cnn"),  # written by Keras 2 (tf_keras 2.21) itself
+    ("flatten_bn.keras", "flatten_bn"),  # BatchNorm on flattened features
+    ("nested.keras", "nested"),  # a data_augmentation Sequential as the first layer
+    ("functional_chain.keras", "functional_chain"),  # a straight-line functional model
+])
+def test_keras_file_gives_keras_outputs(file, expected):
+    model = cnnkit.load_model(GOLDEN / file)
+    x, y = golden(expected)
+    np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
+
+
+def test_loaded_model_keeps_keras_names_and_compiles_as_saved():
+    model = cnnkit.load_model(GOLDEN / "seq_cnn.keras")
+    assert [layer.name for layer in model.layers][:4] == ["rescaling", "random_flip", "conv2d",
+                                                          "batch_normalization"]
+    assert model.compiled and model.compile_config["loss"] == "sparse_categorical_crossentropy"
+    assert model.preprocess.scale == 1.0  # starts with Rescaling: raw pixels in, as in Keras
+    x, y = golden("seq_cnn")
+    np.testing.assert_allclose(model.predict(x), y, atol=1e-5, rtol=0)  # NHWC numpy, softmax head
+
+
+def test_nested_sequential_is_inlined_in_order():
+    model = cnnkit.load_model(GOLDEN / "nested.keras")
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "RandomFlip", "RandomRotation", "RandomZoom", "Conv2D", "GlobalMaxPooling2D", "Dense"]
+
+
+def test_load_weights_from_keras3_weights_file():
+    model = cnnkit.load_model(GOLDEN / "seq_cnn.keras")
+    x, y_other = golden("seq_cnn_other")
+    before = outputs(model, x)
+    model.load_weights(GOLDEN / "seq_cnn_other.weights.h5")
+    after = outputs(model, x)
+    assert np.abs(before - y_other).max() > 1e-3  # the file really changed the weights
+    np.testing.assert_allclose(after, y_other, atol=1e-5, rtol=0)
+
+
+def test_load_weights_from_keras2_weights_file_matches_layers_in_order():
+    model = cnnkit.load_model(GOLDEN / "keras2_cnn.h5")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    model.load_weights(GOLDEN / "keras2_cnn_weights.h5")
+    x, y = golden("keras2_cnn")
+    np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
+
+
+def test_load_weights_into_a_model_built_in_cnnkit():
+    """The Keras code rebuilt in cnnkit (other layer names) takes the Keras weights file."""
+    model = cnnkit.Sequential([
+        layers.Input((12, 12, 3)), layers.Rescaling(1 / 255.0), layers.RandomFlip("horizontal"),
+        layers.Conv2D(6, 3, strides=2, padding="same", activation="relu"),
+        layers.BatchNormalization(), layers.MaxPooling2D(padding="same"),
+        layers.Conv2D(5, 2), layers.Activation("tanh"),
+        layers.AveragePooling2D(pool_size=2, strides=1, padding="same"), layers.Flatten(),
+        layers.Dropout(0.3), layers.Dense(7, activation="relu"),
+        layers.Dense(4, activation="softmax", name="my_head")])
+    model.load_weights(GOLDEN / "seq_cnn_other.weights.h5")
+    x, y = golden("seq_cnn_other")
+    np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
+
+
+def test_weights_for_another_architecture_are_refused_in_one_line():
+    model = cnnkit.Sequential([layers.Input((12, 12, 3)), layers.Conv2D(6, 3), layers.Flatten(),
+                               layers.Dense(4)])
+    with pytest.raises(KerasFileError) as err:
+        model.load_weights(GOLDEN / "seq_cnn_other.weights.h5")
+    msg = str(err.value)
+    assert "\n" not in msg and "'dense' (Dense): Dense kernel has shape (20, 7)" in msg
+    assert "layers the model lacks (batch_normalization, conv2d_1, dense_1)" in msg
+
+
+def test_lambda_layer_is_refused_not_run():
+    with pytest.raises(KerasFileError) as err:
+        cnnkit.load_model(GOLDEN / "lambda.keras")
+    msg = str(err.value)
+    assert "\n" not in msg and "'lambda' (Lambda" in msg and "refuses to run" in msg
+
+
+def test_all_unconvertible_layers_are_named_in_one_line():
+    with pytest.raises(KerasFileError) as err:
+        cnnkit.load_model(GOLDEN / "unknown.keras")
+    msg = str(err.value)
+    assert "\n" not in msg and "2 layer(s)" in msg
+    assert "'gaussian_noise' (GaussianNoise" in msg and "'activity_regularization' (ActivityRegularization" in msg
+
+
+def test_branching_functional_model_parses_to_a_graph():
+    with zipfile.ZipFile(GOLDEN / "residual.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    graph = parse_model_config(config, "residual.keras")
+    assert graph.chain() is None
+    name = {spec.class_name: spec.name for spec in graph.layers.values()}  # Keras counts per session
+    calls = {call.layer: call.inputs for call in graph.calls}
+    input_ref = graph.inputs[0][0]
+    assert calls[name["Add"]] == [input_ref, (name["Conv2D"], 0, 0)]
+    assert graph.outputs == [(name["Dense"], 0, 0)] and graph.inputs[0][1] == (6, 6, 2)
+    assert graph.layers[name["Conv2D"]].path == ("conv2d",)  # where Keras 3 keeps its weights
+    with pytest.raises(KerasFileError, match="Add: no cnnkit equivalent"):  # until the functional builder lands
+        cnnkit.load_model(GOLDEN / "residual.keras")
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "not a zip|corrupt"),
+    (lambda p: p.write_bytes(b"hello, not a model"), "not a zip"),
+    ("drop_weights", "no model.weights.h5"),
+    ("drop_config", "no config.json"),
+])
+def test_damaged_keras_file_gives_one_clear_line(tmp_path, damage, expected):
+    path = tmp_path / "model.keras"
+    shutil.copy(GOLDEN / "gap_cnn.keras", path)
+    if isinstance(damage, str):
+        keep = "config.json" if damage == "drop_weights" else "model.weights.h5"
+        with zipfile.ZipFile(GOLDEN / "gap_cnn.keras") as src, zipfile.ZipFile(path, "w") as dst:
+            dst.writestr(keep, src.read(keep))
+    else:
+        damage(path)
+    with pytest.raises(KerasFileError, match=expected) as err:
+        cnnkit.load_model(path)
+    assert "\n" not in str(err.value)
+
+
+def test_weights_only_h5_given_to_load_model_says_use_load_weights():
+    with pytest.raises(KerasFileError, match="load_weights"):
+        cnnkit.load_model(GOLDEN / "keras2_cnn_weights.h5")
+
+
+# -- writing -------------------------------------------------------------------------------
+def _strip_ids(obj):
+    if isinstance(obj, dict):
+        return {k: _strip_ids(v) for k, v in obj.items() if k != "shared_object_id"}
+    if isinstance(obj, list):
+        return [_strip_ids(v) for v in obj]
+    return obj
+
+
+@pytest.mark.parametrize("name", ["seq_cnn", "gap_cnn", "flatten_bn"])
+def test_written_keras_file_has_keras_layout(tmp_path, name):
+    """Loaded from Keras's file and written back: the same layer configs and h5 paths."""
+    import h5py
+    model = cnnkit.load_model(GOLDEN / f"{name}.keras")
+    model.save(tmp_path / "out.keras")
+    with zipfile.ZipFile(GOLDEN / f"{name}.keras") as a, zipfile.ZipFile(tmp_path / "out.keras") as b:
+        assert set(b.namelist()) == {"metadata.json", "config.json", "model.weights.h5"}
+        theirs, ours = (_strip_ids(json.loads(z.read("config.json"))) for z in (a, b))
+        (tmp_path / "keras.h5").write_bytes(a.read("model.weights.h5"))
+        (tmp_path / "ours.h5").write_bytes(b.read("model.weights.h5"))
+    theirs["config"]["layers"][0]["config"]["name"] = "input_layer"  # Keras counts per session
+    assert ours["config"]["layers"] == theirs["config"]["layers"]
+    assert ours["build_config"] == theirs["build_config"]
+
+    def datasets(path):
+        found = {}
+        with h5py.File(path) as f:
+            f.visititems(lambda k, v: found.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+        return {k: v for k, v in found.items() if not k.startswith("optimizer")}
+    mine, keras_ = datasets(tmp_path / "ours.h5"), datasets(tmp_path / "keras.h5")
+    assert mine.keys() == keras_.keys()
+    for key in mine:
+        np.testing.assert_allclose(mine[key], keras_[key], atol=0, rtol=0)
+
+
+def _trained_cnnkit_model():
+    torch.manual_seed(0)
+    model = cnnkit.Sequential([
+        layers.Input((10, 10, 3)), layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.BatchNormalization(), layers.MaxPooling2D(), layers.Flatten(), layers.Dropout(0.2),
+        layers.Dense(3, activation="softmax")], name="mine")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).uniform(size=(16, 10, 10, 3)).astype("float32")
+    model.fit(x, np.arange(16) % 3, epochs=2, batch_size=8, verbose=0)
+    return model.eval(), x
+
+
+def test_cnnkit_model_saved_as_keras_loads_back_with_same_outputs(tmp_path):
+    model, x = _trained_cnnkit_model()
+    model.save(tmp_path / "mine.keras")
+    again = cnnkit.load_model(tmp_path / "mine.keras")
+    np.testing.assert_allclose(outputs(again, x), outputs(model, x), atol=1e-6, rtol=0)
+    assert again.compiled and again.compile_config["optimizer"] == "adam"
+    model.save_weights(tmp_path / "mine.weights.h5")
+    again.load_weights(tmp_path / "mine.weights.h5")
+    np.testing.assert_allclose(outputs(again, x), outputs(model, x), atol=1e-6, rtol=0)
+
+
+def test_models_keras_cannot_hold_are_refused_in_one_line(tmp_path):
+    model = cnnkit.Model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)), input_shape=(2, 2, 3))
+    with pytest.raises(KerasFileError, match="model.save\\('folder'\\)"):
+        model.save(tmp_path / "plain.keras")
+    seq = cnnkit.Sequential([layers.Input((4, 4, 3)), layers.Flatten(), layers.Dense(2)])
+    seq.preprocess = seq.preprocess.from_config({"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.2] * 3})
+    with pytest.raises(KerasFileError, match="mean, std"):
+        seq.save(tmp_path / "norm.keras")
+    with pytest.raises(KerasFileError, match="x.keras"):
+        seq.save(tmp_path / "x.h5")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_folder_save_keeps_cnnkit_format(tmp_path):
+    model, x = _trained_cnnkit_model()
+    model.save(tmp_path / "folder")
+    assert (tmp_path / "folder" / "model.safetensors").is_file()
+    np.testing.assert_allclose(outputs(cnnkit.load_model(tmp_path / "folder"), x), outputs(model, x), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_real_keras_loads_cnnkit_file_with_same_outputs(tmp_path):
+    """The save direction checked by Keras itself (skipped without the TensorFlow venv)."""
+    if not TF_PYTHON.is_file():
+        pytest.skip(f"no TensorFlow interpreter at {TF_PYTHON}")
+    model, x = _trained_cnnkit_model()
+    model.save(tmp_path / "mine.keras")
+    seq = cnnkit.load_model(GOLDEN / "seq_cnn.keras")
+    seq.save(tmp_path / "seq.keras")
+    xs, _ = golden("seq_cnn")
+    np.savez(tmp_path / "io.npz", x_mine=x, y_mine=outputs(model, x), x_seq=xs, y_seq=outputs(seq, xs))
+    script = (
+        "import os, sys, numpy as np\n"
+        "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n"
+        "import keras\n"
+        "d = np.load(sys.argv[1] + '/io.npz')\n"
+        "for name in ('mine', 'seq'):\n"
+        "    m = keras.saving.load_model(sys.argv[1] + f'/{name}.keras')\n"
+        "    print(name, float(np.abs(m.predict(d['x_' + name], verbose=0) - d['y_' + name]).max()))\n")
+    run = subprocess.run([str(TF_PYTHON), "-c", script, str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)
+    if run.returncode != 0 and "No module named" in run.stderr:
+        pytest.skip("tensorflow/keras not installed in the TensorFlow venv")
+    assert run.returncode == 0, run.stderr[-2000:]
+    diffs = dict(line.split() for line in run.stdout.strip().splitlines())
+    assert float(diffs["mine"]) < 1e-5 and float(diffs["seq"]) < 1e-5, diffs
