@@ -57,6 +57,21 @@ def test_keras_file_gives_keras_outputs(file, expected):
     np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
 
 
+def test_flatten_order_is_asked_of_the_layer(monkeypatch, tmp_path):
+    """A Flatten that flattens channels-last (Keras's order) needs no permuted Dense rows:
+    both kinds of Flatten give Keras's outputs, loading and saving."""
+    x, y = golden("flatten_bn")
+    nchw_model = cnnkit.load_model(GOLDEN / "flatten_bn.keras")
+    nchw_kernel = nchw_model.layers[-1].linear.weight.detach().clone()
+    monkeypatch.setattr(layers.Flatten, "forward", lambda self, t: t.permute(0, 2, 3, 1).flatten(1))
+    model = cnnkit.load_model(GOLDEN / "flatten_bn.keras")
+    np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
+    assert not torch.equal(model.layers[-1].linear.weight, nchw_kernel)  # rows kept in Keras's order
+    model.save(tmp_path / "again.keras")
+    monkeypatch.undo()
+    np.testing.assert_allclose(outputs(cnnkit.load_model(tmp_path / "again.keras"), x), y, atol=1e-5, rtol=0)
+
+
 def test_loaded_model_keeps_keras_names_and_compiles_as_saved():
     model = cnnkit.load_model(GOLDEN / "seq_cnn.keras")
     assert [layer.name for layer in model.layers][:4] == ["rescaling", "random_flip", "conv2d",

@@ -7,6 +7,7 @@ Dense after a Flatten gets its kernel rows in cnnkit's (C, H, W) order.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 from .errors import KerasFileError, short_list
@@ -21,12 +22,20 @@ def converter_for(layer: nn.Module):
     return conv
 
 
-def _flatten_order(shape: tuple) -> np.ndarray | None:
-    """cnnkit feature i of a flattened (C, H, W) map is Keras's feature order[i] of (H, W, C)."""
+def _flatten_order(layer: nn.Module) -> np.ndarray | None:
+    """Where each of the Flatten's outputs sits in Keras's (H, W, C) flatten order.
+
+    Asked of the layer itself (it runs on a map holding each pixel's Keras index), so it holds
+    for a Flatten that flattens (C, H, W) as NCHW does and for one that flattens channels-last.
+    None when the two orders agree."""
+    shape = tuple(getattr(layer, "input_shape_", None) or ())
     if len(shape) != 3:
         return None
     c, h, w = shape
-    return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).ravel()
+    keras_index = torch.arange(h * w * c, dtype=torch.float64).reshape(1, h, w, c).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        order = layer(keras_index).reshape(-1).long().numpy()
+    return None if np.array_equal(order, np.arange(order.size)) else order
 
 
 def feature_orders(layers: list[nn.Module]) -> list:
@@ -40,7 +49,7 @@ def feature_orders(layers: list[nn.Module]) -> list:
                               "activations there")
         orders.append(order)
         if conv.order == "flatten":
-            order = order if order is not None else _flatten_order(layer.input_shape_)
+            order = order if order is not None else _flatten_order(layer)
         elif conv.order != "keep":
             order = None
     return orders

@@ -116,6 +116,25 @@ def activation(cfg: dict) -> str | None:
     return str(act)
 
 
+OPTION_KINDS = ("regularizer", "constraint")
+
+
+def weight_options(cls, cfg: dict) -> dict:
+    """Keras's ``kernel_regularizer`` / ``bias_constraint`` / ... (saved as class name + config)
+    for a cnnkit layer class that takes them (``cls.weight_options`` lists its weights);
+    the reader warns about those it had to drop. Initializers are moot: weights are loaded."""
+    takes = set(getattr(cls, "weight_options", ()))
+    out = {}
+    for key, value in cfg.items():
+        prefix, _, kind = key.rpartition("_")
+        if value is not None and kind in OPTION_KINDS and prefix in takes:
+            out[key] = value
+    if cfg.get("activity_regularizer") is not None and \
+            "activity_regularizer" in inspect.signature(cls).parameters:
+        out["activity_regularizer"] = cfg["activity_regularizer"]
+    return out
+
+
 def policy_config(layer) -> dict:
     name = getattr(layer, "dtype_policy", None) or "float32"
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name},
@@ -163,11 +182,15 @@ def expect(arrays: Arrays, count: int, what: str) -> None:
 # -- Conv2D ---------------------------------------------------------------------------
 def _conv_build(cfg):
     channels_last(cfg)
-    require(cfg, "groups", (1,), 1)
+    groups = {}
+    if cfg.get("groups", 1) != 1:
+        if "groups" not in inspect.signature(L.Conv2D).parameters:
+            raise Unsupported(f"groups={cfg['groups']} (this cnnkit's Conv2D has no groups)")
+        groups = {"groups": int(cfg["groups"])}
     return L.Conv2D(cfg["filters"], cfg["kernel_size"], strides=cfg.get("strides", 1),
                     padding=str(cfg.get("padding", "valid")).lower(), activation=activation(cfg),
                     use_bias=cfg.get("use_bias", True), dilation_rate=cfg.get("dilation_rate", 1),
-                    **common(cfg))
+                    **groups, **common(cfg), **weight_options(L.Conv2D, cfg))
 
 
 def _conv_load(layer, arrays, order):
@@ -187,7 +210,7 @@ def _conv_config(layer):
     return {**base_config(layer), "filters": layer.filters, "kernel_size": list(layer.kernel_size),
             "strides": list(layer.strides), "padding": layer.padding,
             "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
-            "groups": 1, "activation": layer.activation_name or "linear",
+            "groups": getattr(layer, "groups", 1), "activation": layer.activation_name or "linear",
             "use_bias": layer.use_bias, "kernel_initializer": GLOROT, "bias_initializer": ZEROS,
             **NO_REGULARIZERS, "activity_regularizer": None}
 
@@ -198,7 +221,7 @@ register("Conv2D", Converter(_conv_build, _conv_config, _conv_load, _conv_dump))
 # -- Dense ----------------------------------------------------------------------------
 def _dense_build(cfg):
     return L.Dense(cfg["units"], activation=activation(cfg), use_bias=cfg.get("use_bias", True),
-                   **common(cfg))
+                   **common(cfg), **weight_options(L.Dense, cfg))
 
 
 def _dense_load(layer, arrays, order):
@@ -240,7 +263,7 @@ def _bn_build(cfg):
             raise Unsupported(f"{flag}=True")
     layer = L.BatchNormalization(momentum=cfg.get("momentum", 0.99), epsilon=cfg.get("epsilon", 1e-3),
                                  center=cfg.get("center", True), scale=cfg.get("scale", True),
-                                 **common(cfg))
+                                 **common(cfg), **weight_options(L.BatchNormalization, cfg))
     layer.keras_axis = cfg.get("axis", -1)
     return layer
 

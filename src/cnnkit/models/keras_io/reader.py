@@ -11,10 +11,10 @@ from .convert import keras3_paths, load_layers
 from .errors import KerasFileError, short_list
 from .files import read_keras_zip, read_legacy_h5, read_weights_file
 from .graph import Graph, LayerSpec, parse_model_config
-from .layer_map import KERAS_LAYERS, REFUSED, Unsupported
+from .layer_map import KERAS_LAYERS, REFUSED, Unsupported, weight_options
 
-# Arguments that change training, not the forward pass: honoured by no cnnkit layer yet,
-# so a loaded model says it dropped them.
+# Arguments that change training, not the forward pass: passed on to the cnnkit layers that
+# take them (layer_map.weight_options); a loaded model says which it had to drop.
 TRAINING_ONLY = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
                  "kernel_constraint", "bias_constraint", "beta_regularizer", "gamma_regularizer",
                  "beta_constraint", "gamma_constraint")
@@ -32,11 +32,14 @@ def build_layers(specs: list[LayerSpec], source: str) -> list[nn.Module]:
             problems.append(f"'{spec.name}' ({spec.class_name}: no cnnkit equivalent)")
             continue
         try:
-            built.append(conv.build(spec.config))
+            layer = conv.build(spec.config)
         except (Unsupported, TypeError, ValueError, KeyError) as err:
             problems.append(f"'{spec.name}' ({spec.class_name}: {err})")
             continue
-        dropped += [f"{spec.name}.{k}" for k in TRAINING_ONLY if spec.config.get(k) is not None]
+        built.append(layer)
+        kept = set(weight_options(type(layer), spec.config))
+        dropped += [f"{spec.name}.{k}" for k in TRAINING_ONLY
+                    if spec.config.get(k) is not None and k not in kept]
     if problems:
         raise KerasFileError(f"cannot convert {source}: {len(problems)} layer(s) have no cnnkit "
                              f"equivalent: {'; '.join(problems)}")
