@@ -120,6 +120,24 @@ def residual():
     return keras.Model(inputs, outputs, name="residual")
 
 
+def two_inputs():
+    """Two inputs, a Conv2D shared by both, Concatenate, two heads (Flatten->Dense, GAP->Dense)."""
+    a, b = keras.Input((6, 6, 2), name="left"), keras.Input((6, 6, 2), name="right")
+    shared = layers.Conv2D(3, 3, padding="same", activation="relu")
+    joined = layers.Concatenate()([shared(a), shared(b)])
+    flat = layers.Dense(4, activation="softmax")(layers.Flatten()(joined))
+    pooled = layers.Dense(2)(layers.GlobalAveragePooling2D()(layers.Multiply()([shared(a), shared(b)])))
+    return keras.Model([a, b], [flat, pooled], name="two_inputs")
+
+
+def record_multi(name: str, model, xs: list) -> None:
+    model.save(OUT / f"{name}.keras")
+    ys = model.predict(xs, verbose=0)
+    np.savez(OUT / f"{name}.npz", **{f"x{i}": x for i, x in enumerate(xs)},
+             **{f"y{i}": y for i, y in enumerate(ys)})
+    print(f"{name}.keras: outputs {[y.shape for y in ys]}")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
@@ -143,6 +161,10 @@ def main() -> None:
             randomize(model)
             model.save_weights(OUT / "seq_cnn_other.weights.h5")
             np.savez(OUT / "seq_cnn_other.npz", x=x, y=model.predict(x, verbose=0))
+
+    multi = two_inputs()
+    randomize(multi)
+    record_multi("two_inputs", multi, [images(3, 6, 6, 2), images(3, 6, 6, 2)])
 
     lam = keras.Sequential([keras.Input((4, 4, 1)), layers.Lambda(lambda t: t * 2.0), layers.Flatten(),
                             layers.Dense(2)], name="with_lambda")

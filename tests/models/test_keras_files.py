@@ -20,7 +20,7 @@ pytest.importorskip("h5py")
 
 import cnnkit  # noqa: E402
 from cnnkit import layers  # noqa: E402
-from cnnkit.models.keras_io import KerasFileError  # noqa: E402
+from cnnkit.models.keras_io import KerasFileError, functional  # noqa: E402
 from cnnkit.models.keras_io.graph import parse_model_config  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "keras" / "files"
@@ -57,19 +57,24 @@ def test_keras_file_gives_keras_outputs(file, expected):
     np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
 
 
+FLATTENS = {"channels_first": lambda self, t: t.flatten(1),  # NCHW's own order
+            "channels_last": lambda self, t: t.permute(0, 2, 3, 1).flatten(1)}  # Keras's order
+
+
 def test_flatten_order_is_asked_of_the_layer(monkeypatch, tmp_path):
-    """A Flatten that flattens channels-last (Keras's order) needs no permuted Dense rows:
-    both kinds of Flatten give Keras's outputs, loading and saving."""
+    """Whichever order cnnkit's Flatten flattens in, a Keras file loads with Keras's outputs
+    and saves back to one (the Dense rows are permuted only where the orders differ)."""
     x, y = golden("flatten_bn")
-    nchw_model = cnnkit.load_model(GOLDEN / "flatten_bn.keras")
-    nchw_kernel = nchw_model.layers[-1].linear.weight.detach().clone()
-    monkeypatch.setattr(layers.Flatten, "forward", lambda self, t: t.permute(0, 2, 3, 1).flatten(1))
-    model = cnnkit.load_model(GOLDEN / "flatten_bn.keras")
-    np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
-    assert not torch.equal(model.layers[-1].linear.weight, nchw_kernel)  # rows kept in Keras's order
-    model.save(tmp_path / "again.keras")
-    monkeypatch.undo()
-    np.testing.assert_allclose(outputs(cnnkit.load_model(tmp_path / "again.keras"), x), y, atol=1e-5, rtol=0)
+    kernels = {}
+    for order, forward in FLATTENS.items():
+        monkeypatch.setattr(layers.Flatten, "forward", forward)
+        model = cnnkit.load_model(GOLDEN / "flatten_bn.keras")
+        np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
+        kernels[order] = model.layers[-1].linear.weight.detach().clone()
+        model.save(tmp_path / f"{order}.keras")
+        np.testing.assert_allclose(outputs(cnnkit.load_model(tmp_path / f"{order}.keras"), x), y,
+                                   atol=1e-5, rtol=0)
+    assert not torch.equal(kernels["channels_first"], kernels["channels_last"])
 
 
 def test_loaded_model_keeps_keras_names_and_compiles_as_saved():
@@ -159,8 +164,28 @@ def test_branching_functional_model_parses_to_a_graph():
     assert calls[name["Add"]] == [input_ref, (name["Conv2D"], 0, 0)]
     assert graph.outputs == [(name["Dense"], 0, 0)] and graph.inputs[0][1] == (6, 6, 2)
     assert graph.layers[name["Conv2D"]].path == ("conv2d",)  # where Keras 3 keeps its weights
-    with pytest.raises(KerasFileError, match="Add: no cnnkit equivalent"):  # until the functional builder lands
+
+
+needs_functional = pytest.mark.skipif(not functional.available(), reason="this cnnkit has no functional API")
+
+
+@needs_functional
+def test_branching_functional_models_give_keras_outputs():
+    x, y = golden("residual")
+    np.testing.assert_allclose(outputs(cnnkit.load_model(GOLDEN / "residual.keras"), x), y, atol=1e-5, rtol=0)
+    data = np.load(GOLDEN / "two_inputs.npz")  # two inputs, a shared Conv2D, Concatenate, two heads
+    model = cnnkit.load_model(GOLDEN / "two_inputs.keras").eval()
+    with torch.no_grad():
+        got = model([nchw(data["x0"]), nchw(data["x1"])])
+    for i, out in enumerate(got):
+        np.testing.assert_allclose(out.numpy(), data[f"y{i}"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(functional.available(), reason="this cnnkit has the functional API")
+def test_branching_model_is_refused_in_one_line_without_functional_api():
+    with pytest.raises(KerasFileError, match="Add: no cnnkit equivalent") as err:
         cnnkit.load_model(GOLDEN / "residual.keras")
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("damage, expected", [

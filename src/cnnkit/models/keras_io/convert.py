@@ -38,21 +38,56 @@ def _flatten_order(layer: nn.Module) -> np.ndarray | None:
     return None if np.array_equal(order, np.arange(order.size)) else order
 
 
-def feature_orders(layers: list[nn.Module]) -> list:
-    """The Flatten order of each layer's input (None where cnnkit and Keras agree)."""
-    orders, order = [], None
-    for layer in layers:
-        conv = converter_for(layer)
-        if order is not None and conv.order == "none":
+def step_order(layer: nn.Module, in_orders: list):
+    """(order this layer's weights are permuted by, order of its output) from its inputs'."""
+    conv = converter_for(layer)
+    if conv.order == "merge":
+        pending = [o for o in in_orders if o is not None]
+        if not pending:
+            return None, None
+        if len(pending) == len(in_orders) and all(np.array_equal(o, pending[0]) for o in pending):
+            return None, pending[0]
+        raise Unsupported(f"layer '{layer.name}' ({keras_class_name(layer)}) merges flattened "
+                          "features in different orders")
+    order = in_orders[0] if in_orders else None
+    if conv.order == "none":
+        if order is not None:
             raise Unsupported(f"layer '{layer.name}' ({keras_class_name(layer)}) follows a Flatten; "
                               "cnnkit converts only Dense, BatchNormalization, Dropout and "
                               "activations there")
-        orders.append(order)
-        if conv.order == "flatten":
-            order = order if order is not None else _flatten_order(layer)
-        elif conv.order != "keep":
-            order = None
+        return None, None
+    if conv.order == "flatten":
+        return None, order if order is not None else _flatten_order(layer)
+    if conv.order == "keep":
+        return order, order
+    return order, None  # "consume": Dense reads it and outputs in Keras's order
+
+
+def feature_orders(layers: list[nn.Module]) -> list:
+    """The Flatten order each layer of a Sequential permutes its weights by (None: as Keras)."""
+    orders, order = [], None
+    for layer in layers:
+        load_order, order = step_order(layer, [order])
+        orders.append(load_order)
     return orders
+
+
+def graph_orders(calls, layer_by_name: dict) -> dict:
+    """The same for a graph: layer name -> order, walking the calls (a shared layer must see
+    the same order at every call)."""
+    tensor_order, layer_order = {}, {}
+    for call in calls:
+        layer = layer_by_name[call.layer]
+        load_order, out = step_order(layer, [tensor_order.get(r) for r in call.inputs])
+        if call.layer in layer_order and not _same(layer_order[call.layer], load_order):
+            raise Unsupported(f"shared layer '{call.layer}' sees features in different orders")
+        layer_order[call.layer] = load_order
+        tensor_order[(call.layer, call.index, 0)] = out
+    return layer_order
+
+
+def _same(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
 
 
 def keras3_paths(layers: list[nn.Module]) -> list[tuple]:
@@ -61,11 +96,13 @@ def keras3_paths(layers: list[nn.Module]) -> list[tuple]:
     return [(names(keras_class_name(layer)),) for layer in layers]
 
 
-def load_layers(layers: list[nn.Module], paths: list[tuple], store, what: str) -> None:
-    """Copy the store's arrays into the layers; every problem named in one line."""
+def load_layers(layers: list[nn.Module], paths: list[tuple], store, what: str,
+                orders: list | None = None) -> None:
+    """Copy the store's arrays into the layers (``orders``: each one's Flatten order, a
+    Sequential's by default); every problem named in one line."""
     problems = []
     try:
-        orders = feature_orders(layers)
+        orders = feature_orders(layers) if orders is None else orders
     except Unsupported as err:
         raise KerasFileError(f"cannot load {store.source} into {what}: {err}") from err
     for layer, path, order in zip(layers, paths, orders):
@@ -92,9 +129,9 @@ def load_layers(layers: list[nn.Module], paths: list[tuple], store, what: str) -
         raise KerasFileError(f"weights in {store.source} do not fit {what}: {'; '.join(problems[:8])}")
 
 
-def dump_layers(layers: list[nn.Module]) -> list[list[np.ndarray]]:
+def dump_layers(layers: list[nn.Module], orders: list | None = None) -> list[list[np.ndarray]]:
     """Each layer's weights as Keras arrays, in Keras's order and layouts."""
-    orders = feature_orders(layers)
+    orders = feature_orders(layers) if orders is None else orders
     out = []
     for layer, order in zip(layers, orders):
         conv = converter_for(layer)

@@ -58,6 +58,7 @@ class Call:
     layer: str
     index: int
     inputs: list  # list[TensorRef]
+    as_list: bool = False  # the layer takes a list of tensors (merge layers), not one tensor
 
 
 @dataclass
@@ -163,11 +164,13 @@ def _tensor_refs(args) -> list[TensorRef]:
     return refs
 
 
-def _node_inputs(node) -> list[TensorRef]:
-    if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
-        return _tensor_refs(node.get("args", []))
+def _node_inputs(node) -> tuple[list[TensorRef], bool]:
+    """(tensors read, whether they are passed as one list) of one inbound node."""
+    if isinstance(node, dict):  # Keras 3: {"args": [tensor or [tensors]], "kwargs": {...}}
+        args = node.get("args", [])
+        return _tensor_refs(args), bool(args) and isinstance(args[0], (list, tuple))
     # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-    return [(item[0], int(item[1]), int(item[2])) for item in node]
+    return [(item[0], int(item[1]), int(item[2])) for item in node], len(node) > 1
 
 
 def _refs(spec) -> list[TensorRef]:
@@ -190,10 +193,29 @@ def _parse_functional(config: dict, source: str) -> Graph:
             continue
         graph.layers[name] = LayerSpec(name, class_name, cfg, path, (name,))
         for index, node in enumerate(spec.get("inbound_nodes", [])):
-            graph.calls.append(Call(name, index, _node_inputs(node)))
+            graph.calls.append(Call(name, index, *_node_inputs(node)))
     for ref in _refs(config.get("input_layers")):
         if ref[0] not in shapes or shapes[ref[0]] is None:
             raise KerasFileError(f"{source}: input '{ref[0]}' has no shape in the file; the file is corrupt")
         graph.inputs.append((ref, shapes[ref[0]]))
     graph.outputs = _refs(config.get("output_layers"))
+    graph.calls = _topological(graph, source)
     return graph
+
+
+def _topological(graph: Graph, source: str) -> list[Call]:
+    """The calls in an order where every input exists before it is read (a layer shared by
+    two branches may be listed before the layer feeding its second call)."""
+    ready = {ref for ref, _ in graph.inputs}
+    pending, ordered = list(graph.calls), []
+    while pending:
+        runnable = [c for c in pending if all(r in ready for r in c.inputs)]
+        if not runnable:
+            missing = sorted({r[0] for c in pending for r in c.inputs if r not in ready})
+            raise KerasFileError(f"{source}: the graph reads tensors no layer makes "
+                                 f"({', '.join(missing[:5])}); the file is corrupt")
+        for call in runnable:
+            ordered.append(call)
+            ready.add((call.layer, call.index, 0))
+            pending.remove(call)
+    return ordered

@@ -44,7 +44,8 @@ class Converter:
     load: Callable | None = None  # (layer, arrays, order) -> None
     dump: Callable | None = None  # (layer, order) -> arrays
     # the Flatten order (see above): "keep" passes it on, "consume" (Dense) reads it and
-    # outputs Keras's order, "flatten" starts one, "none" refuses a pending one
+    # outputs Keras's order, "flatten" starts one, "merge" needs its inputs to agree,
+    # "none" refuses a pending one
     order: str = "none"
     build_config: bool = True  # Keras records the input shape of layers that build weights
 
@@ -401,3 +402,20 @@ def _augmentation(cls):
 for _cls in (A.RandomFlip, A.RandomRotation, A.RandomTranslation, A.RandomZoom,
              A.RandomContrast, A.RandomBrightness):
     register(_cls.__name__, _augmentation(_cls))
+
+
+# -- merge layers (the functional API's; registered where this cnnkit has them) -------------
+def _merge(cls):
+    def build(cfg):
+        kwargs = {"axis": cfg.get("axis", -1)} if cls.__name__ == "Concatenate" else {}
+        return cls(**kwargs, **common(cfg))
+
+    def config(layer):
+        extra = {"axis": getattr(layer, "axis", -1)} if cls.__name__ == "Concatenate" else {}
+        return {**base_config(layer), **extra}
+    return Converter(build, config, order="merge", build_config=True)
+
+
+for _name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"):
+    if isinstance(getattr(L, _name, None), type):
+        register(_name, _merge(getattr(L, _name)))

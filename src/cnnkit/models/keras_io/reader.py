@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
+from . import functional
 from .convert import keras3_paths, load_layers
 from .errors import KerasFileError, short_list
 from .files import read_keras_zip, read_legacy_h5, read_weights_file
@@ -57,10 +58,12 @@ def build_model(graph: Graph, store, source: str):
     specs = chain if chain is not None else list(graph.layers.values())
     layers = build_layers(specs, source)
     if chain is None:
-        raise KerasFileError(f"{source} holds a functional model with branches or several "
-                             f"inputs/outputs ({len(graph.layers)} layers); this cnnkit converts "
-                             "Sequential-shaped models only (the functional builder comes with "
-                             "cnnkit's functional API)")
+        if not functional.available():
+            raise KerasFileError(f"{source} holds a functional model with branches or several "
+                                 f"inputs/outputs ({len(graph.layers)} layers); this cnnkit "
+                                 "converts Sequential-shaped models only (it has no functional API)")
+        return functional.build_functional(graph, {s.name: layer for s, layer in zip(specs, layers)},
+                                           store, source)
     try:
         model = Sequential([L.Input(graph.inputs[0][1]), *layers], name=graph.name)
     except (ValueError, TypeError) as err:  # ShapeError is a ValueError
