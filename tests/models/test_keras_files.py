@@ -222,30 +222,43 @@ def _strip_ids(obj):
     return obj
 
 
-@pytest.mark.parametrize("name", ["seq_cnn", "gap_cnn", "flatten_bn"])
-def test_written_keras_file_has_keras_layout(tmp_path, name):
-    """Loaded from Keras's file and written back: the same layer configs and h5 paths."""
+def assert_same_keras_file(keras_file: Path, ours: Path, tmp_path: Path) -> None:
+    """Our file holds what Keras's holds: the same model config and the same weight arrays
+    at the same h5 paths (Keras's per-session InputLayer name and ids aside)."""
     import h5py
-    model = cnnkit.load_model(GOLDEN / f"{name}.keras")
-    model.save(tmp_path / "out.keras")
-    with zipfile.ZipFile(GOLDEN / f"{name}.keras") as a, zipfile.ZipFile(tmp_path / "out.keras") as b:
+    with zipfile.ZipFile(keras_file) as a, zipfile.ZipFile(ours) as b:
         assert set(b.namelist()) == {"metadata.json", "config.json", "model.weights.h5"}
-        theirs, ours = (_strip_ids(json.loads(z.read("config.json"))) for z in (a, b))
+        theirs, mine = (_strip_ids(json.loads(z.read("config.json"))) for z in (a, b))
         (tmp_path / "keras.h5").write_bytes(a.read("model.weights.h5"))
         (tmp_path / "ours.h5").write_bytes(b.read("model.weights.h5"))
-    theirs["config"]["layers"][0]["config"]["name"] = "input_layer"  # Keras counts per session
-    assert ours["config"]["layers"] == theirs["config"]["layers"]
-    assert ours["build_config"] == theirs["build_config"]
+    if theirs["class_name"] == "Sequential":
+        theirs["config"]["layers"][0]["config"]["name"] = "input_layer"  # Keras counts per session
+    assert mine["config"] == theirs["config"]
+    assert mine["build_config"] == theirs["build_config"]
 
     def datasets(path):
         found = {}
         with h5py.File(path) as f:
             f.visititems(lambda k, v: found.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
         return {k: v for k, v in found.items() if not k.startswith("optimizer")}
-    mine, keras_ = datasets(tmp_path / "ours.h5"), datasets(tmp_path / "keras.h5")
-    assert mine.keys() == keras_.keys()
-    for key in mine:
-        np.testing.assert_allclose(mine[key], keras_[key], atol=0, rtol=0)
+    ours_arrays, keras_arrays = datasets(tmp_path / "ours.h5"), datasets(tmp_path / "keras.h5")
+    assert ours_arrays.keys() == keras_arrays.keys()
+    for key in ours_arrays:
+        np.testing.assert_array_equal(ours_arrays[key], keras_arrays[key])
+
+
+@pytest.mark.parametrize("name", ["seq_cnn", "gap_cnn", "flatten_bn"])
+def test_written_keras_file_has_keras_layout(tmp_path, name):
+    """Loaded from Keras's file and written back: the same layer configs and h5 paths."""
+    cnnkit.load_model(GOLDEN / f"{name}.keras").save(tmp_path / "out.keras")
+    assert_same_keras_file(GOLDEN / f"{name}.keras", tmp_path / "out.keras", tmp_path)
+
+
+@needs_functional
+@pytest.mark.parametrize("name", ["two_inputs", "residual"])
+def test_written_functional_file_has_keras_layout(tmp_path, name):
+    cnnkit.load_model(GOLDEN / f"{name}.keras").save(tmp_path / "out.keras")
+    assert_same_keras_file(GOLDEN / f"{name}.keras", tmp_path / "out.keras", tmp_path)
 
 
 def _trained_cnnkit_model():
@@ -301,19 +314,27 @@ def test_real_keras_loads_cnnkit_file_with_same_outputs(tmp_path):
     seq = cnnkit.load_model(GOLDEN / "seq_cnn.keras")
     seq.save(tmp_path / "seq.keras")
     xs, _ = golden("seq_cnn")
-    np.savez(tmp_path / "io.npz", x_mine=x, y_mine=outputs(model, x), x_seq=xs, y_seq=outputs(seq, xs))
+    names = ["mine", "seq"]
+    arrays = dict(x_mine=x, y_mine=outputs(model, x), x_seq=xs, y_seq=outputs(seq, xs))
+    if functional.available():
+        graph = cnnkit.load_model(GOLDEN / "residual.keras")
+        graph.save(tmp_path / "graph.keras")
+        xg, _ = golden("residual")
+        names.append("graph")
+        arrays.update(x_graph=xg, y_graph=outputs(graph, xg))
+    np.savez(tmp_path / "io.npz", **arrays)
     script = (
         "import os, sys, numpy as np\n"
         "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n"
         "import keras\n"
         "d = np.load(sys.argv[1] + '/io.npz')\n"
-        "for name in ('mine', 'seq'):\n"
+        "for name in sys.argv[2:]:\n"
         "    m = keras.saving.load_model(sys.argv[1] + f'/{name}.keras')\n"
         "    print(name, float(np.abs(m.predict(d['x_' + name], verbose=0) - d['y_' + name]).max()))\n")
-    run = subprocess.run([str(TF_PYTHON), "-c", script, str(tmp_path)], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run([str(TF_PYTHON), "-c", script, str(tmp_path), *names], capture_output=True,
+                         text=True, timeout=300)
     if run.returncode != 0 and "No module named" in run.stderr:
         pytest.skip("tensorflow/keras not installed in the TensorFlow venv")
     assert run.returncode == 0, run.stderr[-2000:]
     diffs = dict(line.split() for line in run.stdout.strip().splitlines())
-    assert float(diffs["mine"]) < 1e-5 and float(diffs["seq"]) < 1e-5, diffs
+    assert sorted(diffs) == sorted(names) and all(float(d) < 1e-5 for d in diffs.values()), diffs

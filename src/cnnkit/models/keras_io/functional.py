@@ -43,3 +43,83 @@ def build_functional(graph, layer_by_name: dict, store, source: str):
                 [s.legacy_path if store.legacy else s.path for s in specs], store,
                 f"the model in {source}", orders=[orders.get(s.name) for s in specs])
     return model
+
+
+# -- writing: a cnnkit functional model -> Keras 3's functional config ------------------------
+def is_functional(model) -> bool:
+    return available() and type(model).__name__ == "Functional" and hasattr(model, "get_config")
+
+
+def _keras_tensor(by_name: dict, ref) -> dict:
+    name, node_index, index = ref
+    shape = by_name[name]._keras_nodes[node_index].outputs[index].shape  # (None, H, W, C)
+    return {"class_name": "__keras_tensor__",
+            "config": {"shape": list(shape), "dtype": "float32", "keras_history": [name, node_index, index]}}
+
+
+def _args(structure, by_name: dict):
+    """cnnkit's saved call structure ({"tensor": ref} / {"list": [...]}) -> Keras 3's."""
+    if "tensor" in structure:
+        return _keras_tensor(by_name, structure["tensor"])
+    if "list" in structure:
+        return [_args(s, by_name) for s in structure["list"]]
+    raise Unsupported("a call argument that is neither a tensor nor a list of tensors")
+
+
+def _refs_of(structure) -> list:
+    if "tensor" in structure:
+        return [tuple(structure["tensor"])]
+    return [r for s in structure.get("list", []) for r in _refs_of(s)]
+
+
+def _io(structure) -> list:
+    refs = [list(r) for r in _refs_of(structure)]
+    return refs[0] if "tensor" in structure else refs
+
+
+def functional_plan(model, layer_entry):
+    """(Keras config, [(weights path, layer, arrays)]) of a cnnkit functional model;
+    ``layer_entry(layer, torch input shape)`` is the writer's per-layer config."""
+    from .convert import converter_for, dump_layers
+    from .graph import Call, SavedNames
+    cfg = model.get_config()
+    by_name = {layer.name: layer for layer in model.layers}
+    calls, entries = [], []
+    for spec in cfg["layers"]:
+        layer = by_name[spec["name"]]
+        if spec["class_name"] == "InputLayer":
+            shape = [None, *layer.shape]
+            entries.append({"module": "keras.layers", "class_name": "InputLayer",
+                            "config": {"batch_shape": shape, "dtype": "float32", "sparse": False,
+                                       "ragged": False, "name": layer.name, "optional": False},
+                            "registered_name": None, "name": layer.name, "inbound_nodes": []})
+            continue
+        converter_for(layer)  # Unsupported names a layer with no Keras equivalent
+        nodes = spec["inbound_nodes"]
+        shapes = [_keras_tensor(by_name, r)["config"]["shape"] for r in _refs_of(nodes[0]["args"])] \
+            if nodes else [None]
+        entry = layer_entry(layer, ())
+        if "build_config" in entry:  # a merge layer records the list of its input shapes
+            entry["build_config"] = {"input_shape": shapes if "list" in nodes[0]["args"] else shapes[0]}
+        entry["name"] = layer.name
+        entry["inbound_nodes"] = [{"args": [_args(n["args"], by_name)], "kwargs": dict(n.get("kwargs", {}))}
+                                  for n in nodes]
+        entries.append(entry)
+        for i, n in enumerate(nodes):
+            refs = _refs_of(n["args"])
+            calls.append(Call(layer.name, i, refs, "list" in n["args"]))
+    config = {"module": "keras.src.models.functional", "class_name": "Functional",
+              "config": {"name": model.name, "trainable": True, "layers": entries,
+                         "input_layers": _io(cfg["input_layers"]),
+                         "output_layers": _io(cfg["output_layers"])},
+              "registered_name": "Functional", "build_config": {"input_shape": None}}
+    position = {(name, index): i for i, (name, index) in enumerate(cfg["node_order"])}
+    calls.sort(key=lambda c: position.get((c.layer, c.index), len(position)))
+    orders = graph_orders(calls, by_name)
+    saved = SavedNames()  # Keras 3 counts the InputLayers too, in the model's layer order
+    paths = [(saved(type(layer).__name__),) for layer in model.layers]
+    weighted = [(p, layer) for p, layer in zip(paths, model.layers) if type(layer).__name__ != "InputLayer"]
+    arrays = dump_layers([layer for _, layer in weighted], orders=[orders.get(l.name) for _, l in weighted])
+    weights = [(p, layer, a) for (p, layer), a in zip(weighted, arrays)]
+    weights += [(p, layer, []) for p, layer in zip(paths, model.layers) if type(layer).__name__ == "InputLayer"]
+    return config, weights

@@ -19,6 +19,7 @@ from pathlib import Path
 from torch import nn
 
 from ... import __version__
+from . import functional
 from .convert import converter_for, dump_layers, keras3_paths
 from .errors import KerasFileError, short_list
 from .files import CONFIG, METADATA, WEIGHTS
@@ -36,12 +37,13 @@ def _keras_shape(torch_shape) -> list:
 
 
 def _check(model) -> list[nn.Module]:
+    """The model's layers, or one line saying why a .keras file cannot hold the model."""
     from ..sequential import Sequential
-    if not isinstance(model, Sequential):
+    if not isinstance(model, Sequential) and not functional.is_functional(model):
         raise KerasFileError(f"model '{model.name}' is a {type(model).__name__}; cnnkit writes "
-                             ".keras files for Sequential models of cnnkit layers. Save it with "
-                             "model.save('folder') instead")
-    if not model.built:
+                             ".keras files for Sequential and functional models of cnnkit layers. "
+                             "Save it with model.save('folder') instead")
+    if isinstance(model, Sequential) and not model.built:
         raise KerasFileError(f"model '{model.name}' is not built: give it an input shape before "
                              "saving it as .keras")
     pre = model.preprocess.config()
@@ -51,7 +53,7 @@ def _check(model) -> list[nn.Module]:
                              f"preprocessing ({', '.join(extra)}), which a .keras file cannot "
                              "hold; save it with model.save('folder'), or put the normalisation "
                              "in layers")
-    layers = list(model.layers)
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     problems = []
     for layer in layers:
         try:
@@ -85,7 +87,8 @@ def _compile_config(model) -> dict | None:
             "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
-def model_config(model, layers) -> dict:
+def sequential_plan(model, layers) -> tuple[dict, list]:
+    """(Keras config, [(weights path, layer, arrays)]) of a cnnkit Sequential."""
     input_shape = _keras_shape(model.torch_input_shape)
     entries = [{"module": "keras.layers", "class_name": "InputLayer",
                 "config": {"batch_shape": input_shape, "dtype": "float32", "sparse": False,
@@ -97,28 +100,34 @@ def model_config(model, layers) -> dict:
               "config": {"name": model.name, "trainable": True, "dtype": policy_config(model),
                          "layers": entries, "build_input_shape": input_shape},
               "registered_name": None, "build_config": {"input_shape": input_shape}}
+    return config, list(zip(keras3_paths(layers), layers, dump_layers(layers)))
+
+
+def _plan(model) -> tuple[dict, list]:
+    layers = _check(model)
+    try:
+        config, weights = (functional.functional_plan(model, _layer_entry)
+                           if functional.is_functional(model) else sequential_plan(model, layers))
+    except Unsupported as err:
+        raise KerasFileError(f"cannot write model '{model.name}' as a Keras file: {err}") from err
     compile_config = _compile_config(model)
     if compile_config:
         config["compile_config"] = compile_config
-    return config
+    return config, weights
 
 
-def _write_weights(h5file, model, layers) -> None:
+def _weights_bytes(model, weights) -> bytes:
     """Keras 3's layout: ``layers/<saved name>/vars/<i>`` for every layer, ``vars`` for the model."""
-    h5file.create_group("vars").attrs["name"] = model.name
-    group = h5file.create_group("layers")
-    for layer, path, arrays in zip(layers, keras3_paths(layers), dump_layers(layers)):
-        vars_ = group.create_group(path[0]).create_group("vars")
-        vars_.attrs["name"] = layer.name
-        for i, array in enumerate(arrays):
-            vars_.create_dataset(str(i), data=array)
-
-
-def _weights_bytes(model, layers) -> bytes:
     import h5py
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
-        _write_weights(f, model, layers)
+        f.create_group("vars").attrs["name"] = model.name
+        group = f.create_group("layers")
+        for path, layer, arrays in weights:
+            vars_ = group.create_group(path[0]).create_group("vars")
+            vars_.attrs["name"] = layer.name
+            for i, array in enumerate(arrays):
+                vars_.create_dataset(str(i), data=array)
     return buffer.getvalue()
 
 
@@ -140,11 +149,11 @@ def save_keras_model(model, path, overwrite: bool = True) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True or choose another path")
-    layers = _check(model)
-    config = json.dumps(model_config(model, layers))
+    config, plan = _plan(model)
+    config = json.dumps(config)
     metadata = json.dumps({"keras_version": KERAS_VERSION, "producer": f"cnnkit {__version__}",
                            "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")})
-    weights = _weights_bytes(model, layers)
+    weights = _weights_bytes(model, plan)
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w") as archive:
@@ -156,6 +165,6 @@ def save_keras_model(model, path, overwrite: bool = True) -> Path:
 
 def save_keras_weights(model, path) -> Path:
     """``model.save_weights('x.weights.h5')`` in Keras 3's layout."""
-    layers = _check(model)
+    _, plan = _plan(model)
     path = Path(path)
-    return _atomic_write(path, lambda tmp: Path(tmp).write_bytes(_weights_bytes(model, layers)))
+    return _atomic_write(path, lambda tmp: Path(tmp).write_bytes(_weights_bytes(model, plan)))
