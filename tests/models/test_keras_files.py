@@ -208,6 +208,20 @@ def test_damaged_keras_file_gives_one_clear_line(tmp_path, damage, expected):
     assert "\n" not in str(err.value)
 
 
+def test_weights_file_linking_to_other_files_is_refused(tmp_path):
+    """An HDF5 link or external dataset would read data from elsewhere on disk: refused."""
+    import h5py
+    secret = tmp_path / "elsewhere.h5"
+    with h5py.File(secret, "w") as f:
+        f["data"] = np.ones((3, 3, 3, 6), dtype="float32")
+    with h5py.File(tmp_path / "linked.weights.h5", "w") as f:
+        f["layers/conv2d/vars/0"] = h5py.ExternalLink(str(secret), "data")
+        f["layers/conv2d/vars/1"] = np.zeros(6, dtype="float32")
+    model = cnnkit.Sequential([layers.Input((12, 12, 3)), layers.Conv2D(6, 3)])
+    with pytest.raises(KerasFileError, match="link or refers to data outside the file"):
+        model.load_weights(tmp_path / "linked.weights.h5")
+
+
 def test_weights_only_h5_given_to_load_model_says_use_load_weights():
     with pytest.raises(KerasFileError, match="load_weights"):
         cnnkit.load_model(GOLDEN / "keras2_cnn_weights.h5")

@@ -54,21 +54,41 @@ class WeightStore:
         return tuple(path) in self.arrays
 
 
-def _read_vars_tree(group, prefix: tuple, out: dict) -> None:
+def _array(group, key: str, source: str) -> np.ndarray:
+    """One stored array, refusing HDF5 links and datasets that pull data from other files."""
+    import h5py
+    link = group.get(key, getlink=True)
+    dataset = group[key] if isinstance(link, h5py.HardLink) else None
+    if dataset is None or not isinstance(dataset, h5py.Dataset) or dataset.is_virtual \
+            or dataset.external:
+        raise KerasFileError(f"{source}: '{group.name}/{key}' is a link or refers to data outside "
+                             "the file; cnnkit reads only arrays stored in the file itself")
+    if dataset.dtype.kind not in "fiub":
+        raise KerasFileError(f"{source}: '{dataset.name}' holds {dataset.dtype}, not numbers")
+    return np.asarray(dataset[()])
+
+
+def _read_vars_tree(group, prefix: tuple, out: dict, source: str) -> None:
     """Keras 3 layout: every group with a ``vars`` child is a layer (or model) holding arrays."""
+    import h5py
     if "vars" in group:
         vars_ = group["vars"]
-        keys = sorted(vars_.keys(), key=int)
-        out[prefix] = [np.asarray(vars_[k][()]) for k in keys]
+        try:
+            keys = sorted(vars_.keys(), key=int)
+        except ValueError as err:
+            raise KerasFileError(f"{source}: '{vars_.name}' holds arrays not numbered 0..n; the file "
+                                 "is not Keras 3 weights") from err
+        out[prefix] = [_array(vars_, k, source) for k in keys]
     for key in group.keys():
-        if key != "vars" and hasattr(group[key], "keys"):
-            _read_vars_tree(group[key], prefix + (key,), out)
+        if key != "vars" and isinstance(group.get(key, getlink=True), h5py.HardLink) \
+                and isinstance(group[key], h5py.Group):
+            _read_vars_tree(group[key], prefix + (key,), out, source)
 
 
 def read_keras3_weights(h5file, source: str) -> WeightStore:
     """Keras 3 weights (``model.weights.h5`` or a ``.weights.h5``): paths under ``layers/``."""
     raw: dict[tuple, list[np.ndarray]] = {}
-    _read_vars_tree(h5file, (), raw)
+    _read_vars_tree(h5file, (), raw, source)
     # ("layers", "conv2d") -> ("conv2d",); ("layers", "seq", "layers", "dense") -> ("seq", "dense")
     arrays = {}
     for path, value in raw.items():
@@ -95,8 +115,20 @@ def read_legacy_weights(group, source: str) -> WeightStore:
                                  "the file is truncated or corrupt: save it again")
         lg = group[layer]
         names = [_decode(n) for n in lg.attrs.get("weight_names", [])]
-        arrays[(layer,)] = [np.asarray(lg[n][()]) for n in names]
+        try:
+            arrays[(layer,)] = [_legacy_array(lg, n, source) for n in names]
+        except KeyError as err:
+            raise KerasFileError(f"{source}: layer '{layer}' lists a weight the file does not hold "
+                                 f"({err}); the file is truncated or corrupt") from err
     return WeightStore(arrays, source, legacy=True)
+
+
+def _legacy_array(group, name: str, source: str) -> np.ndarray:
+    """``conv2d/kernel:0`` style paths: walk them group by group, each step checked."""
+    *parents, leaf = name.split("/")
+    for part in parents:
+        group = group[part]
+    return _array(group, leaf, source)
 
 
 def _json(text, what: str, source: str) -> dict:
