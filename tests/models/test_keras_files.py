@@ -181,6 +181,22 @@ def test_branching_functional_models_give_keras_outputs():
         np.testing.assert_allclose(out.numpy(), data[f"y{i}"], atol=1e-5, rtol=0)
 
 
+@needs_functional
+def test_functional_model_weights_round_trip_through_weights_h5(tmp_path):
+    model = cnnkit.load_model(GOLDEN / "two_inputs.keras").eval()
+    model.save_weights(tmp_path / "w.weights.h5")
+    other = cnnkit.load_model(GOLDEN / "two_inputs.keras").eval()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.zero_()
+    other.load_weights(tmp_path / "w.weights.h5")
+    data = np.load(GOLDEN / "two_inputs.npz")
+    with torch.no_grad():
+        got = other([nchw(data["x0"]), nchw(data["x1"])])
+    for i, out in enumerate(got):
+        np.testing.assert_allclose(out.numpy(), data[f"y{i}"], atol=1e-5, rtol=0)
+
+
 @pytest.mark.skipif(functional.available(), reason="this cnnkit has the functional API")
 def test_branching_model_is_refused_in_one_line_without_functional_api():
     with pytest.raises(KerasFileError, match="Add: no cnnkit equivalent") as err:

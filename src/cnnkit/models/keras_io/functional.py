@@ -77,21 +77,57 @@ def _io(structure) -> list:
     return refs[0] if "tensor" in structure else refs
 
 
+def _is_input(layer) -> bool:
+    return type(layer).__name__ == "InputLayer"
+
+
+def _calls(cfg: dict) -> list:
+    """The model's calls (graph.Call) in the order the model runs them."""
+    from .graph import Call
+    calls = [Call(spec["name"], i, _refs_of(node["args"]), "list" in node["args"])
+             for spec in cfg["layers"] for i, node in enumerate(spec["inbound_nodes"])]
+    position = {(name, index): i for i, (name, index) in enumerate(cfg["node_order"])}
+    return sorted(calls, key=lambda c: position.get((c.layer, c.index), len(position)))
+
+
+def _weighted_layers(model, cfg: dict):
+    """[(Keras 3 weights path, layer, Flatten order)] for the layers that are not inputs."""
+    from .graph import SavedNames
+    by_name = {layer.name: layer for layer in model.layers}
+    orders = graph_orders(_calls(cfg), by_name)
+    saved = SavedNames()  # Keras 3 counts the InputLayers too, in the model's layer order
+    paths = [(saved(type(layer).__name__),) for layer in model.layers]
+    return [(p, layer, orders.get(layer.name)) for p, layer in zip(paths, model.layers)
+            if not _is_input(layer)]
+
+
+def load_functional_weights(model, store) -> None:
+    """``model.load_weights('x.weights.h5')`` for a cnnkit functional model (Keras 3 layout)."""
+    if store.legacy:
+        raise KerasFileError(f"{store.source} is a Keras 2 weights file; cnnkit loads those into "
+                             "Sequential models only. Load the whole Keras 2 model with load_model")
+    try:
+        weighted = _weighted_layers(model, model.get_config())
+    except Unsupported as err:
+        raise KerasFileError(f"cannot load {store.source} into model '{model.name}': {err}") from err
+    load_layers([layer for _, layer, _ in weighted], [p for p, _, _ in weighted], store,
+                f"model '{model.name}'", orders=[o for _, _, o in weighted])
+
+
 def functional_plan(model, layer_entry):
     """(Keras config, [(weights path, layer, arrays)]) of a cnnkit functional model;
     ``layer_entry(layer, torch input shape)`` is the writer's per-layer config."""
     from .convert import converter_for, dump_layers
-    from .graph import Call, SavedNames
     cfg = model.get_config()
     by_name = {layer.name: layer for layer in model.layers}
-    calls, entries = [], []
+    entries = []
     for spec in cfg["layers"]:
         layer = by_name[spec["name"]]
-        if spec["class_name"] == "InputLayer":
-            shape = [None, *layer.shape]
+        if _is_input(layer):
             entries.append({"module": "keras.layers", "class_name": "InputLayer",
-                            "config": {"batch_shape": shape, "dtype": "float32", "sparse": False,
-                                       "ragged": False, "name": layer.name, "optional": False},
+                            "config": {"batch_shape": [None, *layer.shape], "dtype": "float32",
+                                       "sparse": False, "ragged": False, "name": layer.name,
+                                       "optional": False},
                             "registered_name": None, "name": layer.name, "inbound_nodes": []})
             continue
         converter_for(layer)  # Unsupported names a layer with no Keras equivalent
@@ -105,21 +141,20 @@ def functional_plan(model, layer_entry):
         entry["inbound_nodes"] = [{"args": [_args(n["args"], by_name)], "kwargs": dict(n.get("kwargs", {}))}
                                   for n in nodes]
         entries.append(entry)
-        for i, n in enumerate(nodes):
-            refs = _refs_of(n["args"])
-            calls.append(Call(layer.name, i, refs, "list" in n["args"]))
     config = {"module": "keras.src.models.functional", "class_name": "Functional",
               "config": {"name": model.name, "trainable": True, "layers": entries,
                          "input_layers": _io(cfg["input_layers"]),
                          "output_layers": _io(cfg["output_layers"])},
               "registered_name": "Functional", "build_config": {"input_shape": None}}
-    position = {(name, index): i for i, (name, index) in enumerate(cfg["node_order"])}
-    calls.sort(key=lambda c: position.get((c.layer, c.index), len(position)))
-    orders = graph_orders(calls, by_name)
-    saved = SavedNames()  # Keras 3 counts the InputLayers too, in the model's layer order
+    weighted = _weighted_layers(model, cfg)
+    arrays = dump_layers([layer for _, layer, _ in weighted], orders=[o for _, _, o in weighted])
+    weights = [(p, layer, a) for (p, layer, _), a in zip(weighted, arrays)]
+    saved_inputs = [(p, layer, []) for p, layer in _input_paths(model)]
+    return config, weights + saved_inputs
+
+
+def _input_paths(model):
+    from .graph import SavedNames
+    saved = SavedNames()
     paths = [(saved(type(layer).__name__),) for layer in model.layers]
-    weighted = [(p, layer) for p, layer in zip(paths, model.layers) if type(layer).__name__ != "InputLayer"]
-    arrays = dump_layers([layer for _, layer in weighted], orders=[orders.get(l.name) for _, l in weighted])
-    weights = [(p, layer, a) for (p, layer), a in zip(weighted, arrays)]
-    weights += [(p, layer, []) for p, layer in zip(paths, model.layers) if type(layer).__name__ == "InputLayer"]
-    return config, weights
+    return [(p, layer) for p, layer in zip(paths, model.layers) if _is_input(layer)]

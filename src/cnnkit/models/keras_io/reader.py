@@ -123,9 +123,11 @@ def load_keras_weights(model, path) -> None:
     path = Path(path)
     if not path.is_file():
         raise KerasFileError(f"no weights file at {path}")
+    if functional.is_functional(model):
+        return functional.load_functional_weights(model, read_weights_file(path))
     if not isinstance(model, Sequential):
-        raise KerasFileError(f"Keras weights load into a cnnkit Sequential; model '{model.name}' "
-                             f"is a {type(model).__name__}")
+        raise KerasFileError(f"Keras weights load into a cnnkit Sequential or functional model; "
+                             f"model '{model.name}' is a {type(model).__name__}")
     if not model.built:
         raise KerasFileError(f"model '{model.name}' is not built yet: give it an input shape "
                              "before load_weights (Keras needs that too)")
