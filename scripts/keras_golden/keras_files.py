@@ -199,7 +199,16 @@ def keras_2_fixture() -> None:
     model.save(OUT / "keras2_cnn.h5")
     np.savez(OUT / "keras2_cnn.npz", x=x, y=model.predict(x, verbose=0))
     model.save_weights(OUT / "keras2_cnn_weights.h5")
-    print("keras2_cnn.h5 written by tf_keras", tf_keras.__version__)
+    inputs = tf_keras.Input((6, 6, 2))
+    conv = l2.Conv2D(2, 3, padding="same")(inputs)
+    joined = l2.Add()([inputs, conv])
+    outputs = l2.Dense(3, activation="softmax")(l2.Flatten()(l2.MaxPooling2D()(joined)))
+    residual = tf_keras.Model(inputs, outputs, name="keras2_residual")
+    residual.set_weights([RNG.normal(0, 0.5, size=w.shape).astype("float32") for w in residual.weights])
+    x = images(2, 6, 6, 2)
+    residual.save(OUT / "keras2_residual.h5")
+    np.savez(OUT / "keras2_residual.npz", x=x, y=residual.predict(x, verbose=0))
+    print("keras2_cnn.h5, keras2_residual.h5 written by tf_keras", tf_keras.__version__)
 
 
 if __name__ == "__main__":

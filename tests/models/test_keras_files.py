@@ -181,6 +181,25 @@ def test_branching_functional_models_give_keras_outputs():
         np.testing.assert_allclose(out.numpy(), data[f"y{i}"], atol=1e-5, rtol=0)
 
 
+def test_keras2_functional_file_parses_to_a_graph():
+    """Keras 2 spells a call as [[layer, node, tensor, kwargs], ...]: the same graph comes out."""
+    import h5py
+    with h5py.File(GOLDEN / "keras2_residual.h5") as f:
+        config = json.loads(f.attrs["model_config"])
+    graph = parse_model_config(config, "keras2_residual.h5")
+    name = {spec.class_name: spec.name for spec in graph.layers.values()}
+    add = next(call for call in graph.calls if call.layer == name["Add"])
+    assert add.as_list and add.inputs == [graph.inputs[0][0], (name["Conv2D"], 0, 0)]
+    assert graph.layers[name["Conv2D"]].legacy_path == (name["Conv2D"],)
+
+
+@needs_functional
+def test_keras2_functional_file_gives_keras_outputs():
+    x, y = golden("keras2_residual")
+    np.testing.assert_allclose(outputs(cnnkit.load_model(GOLDEN / "keras2_residual.h5"), x), y,
+                               atol=1e-5, rtol=0)
+
+
 @needs_functional
 def test_functional_model_weights_round_trip_through_weights_h5(tmp_path):
     model = cnnkit.load_model(GOLDEN / "two_inputs.keras").eval()
