@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -43,6 +44,16 @@ def record(name: str, model, x: np.ndarray, suffix: str = ".keras") -> None:
     y = model.predict(x, verbose=0)
     np.savez(OUT / f"{name}.npz", x=x, y=y)
     print(f"{name}{suffix}: output {y.shape}, {(OUT / f'{name}{suffix}').stat().st_size} bytes")
+
+
+def deflate(path: Path) -> None:
+    """Keras stores its zip entries uncompressed; repack them deflated (same bytes inside)
+    so the fixtures stay small."""
+    with zipfile.ZipFile(path) as src:
+        entries = [(info.filename, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name, data in entries:
+            dst.writestr(name, data)
 
 
 def images(n, h, w, c, scale=1.0):
@@ -130,6 +141,58 @@ def two_inputs():
     return keras.Model([a, b], [flat, pooled], name="two_inputs")
 
 
+def new_layers():
+    """The layers beyond today's core (cnnkit builds them from its own same-named classes)."""
+    return keras.Sequential([
+        keras.Input((10, 10, 3)),
+        layers.ZeroPadding2D(1),
+        layers.DepthwiseConv2D(3, depth_multiplier=2),
+        layers.LeakyReLU(0.1),
+        layers.SeparableConv2D(8, 3, padding="same", activation="relu"),
+        layers.LayerNormalization(),
+        layers.PReLU(),
+        layers.Conv2DTranspose(4, 3, strides=2, padding="same"),
+        layers.GroupNormalization(groups=2),
+        layers.ELU(),
+        layers.Cropping2D(2),
+        layers.UpSampling2D(),
+        layers.SpatialDropout2D(0.1),
+        layers.Softmax(),
+        layers.Permute((2, 1, 3)),
+        layers.Reshape((-1, 4)),
+        layers.Flatten(),
+        layers.Dense(3),
+    ], name="new_layers")
+
+
+def xception_mini():
+    """The shape of Keras's "Image classification from scratch" network, small."""
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.Conv2D(8, 3, strides=2, padding="same")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    previous = x
+    for size in (8, 16):
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(size, 1, strides=2, padding="same")(previous)
+        x = layers.add([x, residual])
+        previous = x
+    x = layers.SeparableConv2D(24, 3, padding="same")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    outputs = layers.Dense(1, activation=None)(x)
+    return keras.Model(inputs, outputs, name="xception_mini")
+
+
 def record_multi(name: str, model, xs: list) -> None:
     model.save(OUT / f"{name}.keras")
     ys = model.predict(xs, verbose=0)
@@ -173,6 +236,13 @@ def main() -> None:
                                 layers.ActivityRegularization(l1=0.01), layers.Dense(2)], name="unknown")
     unknown.save(OUT / "unknown.keras")
     keras_2_fixture()
+    for name, build, x in [("new_layers", new_layers, images(3, 10, 10, 3)),
+                           ("xception_mini", xception_mini, images(3, 16, 16, 3, scale=255.0))]:
+        model = build()
+        randomize(model)
+        record(name, model, x)
+    for path in OUT.glob("*.keras"):
+        deflate(path)
     (OUT / "versions.json").write_text(json.dumps({"keras": keras.__version__}, indent=1))
 
 

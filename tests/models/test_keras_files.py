@@ -77,6 +77,32 @@ def test_flatten_order_is_asked_of_the_layer(monkeypatch, tmp_path):
     assert not torch.equal(kernels["channels_first"], kernels["channels_last"])
 
 
+NEW_LAYERS = ("ZeroPadding2D", "DepthwiseConv2D", "LeakyReLU", "SeparableConv2D", "LayerNormalization",
+              "PReLU", "Conv2DTranspose", "GroupNormalization", "ELU", "Cropping2D", "UpSampling2D",
+              "SpatialDropout2D", "Softmax", "Permute", "Reshape")
+has_new_layers = all(isinstance(getattr(layers, n, None), type) for n in NEW_LAYERS)
+needs_new_layers = pytest.mark.skipif(not has_new_layers, reason="this cnnkit lacks some of the newer layers")
+
+
+@needs_new_layers
+def test_newer_layers_convert_through_their_keras_weights(tmp_path):
+    """Layers with no entry in the table convert through their own Keras-layout
+    get_weights / set_weights, both ways."""
+    x, y = golden("new_layers")
+    model = cnnkit.load_model(GOLDEN / "new_layers.keras")
+    np.testing.assert_allclose(outputs(model, x), y, atol=2e-5, rtol=0)
+    model.save(tmp_path / "again.keras")
+    np.testing.assert_allclose(outputs(cnnkit.load_model(tmp_path / "again.keras"), x), y, atol=2e-5, rtol=0)
+
+
+@needs_new_layers
+@pytest.mark.skipif(not functional.available(), reason="this cnnkit has no functional API")
+def test_image_classification_from_scratch_network_gives_keras_outputs():
+    x, y = golden("xception_mini")  # SeparableConv2D, residual add, GlobalAveragePooling2D
+    np.testing.assert_allclose(outputs(cnnkit.load_model(GOLDEN / "xception_mini.keras"), x), y,
+                               atol=1e-5, rtol=0)
+
+
 def test_loaded_model_keeps_keras_names_and_compiles_as_saved():
     model = cnnkit.load_model(GOLDEN / "seq_cnn.keras")
     assert [layer.name for layer in model.layers][:4] == ["rescaling", "random_flip", "conv2d",
@@ -365,6 +391,12 @@ def test_real_keras_loads_cnnkit_file_with_same_outputs(tmp_path):
     xs, _ = golden("seq_cnn")
     names = ["mine", "seq"]
     arrays = dict(x_mine=x, y_mine=outputs(model, x), x_seq=xs, y_seq=outputs(seq, xs))
+    if has_new_layers:
+        newer = cnnkit.load_model(GOLDEN / "new_layers.keras")
+        newer.save(tmp_path / "newer.keras")
+        xn, _ = golden("new_layers")
+        names.append("newer")
+        arrays.update(x_newer=xn, y_newer=outputs(newer, xn))
     if functional.available():
         graph = cnnkit.load_model(GOLDEN / "residual.keras")
         graph.save(tmp_path / "graph.keras")

@@ -12,11 +12,11 @@ from torch import nn
 
 from .errors import KerasFileError, short_list
 from .graph import SavedNames
-from .layer_map import KERAS_LAYERS, Unsupported, keras_class_name
+from .layer_map import Unsupported, converter_named, keras_class_name
 
 
 def converter_for(layer: nn.Module):
-    conv = KERAS_LAYERS.get(keras_class_name(layer))
+    conv = converter_named(keras_class_name(layer))
     if conv is None:
         raise Unsupported(f"no Keras equivalent for a {type(layer).__name__}")
     return conv

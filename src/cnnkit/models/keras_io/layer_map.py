@@ -65,6 +65,17 @@ def register(class_name: str, converter: Converter) -> None:
     KERAS_LAYERS[class_name] = converter
 
 
+def converter_named(class_name: str) -> Converter | None:
+    """The table's entry, else one made from a cnnkit layer of that name that takes Keras's
+    arguments and lists its weights in Keras's layout (``get_weights`` / ``set_weights``)."""
+    if class_name in KERAS_LAYERS:
+        return KERAS_LAYERS[class_name]
+    cls = getattr(L, "LAYER_CLASSES", {}).get(class_name)
+    if cls is None or not callable(getattr(cls, "keras_weights", None)):
+        return None
+    return _generic(cls)
+
+
 def keras_class_name(layer: nn.Module) -> str:
     return type(layer).__name__
 
@@ -419,3 +430,42 @@ def _merge(cls):
 for _name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"):
     if isinstance(getattr(L, _name, None), type):
         register(_name, _merge(getattr(L, _name)))
+
+
+# -- any other cnnkit layer with Keras-named arguments and Keras-layout weights -------------
+SKIPPED_KEYS = ("name", "trainable", "dtype", "data_format")
+# Keras 3.15 records no build_config for these weightless layers (it does for ZeroPadding2D...)
+NO_BUILD_CONFIG = {"LeakyReLU", "ELU", "Softmax", "Reshape", "SpatialDropout2D"}
+# Keras's own config of SpatialDropout2D has no "trainable" (its constructor refuses one)
+# and a dtype string rather than a policy
+PLAIN_CONFIG = {"SpatialDropout2D"}
+
+
+def _generic(cls) -> Converter:
+    def build(cfg):
+        channels_last(cfg)
+        kwargs = {k: v for k, v in cfg.items() if k not in SKIPPED_KEYS and v is not None
+                  and not k.endswith("_initializer")}  # initial values are moot: weights load
+        if kwargs.get("activation") == "linear":
+            kwargs["activation"] = None
+        return cls(**kwargs, **common(cfg))
+
+    def load(layer, arrays, order):
+        try:
+            layer.set_weights(arrays)
+        except ValueError as err:
+            raise Unsupported(str(err)) from err
+
+    def dump(layer, order):
+        return [np.asarray(a, dtype="float32") for a in layer.get_weights()]
+
+    def config(layer):
+        cfg = {k: v for k, v in layer.get_config().items() if k not in ("name", "trainable", "dtype")}
+        if "activation" in cfg and cfg["activation"] is None:
+            cfg["activation"] = "linear"
+        fmt = {"data_format": "channels_last"} if "data_format" in inspect.signature(cls).parameters else {}
+        if cls.__name__ in PLAIN_CONFIG:
+            return {"name": layer.name, "dtype": getattr(layer, "dtype_policy", None) or "float32",
+                    **fmt, **cfg}
+        return {**base_config(layer), **fmt, **cfg}
+    return Converter(build, config, load, dump, build_config=cls.__name__ not in NO_BUILD_CONFIG)

@@ -12,7 +12,7 @@ from .convert import keras3_paths, load_layers
 from .errors import KerasFileError, short_list
 from .files import read_keras_zip, read_legacy_h5, read_weights_file
 from .graph import Graph, LayerSpec, parse_model_config
-from .layer_map import KERAS_LAYERS, REFUSED, Unsupported, weight_options
+from .layer_map import REFUSED, Unsupported, converter_named, weight_options
 
 # Arguments that change training, not the forward pass: passed on to the cnnkit layers that
 # take them (layer_map.weight_options); a loaded model says which it had to drop.
@@ -28,7 +28,7 @@ def build_layers(specs: list[LayerSpec], source: str) -> list[nn.Module]:
         if spec.class_name in REFUSED:
             problems.append(f"'{spec.name}' ({spec.class_name}: {REFUSED[spec.class_name]})")
             continue
-        conv = KERAS_LAYERS.get(spec.class_name)
+        conv = converter_named(spec.class_name)
         if conv is None:
             problems.append(f"'{spec.name}' ({spec.class_name}: no cnnkit equivalent)")
             continue
