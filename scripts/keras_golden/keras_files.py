@@ -235,6 +235,7 @@ def main() -> None:
     unknown = keras.Sequential([keras.Input((4, 4, 1)), layers.GaussianNoise(0.1), layers.Flatten(),
                                 layers.ActivityRegularization(l1=0.01), layers.Dense(2)], name="unknown")
     unknown.save(OUT / "unknown.keras")
+    custom_layers()
     keras_2_fixture()
     for name, build, x in [("new_layers", new_layers, images(3, 10, 10, 3)),
                            ("xception_mini", xception_mini, images(3, 16, 16, 3, scale=255.0))]:
@@ -244,6 +245,20 @@ def main() -> None:
     for path in OUT.glob("*.keras"):
         deflate(path)
     (OUT / "versions.json").write_text(json.dumps({"keras": keras.__version__}, indent=1))
+
+
+def custom_layers() -> None:
+    """Custom layer classes: their code is not in the file, even when one is called Dense."""
+    @keras.saving.register_keras_serializable(package="mine")
+    class Scale(layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    class Dense(layers.Dense):  # a user's class that shadows Keras's name
+        pass
+
+    model = keras.Sequential([keras.Input((4,)), Scale(), Dense(2)], name="custom")
+    model.save(OUT / "custom.keras")
 
 
 def keras_2_fixture() -> None:

@@ -129,6 +129,16 @@ def test_load_weights_from_keras3_weights_file():
     np.testing.assert_allclose(after, y_other, atol=1e-5, rtol=0)
 
 
+def test_load_weights_from_a_whole_keras_file():
+    model = cnnkit.load_model(GOLDEN / "gap_cnn.keras")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    model.load_weights(GOLDEN / "gap_cnn.keras")
+    x, y = golden("gap_cnn")
+    np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
+
+
 def test_load_weights_from_keras2_weights_file_matches_layers_in_order():
     model = cnnkit.load_model(GOLDEN / "keras2_cnn.h5")
     with torch.no_grad():
@@ -177,6 +187,14 @@ def test_all_unconvertible_layers_are_named_in_one_line():
     msg = str(err.value)
     assert "\n" not in msg and "2 layer(s)" in msg
     assert "'gaussian_noise' (GaussianNoise" in msg and "'activity_regularization' (ActivityRegularization" in msg
+
+
+def test_custom_layer_classes_are_refused_even_under_a_keras_name():
+    with pytest.raises(KerasFileError) as err:
+        cnnkit.load_model(GOLDEN / "custom.keras")
+    msg = str(err.value)
+    assert "\n" not in msg and "2 layer(s)" in msg and "(mine>Scale: a custom layer class" in msg
+    assert "(Dense: a custom layer class" in msg  # a user's Dense is not Keras's Dense
 
 
 def test_branching_functional_model_parses_to_a_graph():

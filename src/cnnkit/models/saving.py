@@ -197,7 +197,7 @@ def save_weights(model, path) -> Path:
 def load_weights(model, path, strict: bool = True) -> None:
     """Load safetensors weights, naming every key or shape that disagrees."""
     path = Path(path)
-    if path.suffix.lower() in (".h5", ".hdf5"):  # Keras's x.weights.h5: models/keras_io
+    if path.suffix.lower() in (".h5", ".hdf5", ".keras"):  # Keras's x.weights.h5: models/keras_io
         from .keras_io import load_keras_weights
         return load_keras_weights(model, path)
     if path.is_dir():

@@ -26,6 +26,13 @@ class LayerSpec:
     config: dict
     path: tuple  # where a Keras 3 file keeps its weights (class-based names, see saved_name)
     legacy_path: tuple  # where a Keras 2 .h5 keeps them (layer names)
+    custom: str | None = None  # a user's own class ("mine>Scale"): its code is not in the file
+
+
+def _custom(spec: dict) -> str | None:
+    """Keras 3 names a user's class by ``registered_name`` (None for Keras's own layers)."""
+    name = spec.get("registered_name")
+    return name if name not in (None, "Functional", "Sequential") else None
 
 
 def snake_case(name: str) -> str:
@@ -144,7 +151,7 @@ def _add_sequential(graph: Graph, layers: list[dict], prefix: tuple, legacy_pref
             continue
         if name in graph.layers:
             raise KerasFileError(f"two layers are named {name!r} in the file; layer names must be unique")
-        graph.layers[name] = LayerSpec(name, class_name, cfg, path, legacy_prefix + (name,))
+        graph.layers[name] = LayerSpec(name, class_name, cfg, path, legacy_prefix + (name,), _custom(spec))
         graph.calls.append(Call(name, 0, [current]))
         current = (name, 0, 0)
     return current
@@ -191,7 +198,7 @@ def _parse_functional(config: dict, source: str) -> Graph:
         if class_name == "InputLayer":
             shapes[name] = _shape(cfg.get("batch_shape") or cfg.get("batch_input_shape"))
             continue
-        graph.layers[name] = LayerSpec(name, class_name, cfg, path, (name,))
+        graph.layers[name] = LayerSpec(name, class_name, cfg, path, (name,), _custom(spec))
         for index, node in enumerate(spec.get("inbound_nodes", [])):
             graph.calls.append(Call(name, index, *_node_inputs(node)))
     for ref in _refs(config.get("input_layers")):

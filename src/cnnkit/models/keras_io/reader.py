@@ -25,6 +25,10 @@ def build_layers(specs: list[LayerSpec], source: str) -> list[nn.Module]:
     """A cnnkit layer per Keras layer; all that cannot be converted are named in one error."""
     problems, built, dropped = [], [], []
     for spec in specs:
+        if spec.custom:
+            problems.append(f"'{spec.name}' ({spec.custom}: a custom layer class, whose code is not "
+                            "in the file; cnnkit converts Keras's own layers)")
+            continue
         if spec.class_name in REFUSED:
             problems.append(f"'{spec.name}' ({spec.class_name}: {REFUSED[spec.class_name]})")
             continue
@@ -118,20 +122,22 @@ def load_keras_model(path, compile: bool = True):
 
 
 def load_keras_weights(model, path) -> None:
-    """``model.load_weights('x.weights.h5')`` for a cnnkit Sequential: Keras 3 or Keras 2 layout."""
+    """``model.load_weights('x.weights.h5')`` (Keras 3 or Keras 2 layout, or the weights inside
+    a ``.keras`` file) into a cnnkit Sequential or functional model."""
     from ..sequential import Sequential
     path = Path(path)
     if not path.is_file():
         raise KerasFileError(f"no weights file at {path}")
+    read = (lambda p: read_keras_zip(p)[1]) if path.suffix.lower() == ".keras" else read_weights_file
     if functional.is_functional(model):
-        return functional.load_functional_weights(model, read_weights_file(path))
+        return functional.load_functional_weights(model, read(path))
     if not isinstance(model, Sequential):
         raise KerasFileError(f"Keras weights load into a cnnkit Sequential or functional model; "
                              f"model '{model.name}' is a {type(model).__name__}")
     if not model.built:
         raise KerasFileError(f"model '{model.name}' is not built yet: give it an input shape "
                              "before load_weights (Keras needs that too)")
-    store = read_weights_file(path)
+    store = read(path)
     layers = list(model.layers)
     paths = _legacy_paths_by_order(layers, store, model.name) if store.legacy else keras3_paths(layers)
     load_layers(layers, paths, store, f"model '{model.name}'")
