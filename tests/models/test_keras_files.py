@@ -43,7 +43,8 @@ def golden(name: str):
 
 
 @pytest.mark.parametrize("file, expected", [
-    ("seq_cnn.keras", "seq_cnn"),  # Rescaling, RandomFlip, conv same+strides, BN, both poolings, Flatten->Dense
+    # Rescaling, RandomFlip, conv same + strides, BN, both poolings, Flatten -> Dense
+    ("seq_cnn.keras", "seq_cnn"),
     ("gap_cnn.keras", "gap_cnn"),  # no-bias conv, BN momentum/epsilon, ReLU, dilation, GAP head
     ("gap_cnn_legacy.h5", "gap_cnn_legacy"),  # the same model in the HDF5 layout
     ("keras2_cnn.h5", "keras2_cnn"),  # written by Keras 2 (tf_keras 2.21) itself
@@ -186,7 +187,8 @@ def test_all_unconvertible_layers_are_named_in_one_line():
         cnnkit.load_model(GOLDEN / "unknown.keras")
     msg = str(err.value)
     assert "\n" not in msg and "2 layer(s)" in msg
-    assert "'gaussian_noise' (GaussianNoise" in msg and "'activity_regularization' (ActivityRegularization" in msg
+    assert "'gaussian_noise' (GaussianNoise" in msg
+    assert "'activity_regularization' (ActivityRegularization" in msg
 
 
 def test_custom_layer_classes_are_refused_even_under_a_keras_name():
@@ -378,7 +380,8 @@ def test_cnnkit_model_saved_as_keras_loads_back_with_same_outputs(tmp_path):
 
 
 def test_models_keras_cannot_hold_are_refused_in_one_line(tmp_path):
-    model = cnnkit.Model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)), input_shape=(2, 2, 3))
+    model = cnnkit.Model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 2)),
+                         input_shape=(2, 2, 3))
     with pytest.raises(KerasFileError, match="model.save\\('folder'\\)"):
         model.save(tmp_path / "plain.keras")
     seq = cnnkit.Sequential([layers.Input((4, 4, 3)), layers.Flatten(), layers.Dense(2)])
@@ -394,7 +397,8 @@ def test_folder_save_keeps_cnnkit_format(tmp_path):
     model, x = _trained_cnnkit_model()
     model.save(tmp_path / "folder")
     assert (tmp_path / "folder" / "model.safetensors").is_file()
-    np.testing.assert_allclose(outputs(cnnkit.load_model(tmp_path / "folder"), x), outputs(model, x), atol=1e-6)
+    again = cnnkit.load_model(tmp_path / "folder")
+    np.testing.assert_allclose(outputs(again, x), outputs(model, x), atol=1e-6)
 
 
 @pytest.mark.slow

@@ -384,7 +384,8 @@ register("Flatten", Converter(_flatten_build, lambda layer: {**base_config(layer
                                                                "data_format": "channels_last"},
                               order="flatten"))
 register("Dropout", Converter(_dropout_build, lambda layer: {
-    **base_config(layer), "rate": layer.rate, "seed": None, "noise_shape": None}, order="keep", build_config=False))
+    **base_config(layer), "rate": layer.rate, "seed": None, "noise_shape": None},
+    order="keep", build_config=False))
 register("Rescaling", Converter(_rescaling_build, lambda layer: {
     **base_config(layer), "scale": layer.scale, "offset": layer.offset}, order="keep"))
 register("Activation", Converter(_activation_build, lambda layer: {
