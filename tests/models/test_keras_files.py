@@ -441,3 +441,12 @@ def test_real_keras_loads_cnnkit_file_with_same_outputs(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     diffs = dict(line.split() for line in run.stdout.strip().splitlines())
     assert sorted(diffs) == sorted(names) and all(float(d) < 1e-5 for d in diffs.values()), diffs
+
+
+def test_cli_opens_keras_files(capsys):
+    from cnnkit.cli import main
+    assert main(["summary", str(GOLDEN / "seq_cnn.keras")]) == 0
+    assert "batch_normalization" in capsys.readouterr().out
+    assert main(["summary", str(GOLDEN / "lambda.keras")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Lambda" in err
