@@ -356,6 +356,30 @@ def test_written_functional_file_has_keras_layout(tmp_path, name):
     assert_same_keras_file(GOLDEN / f"{name}.keras", tmp_path / "out.keras", tmp_path)
 
 
+def test_legacy_h5_written_as_keras_3_writes_it(tmp_path):
+    """model.save('x.h5'), the older tutorials' spelling: Keras 3's legacy HDF5 layout."""
+    import h5py
+    model = cnnkit.load_model(GOLDEN / "gap_cnn.keras")
+    model.save(tmp_path / "out.h5")
+    x, y = golden("gap_cnn")
+    np.testing.assert_allclose(outputs(cnnkit.load_model(tmp_path / "out.h5"), x), y, atol=1e-5, rtol=0)
+
+    def contents(path):
+        with h5py.File(path) as f:
+            config = _strip_ids(json.loads(f.attrs["model_config"]))
+            config["config"]["layers"][0]["config"]["name"] = "input_layer"  # Keras counts per session
+            group = f["model_weights"]
+            names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]]
+            arrays = {}
+            group.visititems(lambda k, v: arrays.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+            return config, names, arrays, f.attrs["backend"]
+    ours, keras_ = contents(tmp_path / "out.h5"), contents(GOLDEN / "gap_cnn_legacy.h5")
+    assert ours[0] == keras_[0] and ours[1] == keras_[1] and ours[3] == keras_[3]
+    assert ours[2].keys() == keras_[2].keys()
+    for key in ours[2]:
+        np.testing.assert_array_equal(ours[2][key], keras_[2][key])
+
+
 def _trained_cnnkit_model():
     torch.manual_seed(0)
     model = cnnkit.Sequential([
@@ -388,7 +412,7 @@ def test_models_keras_cannot_hold_are_refused_in_one_line(tmp_path):
     seq.preprocess = seq.preprocess.from_config({"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.2] * 3})
     with pytest.raises(KerasFileError, match="mean, std"):
         seq.save(tmp_path / "norm.keras")
-    with pytest.raises(KerasFileError, match="x.keras"):
+    with pytest.raises(KerasFileError, match="mean, std"):
         seq.save(tmp_path / "x.h5")
     assert not list(tmp_path.iterdir())  # nothing half-written
 
@@ -408,11 +432,13 @@ def test_real_keras_loads_cnnkit_file_with_same_outputs(tmp_path):
         pytest.skip(f"no TensorFlow interpreter at {TF_PYTHON}")
     model, x = _trained_cnnkit_model()
     model.save(tmp_path / "mine.keras")
+    model.save(tmp_path / "mine_h5.h5")
     seq = cnnkit.load_model(GOLDEN / "seq_cnn.keras")
     seq.save(tmp_path / "seq.keras")
     xs, _ = golden("seq_cnn")
-    names = ["mine", "seq"]
-    arrays = dict(x_mine=x, y_mine=outputs(model, x), x_seq=xs, y_seq=outputs(seq, xs))
+    names = ["mine", "seq", "mine_h5"]
+    arrays = dict(x_mine=x, y_mine=outputs(model, x), x_seq=xs, y_seq=outputs(seq, xs),
+                  x_mine_h5=x, y_mine_h5=outputs(model, x))
     if has_new_layers:
         newer = cnnkit.load_model(GOLDEN / "new_layers.keras")
         newer.save(tmp_path / "newer.keras")
@@ -432,7 +458,8 @@ def test_real_keras_loads_cnnkit_file_with_same_outputs(tmp_path):
         "import keras\n"
         "d = np.load(sys.argv[1] + '/io.npz')\n"
         "for name in sys.argv[2:]:\n"
-        "    m = keras.saving.load_model(sys.argv[1] + f'/{name}.keras')\n"
+        "    suffix = '.h5' if name.endswith('_h5') else '.keras'\n"
+        "    m = keras.saving.load_model(sys.argv[1] + f'/{name}{suffix}')\n"
         "    print(name, float(np.abs(m.predict(d['x_' + name], verbose=0) - d['y_' + name]).max()))\n")
     run = subprocess.run([str(TF_PYTHON), "-c", script, str(tmp_path), *names], capture_output=True,
                          text=True, timeout=300)

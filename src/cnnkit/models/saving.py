@@ -63,11 +63,8 @@ def save_model(model, path, overwrite: bool = True) -> Path:
     """Write the model folder atomically (a temp folder renamed into place)."""
     path = Path(path)
     if path.suffix.lower() in (".keras", ".h5", ".hdf5"):  # Keras files: models/keras_io
-        from . import keras_io
-        if path.suffix.lower() != ".keras":
-            raise keras_io.KerasFileError(f"cnnkit writes Keras 3 .keras files, not Keras 2 .h5; "
-                                          f"save as {path.with_suffix('.keras')}")
-        return keras_io.save_keras_model(model, path, overwrite=overwrite)
+        from .keras_io import save_keras_model
+        return save_keras_model(model, path, overwrite=overwrite)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from .convert import converter_for, dump_layers, keras3_paths
 from .errors import KerasFileError, short_list
 from .files import CONFIG, METADATA, WEIGHTS
 from .layer_map import Unsupported, keras_class_name, policy_config
+from .legacy_writer import write_legacy_h5
 
 KERAS_VERSION = "3.15.1"  # the Keras release whose files these mirror (checked against it)
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop",
@@ -145,11 +146,14 @@ def _atomic_write(path: Path, write) -> Path:
 
 
 def save_keras_model(model, path, overwrite: bool = True) -> Path:
-    """``model.save('x.keras')``: a Keras 3 file that ``keras.saving.load_model`` opens."""
+    """``model.save('x.keras')`` (or Keras's legacy ``'x.h5'``): a file that
+    ``keras.saving.load_model`` opens."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True or choose another path")
     config, plan = _plan(model)
+    if path.suffix.lower() in (".h5", ".hdf5"):  # Keras's legacy HDF5 model file
+        return _atomic_write(path, lambda tmp: _write_h5(tmp, model, config, plan))
     config = json.dumps(config)
     metadata = json.dumps({"keras_version": KERAS_VERSION, "producer": f"cnnkit {__version__}",
                            "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")})
@@ -161,6 +165,12 @@ def save_keras_model(model, path, overwrite: bool = True) -> Path:
             archive.writestr(CONFIG, config)
             archive.writestr(WEIGHTS, weights)
     return _atomic_write(path, write)
+
+
+def _write_h5(tmp, model, config, plan) -> None:
+    import h5py
+    with h5py.File(tmp, "w") as f:
+        write_legacy_h5(f, model, config, plan, KERAS_VERSION)
 
 
 def save_keras_weights(model, path) -> Path:
