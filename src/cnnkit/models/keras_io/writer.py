@@ -1,4 +1,5 @@
-"""cnnkit Sequential -> Keras 3 ``.keras`` file (and ``.weights.h5``), as Keras 3.15 writes them.
+"""cnnkit Sequential / functional model -> Keras 3 ``.keras`` file (and ``.weights.h5``, or
+Keras's legacy ``.h5`` through :mod:`legacy_writer`), as Keras 3.15 writes them.
 
 The zip holds ``metadata.json``, ``config.json`` (the model: module / class_name / config /
 registered_name / build_config for the model and every layer, an ``InputLayer`` first) and
