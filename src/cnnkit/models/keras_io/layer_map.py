@@ -354,9 +354,16 @@ def _flatten_build(cfg):
 
 
 def _dropout_build(cfg):
-    if cfg.get("noise_shape") is not None:
-        raise Unsupported(f"noise_shape={cfg['noise_shape']}")
-    return L.Dropout(cfg["rate"], **common(cfg))
+    takes = inspect.signature(L.Dropout).parameters
+    extra = {k: cfg[k] for k in ("noise_shape", "seed") if cfg.get(k) is not None and k in takes}
+    if cfg.get("noise_shape") is not None and "noise_shape" not in extra:
+        raise Unsupported(f"noise_shape={cfg['noise_shape']} (this cnnkit's Dropout has none)")
+    return L.Dropout(cfg["rate"], **extra, **common(cfg))
+
+
+def _dropout_config(layer):
+    return {**base_config(layer), "rate": layer.rate, "seed": getattr(layer, "seed", None),
+            "noise_shape": getattr(layer, "noise_shape", None)}
 
 
 def _rescaling_build(cfg):
@@ -383,9 +390,7 @@ register("GlobalMaxPooling2D", _global_pool(L.GlobalMaxPooling2D))
 register("Flatten", Converter(_flatten_build, lambda layer: {**base_config(layer),
                                                                "data_format": "channels_last"},
                               order="flatten"))
-register("Dropout", Converter(_dropout_build, lambda layer: {
-    **base_config(layer), "rate": layer.rate, "seed": None, "noise_shape": None},
-    order="keep", build_config=False))
+register("Dropout", Converter(_dropout_build, _dropout_config, order="keep", build_config=False))
 register("Rescaling", Converter(_rescaling_build, lambda layer: {
     **base_config(layer), "scale": layer.scale, "offset": layer.offset}, order="keep"))
 register("Activation", Converter(_activation_build, lambda layer: {
