@@ -242,6 +242,17 @@ def main() -> None:
         model = build()
         randomize(model)
         record(name, model, x)
+    regularized = keras.Sequential([
+        keras.Input((6, 6, 1)),
+        layers.Conv2D(2, 3, kernel_regularizer=keras.regularizers.L2(0.01)),
+        layers.Flatten(),
+        layers.Dense(2, kernel_constraint=keras.constraints.MaxNorm(2.0))], name="regularized")
+    randomize(regularized)
+    x = images(2, 6, 6, 1)
+    regularized.save(OUT / "regularized.keras")
+    regularized(x)
+    np.savez(OUT / "regularized.npz", x=x, y=regularized.predict(x, verbose=0),
+             penalty=float(sum(float(loss) for loss in regularized.losses)))
     for path in OUT.glob("*.keras"):
         deflate(path)
     (OUT / "versions.json").write_text(json.dumps({"keras": keras.__version__}, indent=1))

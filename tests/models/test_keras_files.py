@@ -104,6 +104,22 @@ def test_image_classification_from_scratch_network_gives_keras_outputs():
                                atol=1e-5, rtol=0)
 
 
+def test_regularizers_and_constraints_in_the_file_are_kept_or_named():
+    """Kept by layers that take Keras's weight arguments (the penalty is Keras's); otherwise
+    one warning names each one dropped. The outputs are Keras's either way."""
+    x, y = golden("regularized")
+    penalty = float(np.load(GOLDEN / "regularized.npz")["penalty"])
+    if "kernel" in getattr(layers.Conv2D, "weight_options", ()):
+        model = cnnkit.load_model(GOLDEN / "regularized.keras")
+        assert sum(float(loss.detach()) for loss in model.layers[0].losses) == pytest.approx(penalty, rel=1e-5)
+    else:
+        with pytest.warns(UserWarning) as caught:
+            model = cnnkit.load_model(GOLDEN / "regularized.keras")
+        msg = " ".join(str(w.message) for w in caught)
+        assert ".kernel_regularizer" in msg and ".kernel_constraint" in msg
+    np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
+
+
 def test_loaded_model_keeps_keras_names_and_compiles_as_saved():
     model = cnnkit.load_model(GOLDEN / "seq_cnn.keras")
     assert [layer.name for layer in model.layers][:4] == ["rescaling", "random_flip", "conv2d",
