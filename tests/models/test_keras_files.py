@@ -104,14 +104,20 @@ def test_image_classification_from_scratch_network_gives_keras_outputs():
                                atol=1e-5, rtol=0)
 
 
-def test_regularizers_and_constraints_in_the_file_are_kept_or_named():
-    """Kept by layers that take Keras's weight arguments (the penalty is Keras's); otherwise
-    one warning names each one dropped. The outputs are Keras's either way."""
+def test_regularizers_and_constraints_in_the_file_are_kept_or_named(tmp_path):
+    """Kept by layers that take Keras's weight arguments (the penalty is Keras's, and the
+    written file carries them again); otherwise one warning names each one dropped. The
+    outputs are Keras's either way."""
     x, y = golden("regularized")
     penalty = float(np.load(GOLDEN / "regularized.npz")["penalty"])
     if "kernel" in getattr(layers.Conv2D, "weight_options", ()):
         model = cnnkit.load_model(GOLDEN / "regularized.keras")
         assert sum(float(loss.detach()) for loss in model.layers[0].losses) == pytest.approx(penalty, rel=1e-5)
+        model.save(tmp_path / "again.keras")
+        with zipfile.ZipFile(tmp_path / "again.keras") as archive:
+            written = json.loads(archive.read("config.json"))["config"]["layers"]
+        assert written[1]["config"]["kernel_regularizer"]["class_name"] == "L2"
+        assert written[3]["config"]["kernel_constraint"]["module"] == "keras.constraints"
     else:
         with pytest.warns(UserWarning) as caught:
             model = cnnkit.load_model(GOLDEN / "regularized.keras")

@@ -147,6 +147,18 @@ def weight_options(cls, cfg: dict) -> dict:
     return out
 
 
+def options_config(layer) -> dict:
+    """The layer's own regularizers / constraints (as cnnkit's get_config names them) in
+    Keras's serialized form, for the writer; {} for layers that have none."""
+    out = {}
+    for key, value in layer.get_config().items():
+        kind = key.rpartition("_")[2]
+        if kind in OPTION_KINDS and isinstance(value, dict) and "class_name" in value:
+            out[key] = {"module": f"keras.{kind}s", "class_name": value["class_name"],
+                        "config": value.get("config", {}), "registered_name": None}
+    return out
+
+
 def policy_config(layer) -> dict:
     name = getattr(layer, "dtype_policy", None) or "float32"
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name},
@@ -224,7 +236,7 @@ def _conv_config(layer):
             "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
             "groups": getattr(layer, "groups", 1), "activation": layer.activation_name or "linear",
             "use_bias": layer.use_bias, "kernel_initializer": GLOROT, "bias_initializer": ZEROS,
-            **NO_REGULARIZERS, "activity_regularizer": None}
+            **NO_REGULARIZERS, "activity_regularizer": None, **options_config(layer)}
 
 
 register("Conv2D", Converter(_conv_build, _conv_config, _conv_load, _conv_dump))
@@ -261,7 +273,7 @@ def _dense_dump(layer, order):
 def _dense_config(layer):
     return {**base_config(layer), "units": layer.units, "activation": layer.activation_name or "linear",
             "use_bias": layer.use_bias, "kernel_initializer": GLOROT, "bias_initializer": ZEROS,
-            **NO_REGULARIZERS, "quantization_config": None}
+            **NO_REGULARIZERS, "quantization_config": None, **options_config(layer)}
 
 
 register("Dense", Converter(_dense_build, _dense_config, _dense_load, _dense_dump, order="consume"))
@@ -319,7 +331,7 @@ def _bn_config(layer):
             "gamma_initializer": ONES, "moving_mean_initializer": ZEROS,
             "moving_variance_initializer": ONES, "beta_regularizer": None, "gamma_regularizer": None,
             "beta_constraint": None, "gamma_constraint": None, "synchronized": False,
-            "renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99}
+            "renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99, **options_config(layer)}
 
 
 register("BatchNormalization", Converter(_bn_build, _bn_config, _bn_load, _bn_dump, order="keep"))
