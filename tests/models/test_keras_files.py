@@ -325,6 +325,14 @@ def test_weights_file_linking_to_other_files_is_refused(tmp_path):
         model.load_weights(tmp_path / "linked.weights.h5")
 
 
+def test_variable_input_size_is_refused_in_one_line():
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, None, None, 3]}},
+        {"class_name": "GlobalAveragePooling2D", "config": {"name": "gap"}}]}}
+    with pytest.raises(KerasFileError, match="variable size"):
+        parse_model_config(config, "variable.keras")
+
+
 def test_weights_only_h5_given_to_load_model_says_use_load_weights():
     with pytest.raises(KerasFileError, match="load_weights"):
         cnnkit.load_model(GOLDEN / "keras2_cnn_weights.h5")

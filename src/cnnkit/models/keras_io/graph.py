@@ -93,7 +93,12 @@ class Graph:
 def _shape(batch_shape) -> tuple | None:
     if batch_shape is None:
         return None
-    return tuple(int(s) for s in list(batch_shape)[1:])
+    shape = list(batch_shape)[1:]
+    if any(s is None for s in shape):
+        raise KerasFileError(f"the model's input shape {tuple(shape)} has a variable size (None); "
+                             "cnnkit models take a fixed (height, width, channels): rebuild the "
+                             "Keras model with keras.Input((H, W, C)) and save it again")
+    return tuple(int(s) for s in shape)
 
 
 def _first_shape(config: dict, layers: list[dict]) -> tuple | None:
