@@ -325,6 +325,17 @@ def test_weights_file_linking_to_other_files_is_refused(tmp_path):
         model.load_weights(tmp_path / "linked.weights.h5")
 
 
+def test_malformed_config_is_one_clear_line(tmp_path):
+    path = tmp_path / "odd.keras"
+    with zipfile.ZipFile(GOLDEN / "gap_cnn.keras") as src, zipfile.ZipFile(path, "w") as dst:
+        dst.writestr("config.json", json.dumps({"class_name": "Functional", "config": {
+            "layers": [{"class_name": "Dense", "config": 5, "inbound_nodes": [7]}]}}))
+        dst.writestr("model.weights.h5", src.read("model.weights.h5"))
+    with pytest.raises(KerasFileError, match="malformed|corrupt") as err:
+        cnnkit.load_model(path)
+    assert "\n" not in str(err.value)
+
+
 def test_variable_input_size_is_refused_in_one_line():
     config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
         {"class_name": "InputLayer", "config": {"batch_shape": [None, None, None, 3]}},

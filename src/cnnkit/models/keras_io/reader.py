@@ -114,7 +114,14 @@ def load_keras_model(path, compile: bool = True):
             if "training_config" in f.attrs:
                 raw = f.attrs["training_config"]
                 compile_config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    model = build_model(parse_model_config(config, str(path)), store, str(path))
+    try:
+        graph = parse_model_config(config, str(path))
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
+        if isinstance(err, KerasFileError):
+            raise
+        raise KerasFileError(f"{path}: the model config is malformed ({type(err).__name__}: {err}); "
+                             "the file is corrupt: save it again from Keras") from err
+    model = build_model(graph, store, str(path))
     if compile:
         _compile_like_keras(model, compile_config, str(path))
     model.eval()
