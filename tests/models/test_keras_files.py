@@ -336,6 +336,17 @@ def test_malformed_config_is_one_clear_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_old_keras_sequential_config_as_a_bare_list_parses():
+    """Keras 2.2 and older wrote a Sequential's config as the list of its layers."""
+    config = {"class_name": "Sequential", "config": [
+        {"class_name": "Conv2D", "config": {"name": "conv2d_1", "batch_input_shape": [None, 8, 8, 1],
+                                            "filters": 2, "kernel_size": [3, 3]}},
+        {"class_name": "Flatten", "config": {"name": "flatten_1"}}]}
+    graph = parse_model_config(config, "old.h5")
+    assert [spec.name for spec in graph.chain()] == ["conv2d_1", "flatten_1"]
+    assert graph.inputs[0][1] == (8, 8, 1)
+
+
 def test_variable_input_size_is_refused_in_one_line():
     config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
         {"class_name": "InputLayer", "config": {"batch_shape": [None, None, None, 3]}},

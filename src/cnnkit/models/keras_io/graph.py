@@ -120,6 +120,8 @@ def parse_model_config(model: dict, source: str) -> Graph:
     """The top-level ``{"class_name": ..., "config": ...}`` of a Keras model file."""
     class_name = model.get("class_name")
     config = model.get("config")
+    if class_name in SEQUENTIAL and isinstance(config, list):  # Keras 2.2 and older: the layers
+        config = {"name": "sequential", "layers": config}
     if not isinstance(config, dict):
         raise KerasFileError(f"{source}: the model config has no 'config' object; the file is corrupt")
     if class_name in SEQUENTIAL:
