@@ -190,8 +190,10 @@ def test_load_weights_into_a_model_built_in_cnnkit():
 def test_weights_for_another_architecture_are_refused_in_one_line():
     model = cnnkit.Sequential([layers.Input((12, 12, 3)), layers.Conv2D(6, 3), layers.Flatten(),
                                layers.Dense(4)])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(KerasFileError) as err:
         model.load_weights(GOLDEN / "seq_cnn_other.weights.h5")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # left as it was
     msg = str(err.value)
     assert "\n" not in msg and "'dense' (Dense): Dense kernel has shape (20, 7)" in msg
     assert "layers the model lacks (batch_normalization, conv2d_1, dense_1)" in msg

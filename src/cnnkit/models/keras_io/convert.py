@@ -105,6 +105,7 @@ def load_layers(layers: list[nn.Module], paths: list[tuple], store, what: str,
         orders = feature_orders(layers) if orders is None else orders
     except Unsupported as err:
         raise KerasFileError(f"cannot load {store.source} into {what}: {err}") from err
+    before = [{k: v.detach().clone() for k, v in layer.state_dict().items()} for layer in layers]
     for layer, path, order in zip(layers, paths, orders):
         conv = converter_for(layer)
         arrays = store.get(path)
@@ -126,6 +127,8 @@ def load_layers(layers: list[nn.Module], paths: list[tuple], store, what: str,
     if unused:
         problems.append(f"the file has weights for layers the model lacks ({short_list(unused)})")
     if problems:
+        for layer, state in zip(layers, before):  # a refused file leaves the model as it was
+            layer.load_state_dict(state)
         raise KerasFileError(f"weights in {store.source} do not fit {what}: {'; '.join(problems[:8])}")
 
 
