@@ -75,6 +75,8 @@ def _resolve_model_path(target: str, weights: str = "best") -> Path:
         raise CliError(f"{target}: no such run directory or model folder")
     if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
         return path
+    if path.is_file() and path.suffix.lower() in (".keras", ".h5", ".hdf5"):  # a Keras file
+        return path
     for choice in (weights, "last" if weights == "best" else "best"):
         if (path / choice / "config.json").is_file():
             return path / choice

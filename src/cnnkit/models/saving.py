@@ -63,6 +63,9 @@ def model_config(model) -> dict:
 def save_model(model, path, overwrite: bool = True) -> Path:
     """Write the model folder atomically (a temp folder renamed into place)."""
     path = Path(path)
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):  # Keras files: models/keras_io
+        from .keras_io import save_keras_model
+        return save_keras_model(model, path, overwrite=overwrite)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +172,10 @@ def load_model(path, module=None, device=None, compile: bool = True):
     optimizer state), so ``evaluate`` works at once.
     """
     path = Path(path)
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):  # Keras files: models/keras_io
+        from .keras_io import load_keras_model
+        model = load_keras_model(path, compile=compile)
+        return model.to(device) if device is not None else model
     config = read_config(path)
     model = _build(config, module, path)
     model.name = config.get("name") or model.name
@@ -199,6 +206,9 @@ def _compile_again(model, saved: dict, device, path) -> None:
 
 def save_weights(model, path) -> Path:
     path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):  # Keras's x.weights.h5: models/keras_io
+        from .keras_io import save_keras_weights
+        return save_keras_weights(model, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(_state_for_saving(model), str(tmp), metadata={"format": FORMAT})
@@ -210,6 +220,9 @@ def load_weights(model, path, strict: bool = True) -> None:
     """Load safetensors weights, naming every key, shape or dtype that disagrees."""
     from .weights import dtype_mismatches
     path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5", ".keras"):  # Keras's x.weights.h5: models/keras_io
+        from .keras_io import load_keras_weights
+        return load_keras_weights(model, path)
     if path.is_dir():
         path = path / WEIGHTS_FILE
     if not path.exists():
