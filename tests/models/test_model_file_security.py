@@ -146,7 +146,7 @@ def test_every_cli_command_refuses_it_in_one_line(hostile, sentinel, tmp_path, c
             "export": ["export", str(hostile), str(tmp_path / "m.onnx")],
             "summary": ["summary", str(hostile)],
             "explain": ["explain", str(hostile), str(image), "--out", str(tmp_path / "cam")],
-            "serve": ["serve", str(hostile), "--port", "0"]}[command]
+            "serve": ["serve", str(hostile), "--port", "8765"]}[command]
     if command in ("export", "serve", "explain"):
         pytest.importorskip({"export": "onnx", "serve": "fastapi", "explain": "matplotlib"}[command])
     _one_line_refusal(capsys, argv)
