@@ -364,7 +364,7 @@ def cmd_predict(args) -> int:
     names = model.class_names or [str(i) for i in range(10_000)]
     results = []
     if arrays:
-        probs = model.predict(np.stack(arrays), batch_size=args.batch_size)
+        probs = model.predict_proba(np.stack(arrays), batch_size=args.batch_size)
         k = min(args.top_k, probs.shape[1])
         for f, p in zip(kept, probs):
             top = np.argsort(-p, kind="stable")[:k]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import activations
+from . import keras_layout, keras_tensor
 
 __all__ = [
     "Layer", "Input", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
@@ -85,7 +86,7 @@ def dtype_policy(dtype) -> str | None:
     return name
 
 
-class Layer(nn.Module):
+class Layer(keras_layout.KerasWeightsMixin, nn.Module):
     """Base of the Keras-named layers: a module that builds itself from its input shape.
 
     ``dtype=`` is the layer's precision policy, as in Keras: ``'float32'`` keeps the layer in
@@ -120,9 +121,13 @@ class Layer(nn.Module):
             return fn(x)
 
     def __call__(self, x, *args, **kwargs):
-        if self.dtype_policy is None:
-            return super().__call__(x, *args, **kwargs)
-        return self.run_in_policy(lambda t: super(Layer, self).__call__(t, *args, **kwargs), x)
+        if keras_tensor.is_symbolic(x):  # functional API: record the call, compute nothing
+            return keras_tensor.symbolic_call(self, x, *args, **kwargs)
+        keras_tensor.build_on_first_call(self, x)
+        with keras_tensor.training_mode(self, kwargs.pop("training", None)):
+            if self.dtype_policy is None:
+                return super().__call__(x, *args, **kwargs)
+            return self.run_in_policy(lambda t: super(Layer, self).__call__(t, *args, **kwargs), x)
 
     def policy_pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pre_activation` under the layer's precision policy (for callers that skip
@@ -221,9 +226,9 @@ class InputSpec:
         self.batch_size = batch_size
 
 
-def Input(shape, name: str | None = None, batch_size: int | None = None, dtype=None):
-    """Keras ``Input``: the declared input shape, images as (H, W, C)."""
-    return InputSpec(shape, name=name, batch_size=batch_size, dtype=dtype)
+def Input(shape=None, name: str | None = None, batch_size: int | None = None, dtype=None, **kwargs):
+    """Keras ``Input``: a symbolic tensor of shape (H, W, C) (see cnnkit.keras_tensor)."""
+    return keras_tensor.Input(shape, name=name, batch_size=batch_size, dtype=dtype, **kwargs)
 
 
 def keras_to_torch_shape(shape) -> tuple:
@@ -368,11 +373,26 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
 
 class Flatten(Layer):
+    """Flattens channels-last, as Keras does, so a Dense kernel after it is Keras's; models
+    saved before this option flattened channels-first (``data_format='channels_first'``)."""
+
+    def __init__(self, data_format: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = data_format or "channels_last"
+        if self.data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"Flatten data_format must be 'channels_last' or 'channels_first', "
+                             f"got {data_format!r}")
+
     def compute_output_shape(self, s):
         return (math.prod(s),)
 
     def forward(self, x):
+        if x.ndim == 4 and self.data_format == "channels_last":
+            x = x.permute(0, 2, 3, 1)  # a view of channels_last memory: no copy
         return x.flatten(1)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class Dense(_ActivatedLayer):
@@ -530,6 +550,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
 
 def layer_from_config(class_name: str, config: dict) -> nn.Module:
     """Rebuild a layer from the name and config saved by ``Sequential.get_config``."""
+    if class_name == "Flatten" and "data_format" not in config:
+        config = {**config, "data_format": "channels_first"}  # saved before channels-last
     if class_name in LAYER_CLASSES:
         return LAYER_CLASSES[class_name](**config)
     if class_name == "ZooModel":  # a zoo backbone inside a Sequential (transfer learning)
@@ -545,3 +567,5 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
 
 def default_name(layer: nn.Module) -> str:
     return _snake(type(layer).__name__)
+
+from .layers_merge import Add, Average, Concatenate, InputLayer, Maximum, Minimum, Multiply, Subtract  # noqa: E402,F401

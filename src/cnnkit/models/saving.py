@@ -37,9 +37,12 @@ def _state_for_saving(model) -> dict[str, torch.Tensor]:
 
 
 def model_config(model) -> dict:
+    from .functional import Functional
     from .sequential import Sequential
     if isinstance(model, Sequential):
         arch = {"kind": "sequential", "config": model.get_config()}
+    elif isinstance(model, Functional):  # the graph: cnnkit layer configs + connections
+        arch = {"kind": "functional", "config": model.get_config()}
     elif getattr(model, "architecture", None):
         arch = dict(model.architecture)
     else:
@@ -113,8 +116,9 @@ def _build(config: dict, module=None):
     arch = config["architecture"]
     kind = arch.get("kind")
     common = dict(class_names=config.get("class_names"), preprocess=config.get("preprocess"))
-    if kind == "sequential":
-        model = Sequential.from_config(arch["config"])
+    if kind in ("sequential", "functional"):
+        from .functional import Functional
+        model = (Sequential if kind == "sequential" else Functional).from_config(arch["config"])
         model.class_names = common["class_names"]
         model.preprocess = model.preprocess.from_config(common["preprocess"])
         return model

@@ -8,6 +8,8 @@ from torch import nn
 
 from .. import kernels
 from ..layers import InputSpec, Layer, Rescaling, ShapeError, default_name, keras_shape, keras_to_torch_shape
+from ..keras_tensor import KerasTensor
+from ..layers_merge import InputLayer
 from .base import Model
 
 __all__ = ["Sequential"]
@@ -41,10 +43,12 @@ class Sequential(Model):
 
     # -- building --------------------------------------------------------------------
     def add(self, layer) -> None:
-        if isinstance(layer, InputSpec):
+        if isinstance(layer, (InputSpec, KerasTensor, InputLayer)):
             if len(self.layers):
                 raise ValueError("Input(...) must come first in a Sequential")
-            self.input_shape = layer.shape
+            if isinstance(layer, KerasTensor):
+                layer = layer.node.layer  # Input(...) is the output of an InputLayer
+            self.input_shape = tuple(layer.shape)
             return
         if not isinstance(layer, nn.Module):
             raise TypeError(f"Sequential.add takes a layer (a torch.nn.Module), got {layer!r}")

@@ -1,0 +1,350 @@
+"""The functional API: ``cnnkit.Model(inputs, outputs)`` from layers called on ``cnnkit.Input``.
+
+The graph is read as Keras reads it (``keras/src/ops/function.py``'s ``map_graph``): nodes
+found depth-first from the outputs, given depths (longest path to an output), layers ordered
+by decreasing depth then by first visit. ``forward`` replays the nodes in that order on real
+tensors; a layer called twice shares its weights. Saved as JSON of cnnkit layer configs and
+connections (``get_config``), rebuilt only from cnnkit's own layer classes.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import torch
+from torch import nn
+
+from ..keras_tensor import KerasTensor, flatten, to_keras_shape, to_torch_shape
+from ..layers import Layer, default_name
+from ..layers_merge import InputLayer
+from .base import Model
+
+__all__ = ["Functional", "map_graph"]
+
+
+class GraphError(ValueError):
+    """Inputs and outputs that do not make a model: a disconnected graph, a bad argument."""
+
+
+def _build_map(inputs, outputs):
+    """Depth-first from the outputs: nodes from inputs to outputs, layers' first-visit order."""
+    finished, in_progress = set(), set()
+    ordered, layer_index = [], {}
+
+    def visit(tensor):
+        node = tensor.node
+        if node in finished:
+            return
+        if node in in_progress:
+            raise GraphError(f"the graph has a cycle at layer '{node.layer.name}'")
+        layer_index.setdefault(node.layer, len(layer_index))
+        in_progress.add(node)
+        if not isinstance(node.layer, InputLayer) and not any(tensor is t for t in inputs):
+            for t in node.input_tensors:
+                visit(t)
+        finished.add(node)
+        in_progress.discard(node)
+        ordered.append(node)
+
+    for out in outputs:
+        visit(out)
+    return ordered, layer_index
+
+
+def map_graph(inputs: list, outputs: list):
+    """(nodes by decreasing depth, layers in Keras's order) for the graph inputs -> outputs."""
+    ordered, layer_index = _build_map(inputs, outputs)
+    in_graph = set(ordered)
+    node_depth, layer_depth = {}, {}
+    for node in reversed(ordered):
+        depth = max(node_depth.setdefault(node, 0), layer_depth.get(node.layer, 0))
+        layer_depth[node.layer] = depth
+        node_depth[node] = depth
+        for t in node.input_tensors:
+            parent = t.node
+            if parent in in_graph:
+                node_depth[parent] = max(depth + 1, node_depth.get(parent, 0))
+    for t in inputs:  # inputs that no output uses still belong to the model
+        if t.node.layer not in layer_depth:
+            layer_depth[t.node.layer] = 0
+            layer_index[t.node.layer] = -1
+            node_depth[t.node] = 0
+    nodes_by_depth = collections.defaultdict(list)
+    for node, depth in node_depth.items():
+        nodes_by_depth[depth].append(node)
+    layers_by_depth = collections.defaultdict(list)
+    for layer, depth in layer_depth.items():
+        layers_by_depth[depth].append(layer)
+    layers = []
+    for depth in sorted(layers_by_depth, reverse=True):
+        layers += sorted(layers_by_depth[depth], key=lambda lay: layer_index[lay])
+    nodes = [n for depth in sorted(nodes_by_depth, reverse=True) for n in nodes_by_depth[depth]]
+    computable = {id(t) for t in inputs}
+    for node in nodes:
+        for t in node.input_tensors:
+            if id(t) not in computable and not isinstance(node.layer, InputLayer):
+                raise GraphError(f"graph disconnected: layer '{node.layer.name}' needs a tensor "
+                                 f"({t.name}) that does not come from the model's inputs; pass "
+                                 "every Input the outputs depend on in inputs=[...]")
+        computable.update(id(t) for t in node.outputs)
+    return nodes, layers
+
+
+def _as_tensor_list(value, what: str) -> list[KerasTensor]:
+    tensors = flatten(value)
+    if not tensors or len(tensors) != len(flatten_any(value)):
+        raise GraphError(f"Model({what}=...) takes the symbolic tensors of the functional API "
+                         f"(cnnkit.Input(...) and layer calls on it), got {value!r}")
+    return tensors
+
+
+def flatten_any(value) -> list:
+    if isinstance(value, dict):
+        return [v for x in value.values() for v in flatten_any(x)]
+    if isinstance(value, (list, tuple)):
+        return [v for x in value for v in flatten_any(x)]
+    return [value]
+
+
+class Functional(Model):
+    """``Model(inputs, outputs, name=...)``: a DAG of layers. Inputs and outputs may be one
+    tensor, a list or a dict; ``forward`` takes and returns the same structure."""
+
+    def __init__(self, inputs=None, outputs=None, name: str | None = None, trainable=True,
+                 **kwargs):
+        super().__init__(module=None, name=name or "functional", output="logits")
+        inputs_list = _as_tensor_list(inputs, "inputs")
+        outputs_list = _as_tensor_list(outputs, "outputs")
+        for t in inputs_list:
+            if not isinstance(t.node.layer, InputLayer):
+                raise GraphError(f"Model inputs must come from cnnkit.Input(...); {t.name} is the "
+                                 f"output of layer '{t.node.layer.name}'")
+        self._input_struct, self._output_struct = inputs, outputs
+        self._inputs, self._outputs = inputs_list, outputs_list
+        nodes, layers = map_graph(inputs_list, outputs_list)
+        self._name_counts: dict[str, int] = {}
+        for layer in layers:
+            self._name_layer(layer)
+        self.layers = nn.ModuleList(layers)
+        self._run_nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
+        self.input_shape = to_keras_shape(inputs_list[0].torch_shape)
+        self.memory_format = torch.channels_last  # cnnkit layers never assume NCHW strides
+        if not trainable:
+            self.trainable = False
+
+    def _name_layer(self, layer: nn.Module) -> None:
+        name = getattr(layer, "name", None)
+        if not isinstance(name, str) or not name:
+            base = "input_layer" if isinstance(layer, InputLayer) else default_name(layer)
+            n = self._name_counts.get(base, 0)
+            while (f"{base}_{n}" if n else base) in self._name_counts:
+                n += 1
+            self._name_counts[base] = n + 1
+            layer.name = f"{base}_{n}" if n else base
+        elif name in self._name_counts:
+            raise GraphError(f'the name "{name}" is used twice in the model; all layer names '
+                             "must be unique")
+        self._name_counts.setdefault(layer.name, 1)
+
+    # -- running ---------------------------------------------------------------------
+    def forward(self, inputs):
+        return self._run(inputs, logits=False)
+
+    def forward_logits(self, inputs):
+        """The output before the last layer's softmax/sigmoid (for a stable loss)."""
+        return self._run(inputs, logits=True)
+
+    def _run(self, inputs, logits: bool):
+        given = flatten(inputs) if isinstance(inputs, (list, tuple, dict)) else [inputs]
+        if len(given) != len(self._inputs):
+            raise ValueError(f"model '{self.name}' takes {len(self._inputs)} inputs, got {len(given)}")
+        values = {id(t): self._prepare(x) for t, x in zip(self._inputs, given)}
+        last = self._run_nodes[-1] if self._run_nodes else None
+        for node in self._run_nodes:
+            args = _fill(node.inputs, values)
+            layer = node.layer
+            if logits and node is last and isinstance(layer, Layer):
+                out = layer.policy_pre_activation(args)
+            else:
+                out = layer(args, **node.kwargs)
+            outs = list(out) if isinstance(out, (list, tuple)) else [out]
+            for t, y in zip(node.outputs, outs):
+                values[id(t)] = y
+        return _fill(self._output_struct, values)
+
+    def _prepare(self, x):
+        """uint8 images scaled and normalised by the model's Preprocess; other inputs as given."""
+        return self.preprocess(x) if isinstance(x, torch.Tensor) and x.ndim == 4 else x
+
+    @property
+    def output_activation(self):
+        if len(self._outputs) != 1:
+            return None
+        layer = self._outputs[0].node.layer
+        act = getattr(layer, "activation_name", None)
+        return act if act in ("softmax", "sigmoid") else None
+
+    @property
+    def output_kind(self):
+        if self.output_activation:
+            return "probabilities"
+        loss = getattr(self, "loss", None)
+        if loss is not None and loss.name in ("mse", "mae"):
+            return "raw"
+        return "logits"
+
+    @output_kind.setter
+    def output_kind(self, value):
+        pass  # derived from the output layer; Model.__init__ assigns it
+
+    def _num_outputs(self):
+        shape = self._outputs[0].torch_shape
+        return shape[-1] if len(self._outputs) == 1 and shape else None
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return list(self._outputs)
+
+    @property
+    def output_shapes(self) -> list[tuple]:
+        """The torch shape (no batch) of each model output."""
+        return [t.torch_shape for t in self._outputs]
+
+    def symbolic_output_shapes(self, shapes):
+        """A functional model called as a layer: the output shapes for these input shapes."""
+        given = shapes if isinstance(shapes, list) else [shapes]
+        want = [t.torch_shape for t in self._inputs]
+        if [tuple(s) for s in given] != want:
+            from ..layers import ShapeError, keras_shape
+            raise ShapeError(f"model '{self.name}' takes inputs "
+                             f"{', '.join(keras_shape(s) for s in want)} but is called on "
+                             f"{', '.join(keras_shape(s) for s in given)}")
+        outs = [t.torch_shape for t in self._outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+    def feature_layer(self):
+        convs = [layer for layer in self.layers if hasattr(layer, "conv")]
+        return convs[-1] if convs else None
+
+    def _set_input_shape(self, torch_shape: tuple) -> None:
+        want = self._inputs[0].torch_shape
+        if tuple(torch_shape) != want:
+            from ..layers import ShapeError, keras_shape
+            raise ShapeError(f"model '{self.name}' takes input {keras_shape(want)}, got "
+                             f"{keras_shape(torch_shape)}")
+        super()._set_input_shape(torch_shape)
+
+    # -- config ----------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """Layers (class name + config) and, per layer, the calls made on it (inputs as
+        [layer name, node index, tensor index]); inputs and outputs the same way."""
+        layers = []
+        for layer in self.layers:
+            if not hasattr(layer, "get_config"):
+                raise TypeError(f"layer '{layer.name}' ({type(layer).__name__}) has no get_config(); "
+                                "a functional model can only be saved whole when every layer is a "
+                                "cnnkit layer. Save weights with save_weights() instead")
+            nodes = [n for n in layer.__dict__.get("_keras_nodes", [])
+                     if n in self._run_nodes]
+            layers.append({"class_name": type(layer).__name__, "name": layer.name,
+                           "config": layer.get_config(),
+                           "inbound_nodes": [_node_config(n) for n in nodes]})
+        order = [[n.layer.name, _node_index(n)] for n in self._run_nodes]
+        return {"name": self.name, "layers": layers, "node_order": order,
+                "input_layers": _structure_config(self._input_struct),
+                "output_layers": _structure_config(self._output_struct)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Functional":
+        """Rebuild the graph from ``get_config``: cnnkit layer classes only, calls replayed."""
+        built = {}
+        for spec in config["layers"]:
+            built[spec["name"]] = _layer_from_config(spec)
+        tensors = {}  # (layer name, node index) -> output KerasTensors
+        for name, layer in built.items():
+            if isinstance(layer, InputLayer):
+                tensors[(name, 0)] = [layer.output]
+        calls = {spec["name"]: spec["inbound_nodes"] for spec in config["layers"]}
+        for name, node_index in config["node_order"]:
+            spec = calls[name][node_index]
+            args = _unfill(spec["args"], tensors)
+            out = built[name](args, **spec.get("kwargs", {}))
+            tensors[(name, node_index)] = list(out) if isinstance(out, (list, tuple)) else [out]
+        inputs = _unfill(config["input_layers"], tensors)
+        outputs = _unfill(config["output_layers"], tensors)
+        return cls(inputs, outputs, name=config.get("name"))
+
+
+def _fill(structure, values):
+    if isinstance(structure, KerasTensor):
+        return values[id(structure)]
+    if isinstance(structure, dict):
+        return {k: _fill(v, values) for k, v in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return [_fill(v, values) for v in structure]
+    return structure
+
+
+def _node_index(node) -> int:
+    return node.layer.__dict__["_keras_nodes"].index(node)
+
+
+def _tensor_ref(t: KerasTensor) -> list:
+    return [t.node.layer.name, _node_index(t.node), t.index]
+
+
+def _structure_config(structure):
+    if isinstance(structure, KerasTensor):
+        return {"tensor": _tensor_ref(structure)}
+    if isinstance(structure, dict):
+        return {"dict": {k: _structure_config(v) for k, v in structure.items()}}
+    if isinstance(structure, (list, tuple)):
+        return {"list": [_structure_config(v) for v in structure]}
+    raise GraphError(f"cannot save a call argument of type {type(structure).__name__}")
+
+
+def _node_config(node) -> dict:
+    kwargs = {k: v for k, v in node.kwargs.items() if isinstance(v, (bool, int, float, str))}
+    return {"args": _structure_config(node.inputs), "kwargs": kwargs}
+
+
+def _unfill(spec, tensors):
+    if "tensor" in spec:
+        name, node_index, index = spec["tensor"]
+        return tensors[(name, node_index)][index]
+    if "dict" in spec:
+        return {k: _unfill(v, tensors) for k, v in spec["dict"].items()}
+    return [_unfill(v, tensors) for v in spec["list"]]
+
+
+def _layer_from_config(spec: dict) -> nn.Module:
+    """A layer from its saved class name: cnnkit's layer classes and models only."""
+    from ..layers import layer_from_config
+    from ..layers_merge import MERGE_CLASSES
+    from .sequential import Sequential
+    name, config = spec["class_name"], dict(spec["config"])
+    if name == "InputLayer":
+        batch_shape = config.pop("batch_shape")
+        return InputLayer(shape=batch_shape[1:], **config)
+    if name in MERGE_CLASSES:
+        return MERGE_CLASSES[name](**config)
+    if name == "Sequential":
+        layer = Sequential.from_config(config)
+    elif name == "Functional":
+        layer = Functional.from_config(config)
+    else:
+        return layer_from_config(name, config)
+    layer.name = spec["name"]
+    return layer
+
+
+def torch_input_shapes(model: Functional) -> list[tuple]:
+    return [t.torch_shape for t in model._inputs]
+
+
+def keras_input_shape(shape) -> tuple:
+    return to_torch_shape(shape)
