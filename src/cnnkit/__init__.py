@@ -7,19 +7,21 @@ PyTorch engine that trains any ``torch.nn.Module`` the same way.
 __version__ = "0.1.0"
 
 from . import callbacks, layers, losses, metrics, optimizers, utils  # noqa: E402
+from .layers import Input  # noqa: E402
 from .models.base import Model  # noqa: E402
 from .models.saving import load_model  # noqa: E402
 from .models.sequential import Sequential  # noqa: E402
 from .train.trainer import Trainer  # noqa: E402
 
-__all__ = ["Model", "Sequential", "Trainer", "load_model", "layers", "callbacks", "losses",
+__all__ = ["Input", "Model", "Sequential", "Trainer", "load_model", "layers", "callbacks", "losses",
            "metrics", "optimizers", "utils", "__version__"]
 
 
 def __getattr__(name):
     # Heavier or optional parts load on first use.
     import importlib
-    if name in ("datasets", "applications", "explain", "export", "models"):
+    if name in ("datasets", "applications", "explain", "export", "models", "backend", "saving",
+                "activations"):
         return importlib.import_module(f".{name}", __name__)
     if name == "transfer":
         return importlib.import_module(".models.transfer", __name__).transfer

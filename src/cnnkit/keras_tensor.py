@@ -22,6 +22,7 @@ __all__ = ["KerasTensor", "Node", "Input", "is_symbolic", "symbolic_call", "trai
            "build_on_first_call", "flatten", "map_structure"]
 
 _tensor_ids = itertools.count()
+_call_order = itertools.count()  # first symbolic call of each layer: names follow it
 
 
 class SymbolicCallError(TypeError):
@@ -105,6 +106,7 @@ class Node:
         self.single_output = single
         nodes = layer.__dict__.setdefault("_keras_nodes", [])
         nodes.append(self)
+        layer.__dict__.setdefault("_keras_call_order", next(_call_order))
 
     @property
     def input_tensors(self) -> list[KerasTensor]:

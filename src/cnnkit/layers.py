@@ -463,7 +463,17 @@ class BatchNormalization(Layer):
         return super().count_params() + self.non_trainable_state_count()
 
     def forward(self, x):
-        return self.bn(x)
+        if not (self.training and self.bn.track_running_stats):
+            return self.bn(x)
+        old_var = self.bn.running_var.detach().clone()
+        out = self.bn(x)
+        # torch moves the moving variance towards the unbiased batch variance, Keras towards
+        # the biased one (n-1 vs n); undo the difference so a training step matches Keras.
+        n = x.numel() // x.shape[1]
+        with torch.no_grad():
+            var = self.bn.running_var
+            var.sub_((var - (1 - self.bn.momentum) * old_var) / n)
+        return out
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,

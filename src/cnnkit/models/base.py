@@ -100,14 +100,18 @@ class Model(KerasWeightsMixin, nn.Module):
         from . import subclass
         if keras_tensor.is_symbolic(x):  # a model used as a layer of a functional model
             return keras_tensor.symbolic_call(self, x, *args, **kwargs)
-        if isinstance(x, (np.ndarray, list)) and not args:
+        if not args and (isinstance(x, np.ndarray) or (
+                isinstance(x, (list, tuple)) and any(isinstance(a, np.ndarray) for a in x))):
             return subclass.call_on_arrays(self, x, **kwargs)
         with keras_tensor.training_mode(self, kwargs.pop("training", None)):
             return super().__call__(x, *args, **kwargs)
 
     def __setattr__(self, name: str, value) -> None:
-        from .subclass import wrap_layer_lists
-        super().__setattr__(name, wrap_layer_lists(value))
+        from .subclass import name_layer, wrap_layer_lists
+        value = wrap_layer_lists(value)
+        for layer in (value if isinstance(value, nn.ModuleList) else [value]):
+            name_layer(self, layer)
+        super().__setattr__(name, value)
 
     def __getattr__(self, name: str):
         try:

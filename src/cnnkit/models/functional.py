@@ -14,7 +14,7 @@ import collections
 import torch
 from torch import nn
 
-from ..keras_tensor import KerasTensor, flatten, to_keras_shape, to_torch_shape
+from ..keras_tensor import KerasTensor, flatten, to_keras_shape
 from ..layers import Layer, default_name
 from ..layers_merge import InputLayer
 from .base import Model
@@ -123,8 +123,10 @@ class Functional(Model):
         self._inputs, self._outputs = inputs_list, outputs_list
         nodes, layers = map_graph(inputs_list, outputs_list)
         self._name_counts: dict[str, int] = {}
-        for layer in layers:
-            self._name_layer(layer)
+        named = [lay for lay in layers if isinstance(getattr(lay, "name", None), str) and lay.name]
+        for layer in named + sorted((lay for lay in layers if lay not in named),
+                                    key=lambda lay: lay.__dict__.get("_keras_call_order", 0)):
+            self._name_layer(layer)  # explicit names first, then Keras's order of creation
         self.layers = nn.ModuleList(layers)
         self._run_nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
         self.input_shape = to_keras_shape(inputs_list[0].torch_shape)
@@ -238,6 +240,33 @@ class Functional(Model):
                              f"{keras_shape(torch_shape)}")
         super()._set_input_shape(torch_shape)
 
+    def predict(self, x, batch_size=None, verbose=0):
+        """As ``Model.predict``; a model with several inputs takes a list (or dict by input
+        name) of arrays, and several outputs come back as a list."""
+        if len(self._inputs) == 1 and len(self._outputs) == 1:
+            return super().predict(x, batch_size, verbose)
+        from ..data.loader import as_images
+        from .subclass import keras_outputs
+        arrays = [x[t.node.layer.name] for t in self._inputs] if isinstance(x, dict) else list(
+            x if isinstance(x, (list, tuple)) else [x])
+        if len(arrays) != len(self._inputs):
+            raise ValueError(f"model '{self.name}' takes {len(self._inputs)} inputs, got {len(arrays)}")
+        tensors = [as_images(a, t.torch_shape) for a, t in zip(arrays, self._inputs)]
+        device = next(iter(self.parameters()), torch.zeros(())).device
+        step = batch_size or 256
+        was = self.training
+        self.eval()
+        outs = []
+        try:
+            with torch.no_grad():
+                for i in range(0, len(tensors[0]), step):
+                    out = self([t[i:i + step].to(device) for t in tensors])
+                    outs.append([o.float().cpu() for o in (out if isinstance(out, list) else [out])])
+        finally:
+            self.train(was)
+        joined = [keras_outputs(self, torch.cat(parts).numpy()) for parts in zip(*outs)]
+        return joined[0] if len(joined) == 1 else joined
+
     # -- config ----------------------------------------------------------------------
     def get_config(self) -> dict:
         """Layers (class name + config) and, per layer, the calls made on it (inputs as
@@ -341,10 +370,3 @@ def _layer_from_config(spec: dict) -> nn.Module:
     layer.name = spec["name"]
     return layer
 
-
-def torch_input_shapes(model: Functional) -> list[tuple]:
-    return [t.torch_shape for t in model._inputs]
-
-
-def keras_input_shape(shape) -> tuple:
-    return to_torch_shape(shape)

@@ -57,9 +57,12 @@ def call_on_arrays(model, x, training=None):
     """``model(numpy_array)`` as in Keras: NHWC arrays in, a tensor out (channels-last for
     image outputs), in inference mode unless ``training=True``."""
     from ..data.loader import as_images
-    arrays = x if isinstance(x, list) else [x]
-    expected = model.torch_input_shape
-    tensors = [as_images(a, expected if len(arrays) == 1 else None) for a in arrays]
+    arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+    inputs = getattr(model, "_inputs", None)
+    expected = [t.torch_shape for t in inputs] if inputs else [model.torch_input_shape]
+    if len(expected) != len(arrays):
+        raise ValueError(f"model '{model.name}' takes {len(expected)} inputs, got {len(arrays)}")
+    tensors = [as_images(a, shape) for a, shape in zip(arrays, expected)]
     if model.input_shape is None:
         model._set_input_shape(tuple(tensors[0].shape[1:]))
     finish_build(model, tuple(tensors[0].shape[1:]))
@@ -69,7 +72,7 @@ def call_on_arrays(model, x, training=None):
     model.train(bool(training))
     try:
         with torch.set_grad_enabled(bool(training)):
-            out = model.forward(tensors if isinstance(x, list) else tensors[0])
+            out = model.forward(tensors if len(tensors) > 1 else tensors[0])
     finally:
         model.train(was)
     if isinstance(out, torch.Tensor) and out.ndim == 4 and _needs_keras_layout(model):
@@ -192,6 +195,19 @@ def symbolic_output_shapes(model, shapes):
     if isinstance(out, (list, tuple)):
         return [tuple(o.shape[1:]) for o in out]
     return tuple(out.shape[1:])
+
+
+def name_layer(model, value) -> None:
+    """A layer assigned to a subclassed model gets Keras's default name (``conv2d``,
+    ``conv2d_1``, ...), unique within the model, when it has none."""
+    if not isinstance(value, Layer) or isinstance(getattr(value, "name", None), str):
+        return
+    from ..layers import default_name
+    counts = model.__dict__.setdefault("_layer_name_counts", {})
+    base = default_name(value)
+    n = counts.get(base, 0)
+    counts[base] = n + 1
+    value.name = base if n == 0 else f"{base}_{n}"
 
 
 def wrap_layer_lists(value):

@@ -267,6 +267,8 @@ def summary_text(model, line_length: int | None = None, positions=None) -> str:
 def _training_note(model) -> str:
     """Which parts train, when some are frozen (transfer learning)."""
     params = list(model.parameters())
+    if getattr(model, "module", None) is None:
+        return ""  # a Keras-built model: exactly Keras's text
     if params and not all(p.requires_grad for p in params):
         try:
             from .transfer import trainable_report
