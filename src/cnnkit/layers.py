@@ -470,8 +470,8 @@ class BatchNormalization(Layer):
         # torch moves the moving variance towards the unbiased batch variance, Keras towards
         # the biased one (n-1 vs n); undo the difference so a training step matches Keras.
         n = x.numel() // x.shape[1]
-        with torch.no_grad():
-            var = self.bn.running_var
+        with torch.no_grad():  # .data: autograd saved the buffer, its backward never reads it
+            var = self.bn.running_var.data
             var.sub_((var - (1 - self.bn.momentum) * old_var) / n)
         return out
 

@@ -81,6 +81,11 @@ def map_graph(inputs: list, outputs: list):
     nodes = [n for depth in sorted(nodes_by_depth, reverse=True) for n in nodes_by_depth[depth]]
     computable = {id(t) for t in inputs}
     for node in nodes:
+        if isinstance(node.layer, InputLayer) and id(node.outputs[0]) not in computable:
+            raise GraphError(f"graph disconnected: the outputs depend on input "
+                             f"'{node.layer.name or node.outputs[0].name}' "
+                             f"{node.outputs[0].shape}, which is not among the model's inputs; "
+                             "pass every Input the outputs depend on in inputs=[...]")
         for t in node.input_tensors:
             if id(t) not in computable and not isinstance(node.layer, InputLayer):
                 raise GraphError(f"graph disconnected: layer '{node.layer.name}' needs a tensor "
