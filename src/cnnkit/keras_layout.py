@@ -172,7 +172,13 @@ class KerasWeightsMixin:
 
     def _views(self, which=None) -> list[_WeightView]:
         name = getattr(self, "name", None) or type(self).__name__
-        views = [_WeightView(s, f"{name}/{s.name}") for s in weight_specs(self)]
+        owner = {}  # tensor -> name of the innermost named layer holding it
+        for module in self.modules():
+            if module is not self and isinstance(getattr(module, "name", None), str):
+                for t in list(module.parameters()) + list(module.buffers()):
+                    owner[id(t)] = module.name
+        views = [_WeightView(s, "/".join(filter(None, (name, owner.get(id(s.tensor)), s.name))))
+                 for s in weight_specs(self)]
         return views if which is None else [v for v in views if v.trainable == which]
 
     @property

@@ -8,7 +8,13 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["to_categorical", "set_random_seed", "pick_device"]
+__all__ = ["to_categorical", "set_random_seed", "pick_device", "plot_model"]
+
+
+def plot_model(model, to_file="model.png", **kwargs):
+    """Keras's ``plot_model``: a PNG of the model's graph, drawn with matplotlib."""
+    from .models.plot import plot_model as draw
+    return draw(model, to_file, **kwargs)
 
 
 def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.ndarray:

@@ -34,6 +34,11 @@ class NotCompiledError(AttributeError, RuntimeError):
     """Training state asked of a model that has not been compiled."""
 
 
+def _param_device(module: nn.Module) -> torch.device:
+    """Where the module's weights are (the CPU for a model without any)."""
+    return next(iter(module.parameters()), torch.zeros(())).device
+
+
 def _is_dataset(obj) -> bool:
     return hasattr(obj, "images") and hasattr(obj, "labels")
 
@@ -346,7 +351,7 @@ class Model(KerasWeightsMixin, nn.Module):
             handle.remove()
 
     def _loader(self, images, labels, batch_size, shuffle=False, seed=None, sample_weight=None):
-        device = self.device or next(self.parameters()).device
+        device = self.device or _param_device(self)
         # Keep the data where the model trains when it is on a GPU; CPU tensors otherwise.
         return InMemoryLoader(images, labels, batch_size=batch_size, shuffle=shuffle, seed=seed,
                               device=device, sample_weight=sample_weight)
@@ -461,7 +466,7 @@ class Model(KerasWeightsMixin, nn.Module):
             elif expected is not None and len(expected) == 3 and expected[0] == 1 and arr.ndim == 2:
                 single, x = True, arr[None]
         images, _ = self._images_labels(x, None)
-        device = self.device or next(self.parameters()).device
+        device = self.device or _param_device(self)
         out = engine.predict_loop(self, InMemoryLoader(images, None, batch_size or 256, device=device),
                                   device=device, precision=self.precision)
         result = out.numpy()

@@ -69,6 +69,15 @@ class Sequential(Model):
         if self.input_shape is not None:
             self._build_from(len(self.layers) - 1)
 
+    def pop(self) -> nn.Module:
+        """Keras's ``pop()``: remove the last layer and return it."""
+        if not len(self.layers):
+            raise ValueError(f"model '{self.name}' has no layers to pop")
+        layer = self.layers[-1]
+        del self.layers[-1]
+        del self.output_shapes[len(self.layers):]
+        return layer
+
     def _unique_name(self, base: str) -> str:
         n = self._name_counts.get(base, 0)
         self._name_counts[base] = n + 1
