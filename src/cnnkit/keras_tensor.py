@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 __all__ = ["KerasTensor", "Node", "Input", "is_symbolic", "symbolic_call", "training_mode",
-           "build_on_first_call", "flatten", "map_structure"]
+           "build_on_first_call", "flatten", "map_structure", "GraphIOMixin"]
 
 _tensor_ids = itertools.count()
 _call_order = itertools.count()  # first symbolic call of each layer: names follow it
@@ -235,8 +235,25 @@ def build_on_first_call(layer, x) -> None:
     layer.to(device)
 
 
-class InputTensor(KerasTensor):
-    """The KerasTensor ``Input`` returns; its node belongs to an ``InputLayer``."""
+class GraphIOMixin:
+    """Keras's ``layer.input`` / ``layer.output``: the symbolic tensors of the layer's first
+    call in a functional graph (to build feature models: ``Model(m.input, layer.output)``)."""
+
+    def _first_node(self, what: str) -> Node:
+        nodes = self.__dict__.get("_keras_nodes")
+        if not nodes:
+            raise AttributeError(f"layer '{getattr(self, 'name', None)}' has no {what} yet: it "
+                                 "has not been called on a symbolic tensor (cnnkit.Input)")
+        return nodes[0]
+
+    @property
+    def output(self):
+        return self._first_node("output").output_structure()
+
+    @property
+    def input(self):
+        node = self._first_node("input")
+        return node.inputs if node.inputs != [] else node.outputs[0]
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, tensor=None,

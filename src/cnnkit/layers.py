@@ -86,7 +86,7 @@ def dtype_policy(dtype) -> str | None:
     return name
 
 
-class Layer(keras_layout.KerasWeightsMixin, nn.Module):
+class Layer(keras_layout.KerasWeightsMixin, keras_tensor.GraphIOMixin, nn.Module):
     """Base of the Keras-named layers: a module that builds itself from its input shape.
 
     ``dtype=`` is the layer's precision policy, as in Keras: ``'float32'`` keeps the layer in

@@ -40,7 +40,7 @@ class InputLayer(Layer):
         self.batch_size = batch_size
         torch_shape = to_torch_shape(self.keras_input_shape)
         self.build(torch_shape)
-        self.output = Node(self, [], {}, torch_shape).outputs[0]
+        Node(self, [], {}, torch_shape)  # its output is the model's input tensor
 
     @property
     def shape(self) -> tuple:

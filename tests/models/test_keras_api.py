@@ -114,3 +114,15 @@ def test_plot_model_draws_a_png_without_graphviz(tmp_path):
     layers_, edges, _ = graph_of(cnnkit.Model(inp, out))
     names = [layer.name for layer in layers_]
     assert (names.index("input_layer"), names.index("concatenate")) in edges
+
+
+def test_feature_model_from_layer_outputs_as_in_the_grad_cam_tutorial():
+    model = small()
+    x = np.random.default_rng(0).random((3, 6, 6, 2), dtype=np.float32)
+    grad_model = cnnkit.Model(model.inputs, [model.get_layer("conv").output, model.output])
+    maps, preds = grad_model.predict(x)
+    assert maps.shape == (3, 4, 4, 3)  # channels-last, as Keras
+    np.testing.assert_allclose(preds, model.predict(x), rtol=1e-6)
+    assert model.get_layer("conv").input is model.input
+    with pytest.raises(AttributeError, match="output"):
+        layers.Dense(2).output  # noqa: B018

@@ -137,6 +137,25 @@ class Model(KerasWeightsMixin, nn.Module):
         from . import subclass
         return subclass.symbolic_output_shapes(self, shapes)
 
+    @property
+    def inputs(self) -> list:
+        """The model's symbolic inputs (a Sequential gets a graph over its layers on first use)."""
+        from . import subclass
+        return subclass.symbolic_graph(self)[0]
+
+    @property
+    def outputs(self) -> list:
+        from . import subclass
+        return subclass.symbolic_graph(self)[1]
+
+    @property
+    def input(self):
+        return self.inputs[0] if len(self.inputs) == 1 else self.inputs
+
+    @property
+    def output(self):
+        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
+
     def get_layer(self, name: str | None = None, index: int | None = None):
         """Keras's ``get_layer(name=...)`` or ``get_layer(index=...)``."""
         from . import subclass

@@ -43,6 +43,7 @@ class Sequential(Model):
 
     # -- building --------------------------------------------------------------------
     def add(self, layer) -> None:
+        self.__dict__.pop("_symbolic_graph", None)  # model.inputs/outputs are made again
         if isinstance(layer, (InputSpec, KerasTensor, InputLayer)):
             if len(self.layers):
                 raise ValueError("Input(...) must come first in a Sequential")
@@ -75,6 +76,7 @@ class Sequential(Model):
             raise ValueError(f"model '{self.name}' has no layers to pop")
         layer = self.layers[-1]
         del self.layers[-1]
+        self.__dict__.pop("_symbolic_graph", None)
         del self.output_shapes[len(self.layers):]
         return layer
 

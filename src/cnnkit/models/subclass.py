@@ -210,6 +210,27 @@ def name_layer(model, value) -> None:
     value.name = base if n == 0 else f"{base}_{n}"
 
 
+def symbolic_graph(model) -> tuple[list, list]:
+    """([inputs], [outputs]) symbolic tensors of a Sequential: its layers called once on a
+    ``cnnkit.Input`` of its input shape (their weights shared), so ``layer.output`` exists
+    and ``cnnkit.Model(model.inputs, [model.get_layer(...).output, model.output])`` works."""
+    from ..keras_tensor import Input
+    from .sequential import Sequential
+    graph = model.__dict__.get("_symbolic_graph")
+    if graph is not None:
+        return graph
+    if not isinstance(model, Sequential):
+        raise AttributeError(f"model '{model.name}' ({type(model).__name__}) has no symbolic "
+                             "inputs: only functional and Sequential models do")
+    model._require_built()
+    inp = Input(model.input_shape)
+    x = inp
+    for layer in model.layers:
+        x = layer(x)
+    model.__dict__["_symbolic_graph"] = ([inp], [x])
+    return model.__dict__["_symbolic_graph"]
+
+
 def wrap_layer_lists(value):
     """A list of layers assigned to a model attribute is tracked, as in Keras (torch would
     not see the layers' weights): it becomes an ``nn.ModuleList``."""

@@ -267,8 +267,10 @@ def summary_text(model, line_length: int | None = None, positions=None) -> str:
 def _training_note(model) -> str:
     """Which parts train, when some are frozen (transfer learning)."""
     params = list(model.parameters())
-    if getattr(model, "module", None) is None:
-        return ""  # a Keras-built model: exactly Keras's text
+    from .transfer import ZooModel
+    if getattr(model, "module", None) is None and not any(
+            isinstance(m, ZooModel) for m in model.modules()):
+        return ""  # a model of Keras layers only: exactly Keras's text
     if params and not all(p.requires_grad for p in params):
         try:
             from .transfer import trainable_report
