@@ -167,3 +167,10 @@ def test_input_starts_a_sequential_too():
     assert model.output_shape == (2,)
     model = cnnkit.Sequential([layers.InputLayer(shape=(6, 6, 1)), layers.Flatten()])
     assert model.output_shape == (36,)
+
+
+def test_training_several_inputs_says_it_is_not_supported_yet():
+    model = BUILDERS["two_inputs"]()
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(NotImplementedError, match="2 inputs and 1 outputs"):
+        model.fit([np.zeros((2, 8, 8, 1)), np.zeros((2, 4))], np.zeros((2, 2)), verbose=0)

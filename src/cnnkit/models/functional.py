@@ -245,6 +245,21 @@ class Functional(Model):
                              f"{keras_shape(torch_shape)}")
         super()._set_input_shape(torch_shape)
 
+    def _one_input_only(self, what: str) -> None:
+        if len(self._inputs) > 1 or len(self._outputs) > 1:
+            raise NotImplementedError(
+                f"{what}() on model '{self.name}' with {len(self._inputs)} inputs and "
+                f"{len(self._outputs)} outputs: cnnkit's engine trains one input and one output "
+                "so far; predict() and model([...]) take several")
+
+    def fit(self, *args, **kwargs):
+        self._one_input_only("fit")
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        self._one_input_only("evaluate")
+        return super().evaluate(*args, **kwargs)
+
     def predict(self, x, batch_size=None, verbose=0):
         """As ``Model.predict``; a model with several inputs takes a list (or dict by input
         name) of arrays, and several outputs come back as a list."""
