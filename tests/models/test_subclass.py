@@ -10,7 +10,7 @@ import torch
 import cnnkit
 from cnnkit import layers
 
-from keras_twins import Net, layouts, recorded, weights_of
+from keras_twins import GOLDEN, Net, layouts, recorded, weights_of
 
 
 def test_keras_weights_give_keras_outputs_and_training_step():
@@ -92,12 +92,13 @@ def test_build_rejects_a_shape_without_batch_axis_or_of_wrong_rank():
         Net().build((None, 9, 9))
 
 
-def test_summary_lists_layers_with_keras_names_and_counts(capsys):
+def test_summary_lists_layers_with_keras_names_and_counts(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     model = Net(name="net")
     model.build((None, 9, 9, 3))
     model.summary()
     text = capsys.readouterr().out
-    want = (recorded.__globals__["GOLDEN"] / "summary_subclassed_76.txt").read_text()
+    want = (GOLDEN / "summary_subclassed_76.txt").read_text()
 
     def cells(t, col):
         return [r.split("│")[col].strip() for r in t.splitlines() if r.startswith("│")]
@@ -106,3 +107,10 @@ def test_summary_lists_layers_with_keras_names_and_counts(capsys):
     # Keras shows '?' or (1, ...) for a subclassed model; cnnkit traces (None, ...) shapes
     assert "(None, 7, 7, 4)" in text
     assert text.splitlines()[-3:] == want.splitlines()[-3:]  # totals
+
+
+def test_summary_before_build_says_unbuilt_as_keras_does(capsys):
+    Net(name="net").summary()
+    text = capsys.readouterr().out
+    assert "conv2d (Conv2D)" in text and "0 (unbuilt)" in text and "?" in text
+    assert "Total params: 0 (0.00 B)" in text

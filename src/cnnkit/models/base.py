@@ -7,7 +7,6 @@ Either way the same engine trains it and the same files save it.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import warnings
 
 import numpy as np

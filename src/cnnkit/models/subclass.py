@@ -238,6 +238,3 @@ def wrap_layer_lists(value):
         return nn.ModuleList(value)
     return value
 
-
-def as_array(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
