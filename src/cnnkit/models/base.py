@@ -24,6 +24,7 @@ from ..train import losses as losses_mod
 from ..train import optim as optim_mod
 from ..metrics import get as get_metric
 from ..utils import pick_device
+from . import subclass
 from .preprocess import Preprocess
 
 __all__ = ["Model"]
@@ -97,11 +98,9 @@ class Model(KerasWeightsMixin, nn.Module):
         return self.module(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from . import subclass
         return subclass.call_with_training(self, self.preprocess(x))
 
     def __call__(self, x, *args, **kwargs):
-        from . import subclass
         if keras_tensor.is_symbolic(x):  # a model used as a layer of a functional model
             return keras_tensor.symbolic_call(self, x, *args, **kwargs)
         if not args and (isinstance(x, np.ndarray) or (
@@ -111,10 +110,9 @@ class Model(KerasWeightsMixin, nn.Module):
             return super().__call__(x, *args, **kwargs)
 
     def __setattr__(self, name: str, value) -> None:
-        from .subclass import name_layer, wrap_layer_lists
-        value = wrap_layer_lists(value)
+        value = subclass.wrap_layer_lists(value)
         for layer in (value if isinstance(value, nn.ModuleList) else [value]):
-            name_layer(self, layer)
+            subclass.name_layer(self, layer)
         super().__setattr__(name, value)
 
     def __getattr__(self, name: str):
@@ -122,29 +120,24 @@ class Model(KerasWeightsMixin, nn.Module):
             return super().__getattr__(name)
         except AttributeError:
             if name == "layers":  # a subclassed or wrapped model: its tracked layers
-                from . import subclass
                 return subclass.tracked_layers(self)
             raise
 
     def build(self, input_shape) -> None:
         """Keras's ``build((None, H, W, C))``: create every weight for that input shape."""
-        from . import subclass
         subclass.build(self, input_shape)
 
     def symbolic_output_shapes(self, shapes):
         """A model called as a layer of a functional model: its output shape(s)."""
-        from . import subclass
         return subclass.symbolic_output_shapes(self, shapes)
 
     @property
     def inputs(self) -> list:
         """The model's symbolic inputs (a Sequential gets a graph over its layers on first use)."""
-        from . import subclass
         return subclass.symbolic_graph(self)[0]
 
     @property
     def outputs(self) -> list:
-        from . import subclass
         return subclass.symbolic_graph(self)[1]
 
     @property
@@ -157,7 +150,6 @@ class Model(KerasWeightsMixin, nn.Module):
 
     def get_layer(self, name: str | None = None, index: int | None = None):
         """Keras's ``get_layer(name=...)`` or ``get_layer(index=...)``."""
-        from . import subclass
         return subclass.get_layer(self, name, index)
 
     @property
@@ -231,7 +223,6 @@ class Model(KerasWeightsMixin, nn.Module):
         self.jit_compile = bool(jit_compile)
         self.to(self.device)
         opt = optim_mod.get(optimizer, learning_rate)
-        from . import subclass
         self._deferred_optimizer = None
         if isinstance(opt, optim_mod.Optimizer) and subclass.weights_pending(self):
             self._deferred_optimizer, self.optimizer = opt, None  # built with the layers (fit)
@@ -387,7 +378,6 @@ class Model(KerasWeightsMixin, nn.Module):
             x, y, batch_size, augment = x.flow_spec(batch_size, augment)
         batch_size = batch_size or 32
         if _is_batch_iterable(x):  # a torch DataLoader or any iterable of (x, y) batches
-            from . import subclass
             subclass.finish_build_from_batches(self, x)
             return engine.fit_loop(
                 self, self.optimizer, self.loss, self.metrics_list, x, epochs=epochs,
@@ -397,7 +387,6 @@ class Model(KerasWeightsMixin, nn.Module):
         images, labels = self._images_labels(x, y)
         if labels is None:
             raise ValueError("fit() needs labels: pass y, or a dataset with .labels")
-        from . import subclass
         subclass.finish_build(self, tuple(images.shape[1:]))
         weights = torch.as_tensor(np.asarray(sample_weight), dtype=torch.float32) if sample_weight is not None else None
         if validation_data is None and validation_split:
@@ -458,7 +447,6 @@ class Model(KerasWeightsMixin, nn.Module):
         softmax/sigmoid, its raw outputs otherwise; image-shaped outputs channels-last
         (N, H, W, C). A single image gives one row. ``predict_proba`` always gives
         probabilities."""
-        from . import subclass
         return subclass.keras_outputs(self, self._predict_raw(x, batch_size))
 
     def predict_on_batch(self, x) -> np.ndarray:
