@@ -32,12 +32,15 @@ def test_keras_weights_give_keras_outputs_and_training_step():
 
 def test_compile_before_any_weight_exists_then_fit(tiny_images):
     x, y = tiny_images
+    cnnkit.utils.set_random_seed(0)
     model = Net()
     assert not list(model.parameters())
     model.compile(optimizer="adam", loss=cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])  # used to fail: "optimizer got an empty parameter list"
-    hist = model.fit(x, y % 3, epochs=2, batch_size=16, verbose=0)
+    hist = model.fit(x, y % 3, epochs=8, batch_size=16, verbose=0)
     assert list(model.parameters()) and model.optimizer is not None
+    n_trained = sum(len(g["params"]) for g in model.optimizer.param_groups)
+    assert n_trained == len(list(model.parameters())) == 6  # conv, BN, head: weights + biases
     assert hist.history["loss"][-1] < hist.history["loss"][0]
     assert model.evaluate(x, y % 3, verbose=0, return_dict=True)["accuracy"] >= 0
     assert model.predict(x[:5]).shape == (5, 3)
