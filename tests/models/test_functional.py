@@ -174,3 +174,16 @@ def test_training_several_inputs_says_it_is_not_supported_yet():
     model.compile(optimizer="adam", loss="mse")
     with pytest.raises(NotImplementedError, match="2 inputs and 1 outputs"):
         model.fit([np.zeros((2, 8, 8, 1)), np.zeros((2, 4))], np.zeros((2, 2)), verbose=0)
+
+
+@pytest.mark.parametrize("name", ["shared", "nested", "two_inputs"])
+def test_graphs_with_shared_nested_and_frozen_layers_save_and_load(name, tmp_path):
+    model = BUILDERS[name]()
+    rec = recorded(name)
+    model.set_weights(weights_of(rec))
+    model.save(tmp_path / name)
+    again = cnnkit.load_model(tmp_path / name)
+    np.testing.assert_allclose(again.predict(inputs_of(rec)), rec["out"], rtol=1e-5, atol=1e-5)
+    assert [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
+    assert [len(w) for w in (again.trainable_weights, again.non_trainable_weights)] == [
+        len(model.trainable_weights), len(model.non_trainable_weights)]

@@ -301,6 +301,7 @@ class Functional(Model):
                      if n in self._run_nodes]
             layers.append({"class_name": type(layer).__name__, "name": layer.name,
                            "config": layer.get_config(),
+                           "trainable": bool(getattr(layer, "trainable", True)),
                            "inbound_nodes": [_node_config(n) for n in nodes]})
         order = [[n.layer.name, _node_index(n)] for n in self._run_nodes]
         return {"name": self.name, "layers": layers, "node_order": order,
@@ -313,6 +314,8 @@ class Functional(Model):
         built = {}
         for spec in config["layers"]:
             built[spec["name"]] = _layer_from_config(spec)
+            if spec.get("trainable") is False:  # a frozen base stays frozen
+                built[spec["name"]].trainable = False
         tensors = {}  # (layer name, node index) -> output KerasTensors
         for name, layer in built.items():
             if isinstance(layer, InputLayer):
