@@ -117,3 +117,19 @@ def test_summary_before_build_says_unbuilt_as_keras_does(capsys):
     text = capsys.readouterr().out
     assert "conv2d (Conv2D)" in text and "0 (unbuilt)" in text and "?" in text
     assert "Total params: 0 (0.00 B)" in text
+
+
+class FunctionalInside(cnnkit.Model):
+    """Keras also lets a subclass build a graph and hand it to super().__init__."""
+
+    def __init__(self, units=3):
+        inp = cnnkit.Input((4,))
+        super().__init__(inp, layers.Dense(units)(layers.Dense(5, activation="relu")(inp)))
+
+
+def test_subclass_that_passes_a_graph_to_super_init_is_functional():
+    a, b = FunctionalInside(), FunctionalInside(2)
+    assert isinstance(a, FunctionalInside) and isinstance(a, cnnkit.models.Functional)
+    assert type(a) is type(b) and a.name == "functional_inside"
+    assert b.predict(np.ones((2, 4), np.float32)).shape == (2, 2)
+    assert [layer.name for layer in a.layers] == ["input_layer", "dense", "dense_1"]

@@ -67,6 +67,11 @@ class Model(KerasWeightsMixin, nn.Module):
     def __init__(self, module: nn.Module | None = None, input_shape=None, class_names=None,
                  preprocess: Preprocess | dict | None = None, output: str = "logits",
                  name: str | None = None, architecture: dict | None = None):
+        if keras_tensor.is_symbolic([module, input_shape]):
+            # a subclass calling super().__init__(inputs, outputs): it becomes functional
+            from .functional import as_functional_subclass
+            as_functional_subclass(self, module, input_shape, name=name)
+            return
         super().__init__()
         if output not in ("logits", "probabilities", "raw"):
             raise ValueError(f"output must be 'logits', 'probabilities' or 'raw', got {output!r}")

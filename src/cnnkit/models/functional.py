@@ -331,6 +331,25 @@ class Functional(Model):
         return cls(inputs, outputs, name=config.get("name"))
 
 
+_FUNCTIONAL_SUBCLASSES: dict[type, type] = {}
+
+
+def as_functional_subclass(model, inputs, outputs, name=None) -> None:
+    """``class Net(cnnkit.Model)`` whose ``__init__`` calls ``super().__init__(inputs,
+    outputs)``, as Keras allows: the instance's class gains Functional as a base."""
+    cls = type(model)
+    if cls not in _FUNCTIONAL_SUBCLASSES:
+        _FUNCTIONAL_SUBCLASSES[cls] = type(cls.__name__, (cls, Functional), {
+            "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    model.__class__ = _FUNCTIONAL_SUBCLASSES[cls]
+    Functional.__init__(model, inputs, outputs, name=name or _snake_name(cls.__name__))
+
+
+def _snake_name(name: str) -> str:
+    import re
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
 def _fill(structure, values):
     if isinstance(structure, KerasTensor):
         return values[id(structure)]
