@@ -8,7 +8,8 @@ Run with the TensorFlow venv (never in CI):
 Writes tests/golden/keras/models/: ``<model>.npz`` (the input, Keras's get_weights in order,
 the inference output, and for the training case the weights and loss after one SGD step),
 ``layouts.json`` (each model's get_weights shapes, layer names, count_params) and
-``summary_<model>_<width>.txt`` (``model.summary()`` at 88/108 and at 76 characters).
+``summary_<model>_<width>.txt`` (``model.summary()`` at 88/108 and at 76 characters; the
+``_trainable_`` ones with ``show_trainable=True``, the Sequential's after one Adam step).
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ def record(width: int | None) -> None:
         model.summary(print_fn=lambda text, line_break=False: lines.append(text))
         tag = "wide" if width is None else str(width)
         (OUT / f"summary_{name}_{tag}.txt").write_text("".join(lines))
+        if name in ("sequential", "nested"):
+            _trainable_summary(keras, np, model, name, tag)
         if width is not None:
             continue  # the narrow run only records summaries
         ins = model.inputs if hasattr(model, "inputs") and model.inputs else None
@@ -183,6 +186,16 @@ def record(width: int | None) -> None:
         }
     if width is None:
         (OUT / "layouts.json").write_text(json.dumps(layouts, indent=1))
+
+
+def _trainable_summary(keras, np, model, name, tag) -> None:
+    """summary(show_trainable=True); the Sequential after one Adam step (its optimizer line)."""
+    if name == "sequential":
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.train_on_batch(np.zeros((4, 28, 28, 1), np.float32), np.arange(4))
+    lines = []
+    model.summary(show_trainable=True, print_fn=lambda text, line_break=False: lines.append(text))
+    (OUT / f"summary_{name}_trainable_{tag}.txt").write_text("".join(lines))
 
 
 def main() -> None:

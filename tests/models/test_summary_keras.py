@@ -57,3 +57,16 @@ def test_zoo_network_in_keras_names_and_channels_last(monkeypatch):
 def test_line_length_argument_sets_the_width():
     text = summary_text(BUILDERS["sequential"](), line_length=100)
     assert max(len(line) for line in text.splitlines()) == 100
+
+
+def test_show_trainable_and_the_optimizer_line_after_a_step(width):
+    import numpy as np
+    model = BUILDERS["sequential"]()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    assert "Optimizer params" not in summary_text(model)  # Keras: none before the first step
+    model.fit(np.zeros((4, 28, 28, 1), np.float32), np.arange(4), batch_size=4, verbose=0)
+    want = (GOLDEN / f"summary_sequential_trainable_{width}.txt").read_text().rstrip("\n")
+    assert summary_text(model, show_trainable=True) == want
+    want = (GOLDEN / f"summary_nested_trainable_{width}.txt").read_text().rstrip("\n")
+    got = summary_text(BUILDERS["nested"](), show_trainable=True)
+    assert got == want.replace("input_layer_1 (InputLayer)", "input_layer (InputLayer)  ")

@@ -490,7 +490,8 @@ class Model(KerasWeightsMixin, nn.Module):
     def summary(self, line_length=None, positions=None, print_fn=print, expand_nested=False,
                 show_trainable=False, layer_range=None):
         from .summary import summary_text
-        print_fn(summary_text(self, line_length=line_length, positions=positions))
+        print_fn(summary_text(self, line_length=line_length, positions=positions,
+                              show_trainable=show_trainable))
 
     def save(self, path, overwrite: bool = True):
         from .saving import save_model

@@ -51,9 +51,10 @@ def _snake(name: str) -> str:
 
 
 class _Row:
-    def __init__(self, name, kind, shape, params, connected=None):
+    def __init__(self, name, kind, shape, params, connected=None, layer=None):
         self.name, self.kind, self.shape, self.params, self.connected = (
             name, kind, shape, params, connected)
+        self.trainable = _trainable_cell(layer) if layer is not None else "-"
 
 
 def _weight_count(module: nn.Module) -> int:
@@ -82,7 +83,7 @@ def _kind(module: nn.Module) -> str:
 # -- rows per model kind -----------------------------------------------------------------
 def _sequential_rows(model):
     model._require_built()
-    return [_Row(layer.name, _kind(layer), keras_shape(shape), _params_text(layer))
+    return [_Row(layer.name, _kind(layer), keras_shape(shape), _params_text(layer), layer=layer)
             for layer, shape in zip(model.layers, model.output_shapes)]
 
 
@@ -119,7 +120,7 @@ def _functional_rows(model, with_connections: bool):
             refs = [f"{t.node.layer.name}[{_node_index(t.node)}][{t.index}]"
                     for n in nodes for t in n.input_tensors]
             connected = ", ".join(refs) or "-"
-        rows.append(_Row(layer.name, _kind(layer), shape, _params_text(layer), connected))
+        rows.append(_Row(layer.name, _kind(layer), shape, _params_text(layer), connected, layer))
     return rows
 
 
@@ -154,7 +155,8 @@ def _subclassed_rows(model):
     keyed = [(str(i), layer) for i, layer in enumerate(layers)]
     shapes = _traced_shapes(model, keyed)
     return [_Row(getattr(layer, "name", None) or _snake(_kind(layer)), _kind(layer),
-                 _shape_text(shapes.get(key)), _params_text(layer)) for key, layer in keyed]
+                 _shape_text(shapes.get(key)), _params_text(layer), layer=layer)
+            for key, layer in keyed]
 
 
 def _leaves(module: nn.Module):
@@ -189,7 +191,7 @@ def _module_rows(model):
             n = counts.get(base, 0)
             counts[base] = n + 1
             name = base if n == 0 else f"{base}_{n}"
-        rows.append(_Row(name, kind, _shape_text(shapes.get(key)), _params_text(leaf)))
+        rows.append(_Row(name, kind, _shape_text(shapes.get(key)), _params_text(leaf), layer=leaf))
     return rows
 
 
@@ -220,7 +222,31 @@ def _column_widths(positions, line_length):
     return widths
 
 
-def summary_text(model, line_length: int | None = None, positions=None) -> str:
+def _trainable_cell(layer: nn.Module) -> str:
+    specs = weight_specs(layer)
+    if not specs:
+        return "-"
+    return "Y" if getattr(layer, "trainable", any(s.trainable for s in specs)) else "N"
+
+
+def _optimizer_count(model) -> tuple[int, int] | None:
+    """(count, bytes) of the optimizer's variables as Keras counts them once it has stepped:
+    iteration (int64) and learning rate (float32), plus each per-weight slot (Adam's
+    momentum and velocity, ...); None before the first training step."""
+    opt = getattr(model, "optimizer", None)
+    if not getattr(model, "compiled", False) or opt is None or not (opt.state or model.timing):
+        return None
+    slots = 0
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            slots += sum(v.numel() for k, v in state.items()
+                         if k != "step" and isinstance(v, torch.Tensor))
+    return 2 + slots, 8 + 4 + 4 * slots
+
+
+def summary_text(model, line_length: int | None = None, positions=None,
+                 show_trainable: bool = False) -> str:
     """The summary Keras's ``model.summary()`` prints, as one string."""
     import rich.console
     import rich.markup
@@ -235,6 +261,11 @@ def summary_text(model, line_length: int | None = None, positions=None) -> str:
         default, positions = 108, positions or [0.3, 0.56, 0.74, 1.0]
         header = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
         justify = ["left", "left", "right", "left"]
+    if show_trainable:
+        default += 12
+        positions = [p * 0.90 for p in positions] + [1.0]
+        header.append("Trainable")
+        justify.append("center")
     line_length = line_length or min(default, shutil.get_terminal_size().columns - 4)
     widths = _column_widths(positions, line_length)
     table = rich.table.Table(*[rich.table.Column(h, justify=j, width=w)
@@ -245,20 +276,28 @@ def summary_text(model, line_length: int | None = None, positions=None) -> str:
         cells = [f"{esc(row.name)} ({esc(row.kind)})", esc(row.shape), esc(row.params)]
         if not sequential_like:
             cells.append(esc(row.connected))
+        if show_trainable:
+            cells.append(row.trainable)
         table.add_row(*cells)
 
     specs = weight_specs(model)
     trainable = sum(s.tensor.numel() for s in specs if s.trainable)
     frozen = sum(s.tensor.numel() for s in specs if not s.trainable)
     size = lambda n: readable_size(n * 4)  # noqa: E731 - float32 weights
+    optimizer = _optimizer_count(model)
+    opt_count, opt_bytes = optimizer or (0, 0)
     console = rich.console.Console(file=io.StringIO(), highlight=False, force_terminal=False,
                                    color_system=None, width=max(line_length, 80))
     console.begin_capture()
     console.print(f'[bold]Model: "{esc(model.name)}"[/]')
     console.print(table)
-    console.print(f"[bold] Total params: [/]{trainable + frozen:,} ({size(trainable + frozen)})")
+    total = trainable + frozen + opt_count
+    console.print(f"[bold] Total params: [/]{total:,} "
+                  f"({readable_size((trainable + frozen) * 4 + opt_bytes)})")
     console.print(f"[bold] Trainable params: [/]{trainable:,} ({size(trainable)})")
     console.print(f"[bold] Non-trainable params: [/]{frozen:,} ({size(frozen)})")
+    if optimizer is not None:
+        console.print(f"[bold] Optimizer params: [/]{opt_count:,} ({readable_size(opt_bytes)})")
     text = console.end_capture().rstrip("\n")
     note = _training_note(model)
     return text + ("\n" + note if note else "")
