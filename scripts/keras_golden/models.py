@@ -139,7 +139,7 @@ def record(width: int | None) -> None:
         model.summary(print_fn=lambda text, line_break=False: lines.append(text))
         tag = "wide" if width is None else str(width)
         (OUT / f"summary_{name}_{tag}.txt").write_text("".join(lines))
-        if name in ("sequential", "nested"):
+        if name in ("sequential", "nested", "shared"):
             _trainable_summary(keras, np, model, name, tag)
         if width is not None:
             continue  # the narrow run only records summaries
@@ -196,6 +196,10 @@ def _trainable_summary(keras, np, model, name, tag) -> None:
     lines = []
     model.summary(show_trainable=True, print_fn=lambda text, line_break=False: lines.append(text))
     (OUT / f"summary_{name}_trainable_{tag}.txt").write_text("".join(lines))
+    if name in ("nested", "shared"):
+        lines = []
+        model.summary(expand_nested=True, print_fn=lambda text, line_break=False: lines.append(text))
+        (OUT / f"summary_{name}_expanded_{tag}.txt").write_text("".join(lines))
 
 
 def main() -> None:

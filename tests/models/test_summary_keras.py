@@ -70,3 +70,14 @@ def test_show_trainable_and_the_optimizer_line_after_a_step(width):
     want = (GOLDEN / f"summary_nested_trainable_{width}.txt").read_text().rstrip("\n")
     got = summary_text(BUILDERS["nested"](), show_trainable=True)
     assert got == want.replace("input_layer_1 (InputLayer)", "input_layer (InputLayer)  ")
+
+
+def test_expand_nested_lists_the_inner_layers(width):
+    for name, renamed in (("nested", ("input_layer_1 (InputLayer)", "input_layer (InputLayer)  ")),
+                          ("shared", ("conv2d_1 (Conv2D)", "conv2d (Conv2D)  "))):
+        want = (GOLDEN / f"summary_{name}_expanded_{width}.txt").read_text().rstrip("\n")
+        got = summary_text(BUILDERS[name](), expand_nested=True)
+        assert got == want.replace(*renamed)  # names per model: the only difference
+    want = (GOLDEN / f"summary_shared_trainable_{width}.txt").read_text().rstrip("\n")
+    assert summary_text(BUILDERS["shared"](), show_trainable=True) == want.replace(
+        "conv2d_1 (Conv2D)", "conv2d (Conv2D)  ")

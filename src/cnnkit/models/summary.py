@@ -55,6 +55,7 @@ class _Row:
         self.name, self.kind, self.shape, self.params, self.connected = (
             name, kind, shape, params, connected)
         self.trainable = _trainable_cell(layer) if layer is not None else "-"
+        self.layer = layer
 
 
 def _weight_count(module: nn.Module) -> int:
@@ -195,6 +196,34 @@ def _module_rows(model):
     return rows
 
 
+def _model_rows(model, with_connections: bool = False):
+    """The rows of a Keras-built model's own layers (None for other modules)."""
+    from .base import Model
+    from .functional import Functional
+    from .sequential import Sequential
+    if isinstance(model, Sequential):
+        return _sequential_rows(model)
+    if isinstance(model, Functional):
+        return _functional_rows(model, with_connections)
+    if isinstance(model, Model) and model.module is None:
+        return _subclassed_rows(model)
+    return None
+
+
+def _expanded(rows, with_connections: bool, level: int = 1):
+    """Keras's ``expand_nested``: a nested model's layers below its row, prefixed "└ "."""
+    out = []
+    for row in rows:
+        out.append(row)
+        inner = _model_rows(row.layer, with_connections) if row.layer is not None else None
+        if inner:
+            for sub in inner:
+                sub.name = "   " * level + "└ " + sub.name
+                sub.connected = "-" if with_connections else None  # not the outer graph's
+            out += _expanded(inner, with_connections, level + 1)
+    return out
+
+
 def _rows(model):
     """(rows, sequential_like) for any cnnkit model."""
     from .functional import Functional
@@ -246,13 +275,15 @@ def _optimizer_count(model) -> tuple[int, int] | None:
 
 
 def summary_text(model, line_length: int | None = None, positions=None,
-                 show_trainable: bool = False) -> str:
+                 show_trainable: bool = False, expand_nested: bool = False) -> str:
     """The summary Keras's ``model.summary()`` prints, as one string."""
     import rich.console
     import rich.markup
     import rich.table
 
     rows, sequential_like = _rows(model)
+    if expand_nested:
+        rows = _expanded(rows, not sequential_like)
     if sequential_like:
         default, positions = 88, positions or [0.45, 0.80, 1.0]
         header = ["Layer (type)", "Output Shape", "Param #"]
