@@ -81,3 +81,13 @@ def test_expand_nested_lists_the_inner_layers(width):
     want = (GOLDEN / f"summary_shared_trainable_{width}.txt").read_text().rstrip("\n")
     assert summary_text(BUILDERS["shared"](), show_trainable=True) == want.replace(
         "conv2d_1 (Conv2D)", "conv2d (Conv2D)  ")
+
+
+def test_layer_range_picks_rows_by_name(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    text = summary_text(BUILDERS["sequential"](), layer_range=("conv2d_1", "flatten"))
+    rows = [line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│ ")]
+    assert rows == ["conv2d_1 (Conv2D)", "max_pooling2d_1 (MaxPooling2D)", "flatten (Flatten)"]
+    assert "Total params: 34,954" in text  # totals stay the whole model's, as in Keras
+    with pytest.raises(ValueError, match="matches no layer name"):
+        summary_text(BUILDERS["sequential"](), layer_range=("nope", "dense"))

@@ -491,7 +491,8 @@ class Model(KerasWeightsMixin, nn.Module):
                 show_trainable=False, layer_range=None):
         from .summary import summary_text
         print_fn(summary_text(self, line_length=line_length, positions=positions,
-                              show_trainable=show_trainable, expand_nested=expand_nested))
+                              show_trainable=show_trainable, expand_nested=expand_nested,
+                              layer_range=layer_range))
 
     def save(self, path, overwrite: bool = True):
         from .saving import save_model

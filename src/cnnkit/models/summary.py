@@ -274,14 +274,33 @@ def _optimizer_count(model) -> tuple[int, int] | None:
     return 2 + slots, 8 + 4 + 4 * slots
 
 
+def _layer_range(rows, layer_range):
+    """Keras's ``layer_range=(first, last)``: regexes matched against the layer names."""
+    if layer_range is None:
+        return rows
+    if not isinstance(layer_range, (list, tuple)) or len(layer_range) != 2 or not all(
+            isinstance(r, str) for r in layer_range):
+        raise ValueError(f"layer_range must be two layer names (or regexes), got {layer_range!r}")
+    lower = [i for i, r in enumerate(rows) if re.match(layer_range[0], r.name)]
+    upper = [i for i, r in enumerate(rows) if re.match(layer_range[1], r.name)]
+    if not lower or not upper:
+        raise ValueError(f"layer_range {tuple(layer_range)} matches no layer name of the model; "
+                         f"names: {', '.join(r.name for r in rows)}")
+    if min(lower) > max(upper):
+        return rows[min(upper):max(lower) + 1]
+    return rows[min(lower):max(upper) + 1]
+
+
 def summary_text(model, line_length: int | None = None, positions=None,
-                 show_trainable: bool = False, expand_nested: bool = False) -> str:
+                 show_trainable: bool = False, expand_nested: bool = False,
+                 layer_range=None) -> str:
     """The summary Keras's ``model.summary()`` prints, as one string."""
     import rich.console
     import rich.markup
     import rich.table
 
     rows, sequential_like = _rows(model)
+    rows = _layer_range(rows, layer_range)
     if expand_nested:
         rows = _expanded(rows, not sequential_like)
     if sequential_like:
