@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 __all__ = ["KerasTensor", "Node", "Input", "is_symbolic", "symbolic_call", "training_mode",
-           "build_on_first_call", "flatten", "map_structure", "GraphIOMixin"]
+           "build_on_first_call", "flatten", "GraphIOMixin"]
 
 _tensor_ids = itertools.count()
 _call_order = itertools.count()  # first symbolic call of each layer: names follow it
@@ -124,17 +124,6 @@ def flatten(structure) -> list:
     if isinstance(structure, (list, tuple)):
         return [t for v in structure for t in flatten(v)]
     return []
-
-
-def map_structure(fn, structure):
-    """Apply ``fn`` to each KerasTensor in a (nested) list / tuple / dict."""
-    if isinstance(structure, KerasTensor):
-        return fn(structure)
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v) for k, v in structure.items()}
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(map_structure(fn, v) for v in structure)
-    return structure
 
 
 def is_symbolic(x) -> bool:

@@ -166,7 +166,7 @@ class Functional(Model):
         if len(given) != len(self._inputs):
             raise ValueError(f"model '{self.name}' takes {len(self._inputs)} inputs, got {len(given)}")
         values = {id(t): self._prepare(x) for t, x in zip(self._inputs, given)}
-        last = self._run_nodes[-1] if self._run_nodes else None
+        last = self._outputs[0].node  # forward_logits: the (single) output's pre-activation
         for node in self._run_nodes:
             args = _fill(node.inputs, values)
             layer = node.layer
