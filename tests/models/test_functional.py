@@ -187,3 +187,15 @@ def test_graphs_with_shared_nested_and_frozen_layers_save_and_load(name, tmp_pat
     assert [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
     assert [len(w) for w in (again.trainable_weights, again.non_trainable_weights)] == [
         len(model.trainable_weights), len(model.non_trainable_weights)]
+
+
+def test_a_graph_that_starts_with_rescaling_takes_raw_pixels():
+    inp = cnnkit.Input((4, 4, 3))
+    x = layers.RandomFlip("horizontal")(inp)  # augmentation first, as the tutorials do
+    out = layers.Rescaling(1 / 255)(x)
+    model = cnnkit.Model(inp, out)
+    assert model.preprocess.scale == 1.0
+    pixels = np.full((2, 4, 4, 3), 255, np.uint8)
+    np.testing.assert_allclose(model.predict(pixels), 1.0)  # scaled once, by the model
+    plain = cnnkit.Model(inp, layers.Conv2D(2, 1)(inp))
+    assert plain.preprocess.scale == pytest.approx(1 / 255)

@@ -136,6 +136,8 @@ class Functional(Model):
         self._run_nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
         self.input_shape = to_keras_shape(inputs_list[0].torch_shape)
         self.memory_format = torch.channels_last  # cnnkit layers never assume NCHW strides
+        if _takes_raw_pixels(self._inputs, self._run_nodes):
+            self.preprocess.scale = 1.0  # the model rescales itself: feed it raw 0..255 pixels
         if not trainable:
             self.trainable = False
 
@@ -348,6 +350,36 @@ def as_functional_subclass(model, inputs, outputs, name=None) -> None:
 def _snake_name(name: str) -> str:
     import re
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _augmentation_like(layer) -> bool:
+    from .sequential import Sequential
+    if isinstance(layer, Sequential):
+        return len(layer.layers) > 0 and all(_augmentation_like(m) for m in layer.layers)
+    return type(layer).__module__.endswith(("data.augment", "data.augment_layers"))
+
+
+def _takes_raw_pixels(inputs, nodes) -> bool:
+    """The graph starts with ``Rescaling`` (after augmentation layers only), as a Sequential
+    that starts with one: it wants raw pixels, so cnnkit's automatic 1/255 is switched off."""
+    from ..layers import Rescaling
+    from .sequential import Sequential
+    consumers: dict[int, list] = {}
+    for node in nodes:
+        for t in node.input_tensors:
+            consumers.setdefault(id(t), []).append(node)
+    frontier = list(inputs)
+    while frontier:
+        t = frontier.pop()
+        for node in consumers.get(id(t), []):
+            layer = node.layer
+            if isinstance(layer, Rescaling) or (isinstance(layer, Sequential) and not
+                                                _augmentation_like(layer) and
+                                                layer.preprocess.scale == 1.0):
+                return True
+            if _augmentation_like(layer):
+                frontier += node.outputs
+    return False
 
 
 def _fill(structure, values):
