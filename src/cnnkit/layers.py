@@ -578,4 +578,4 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
 def default_name(layer: nn.Module) -> str:
     return _snake(type(layer).__name__)
 
-from .layers_merge import Add, Average, Concatenate, InputLayer, Maximum, Minimum, Multiply, Subtract  # noqa: E402,F401
+from .layers_merge import *  # noqa: E402,F401,F403 - InputLayer, Add, Concatenate, add, ...

@@ -14,7 +14,8 @@ from .keras_tensor import Node, to_torch_shape
 from .layers import Layer, ShapeError, keras_shape
 
 __all__ = ["InputLayer", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
-           "Concatenate", "MERGE_CLASSES"]
+           "Concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum",
+           "concatenate", "MERGE_CLASSES"]
 
 
 class InputLayer(Layer):
@@ -177,6 +178,35 @@ class Concatenate(_Merge):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+def add(inputs, **kwargs):
+    """Keras's ``layers.add([a, b])``: ``Add()([a, b])``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis: int = -1, **kwargs):
+    return Concatenate(axis=axis, **kwargs)(inputs)
 
 
 MERGE_CLASSES = {cls.__name__: cls for cls in (

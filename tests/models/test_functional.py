@@ -199,3 +199,49 @@ def test_a_graph_that_starts_with_rescaling_takes_raw_pixels():
     np.testing.assert_allclose(model.predict(pixels), 1.0)  # scaled once, by the model
     plain = cnnkit.Model(inp, layers.Conv2D(2, 1)(inp))
     assert plain.preprocess.scale == pytest.approx(1 / 255)
+
+
+def test_the_image_classification_from_scratch_network_builds_and_trains(tiny_images):
+    """keras.io's "Image classification from scratch" make_model, imports changed (Conv2D
+    stands in for SeparableConv2D where that layer is missing)."""
+    sep = getattr(layers, "SeparableConv2D", layers.Conv2D)
+    data_augmentation = cnnkit.Sequential([layers.RandomFlip("horizontal"),
+                                           layers.RandomRotation(0.1)])
+
+    def make_model(input_shape, num_classes):
+        inputs = cnnkit.Input(shape=input_shape)
+        x = data_augmentation(inputs)
+        x = layers.Rescaling(1.0 / 255)(x)
+        x = layers.Conv2D(8, 3, strides=2, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        previous_block_activation = x
+        for size in [16, 32]:
+            x = layers.Activation("relu")(x)
+            x = sep(size, 3, padding="same")(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+            x = sep(size, 3, padding="same")(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+            residual = layers.Conv2D(size, 1, strides=2, padding="same")(previous_block_activation)
+            x = layers.add([x, residual])
+            previous_block_activation = x
+        x = sep(32, 3, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.GlobalAveragePooling2D()(x)
+        units = 1 if num_classes == 2 else num_classes
+        x = layers.Dropout(0.25)(x)
+        outputs = layers.Dense(units, activation=None)(x)
+        return cnnkit.Model(inputs, outputs)
+
+    x, y = tiny_images
+    model = make_model(input_shape=(8, 8, 3), num_classes=4)
+    assert model.preprocess.scale == 1.0  # Rescaling after augmentation: raw pixels in
+    model.compile(optimizer=cnnkit.optimizers.Adam(3e-3),
+                  loss=cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    hist = model.fit(x[:32], y[:32], epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(hist.history["loss"]).all()
+    assert model.predict(x[:3]).shape == (3, 4)
