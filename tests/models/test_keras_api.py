@@ -126,3 +126,15 @@ def test_feature_model_from_layer_outputs_as_in_the_grad_cam_tutorial():
     assert model.get_layer("conv").input is model.input
     with pytest.raises(AttributeError, match="output"):
         layers.Dense(2).output  # noqa: B018
+
+
+def test_keras_mnist_convnet_weights_give_keras_outputs():
+    """Keras's "Simple MNIST convnet" (BatchNorm added): Keras's get_weights copied in, the
+    Dense after Flatten included, gives Keras's probabilities."""
+    from keras_twins import BUILDERS, inputs_of, layouts, recorded, weights_of
+    model, rec, want = BUILDERS["sequential"](), recorded("sequential"), layouts()["sequential"]
+    assert [list(w.shape) for w in model.get_weights()] == want["weights"]
+    assert [layer.name for layer in model.layers] == want["layers"]
+    assert model.count_params() == want["count_params"]
+    model.set_weights(weights_of(rec))
+    np.testing.assert_allclose(model.predict(inputs_of(rec)), rec["out"], rtol=1e-5, atol=1e-5)
