@@ -92,6 +92,14 @@ class KerasTensor:
     __add__ = __radd__ = __mul__ = __rmul__ = __sub__ = __rsub__ = __truediv__ = _no_ops
     __getitem__ = _no_ops
 
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        raise SymbolicCallError(
+            f"torch.{name} got a symbolic tensor: in the functional API only cnnkit layers and "
+            "models record calls; a plain torch module can be wrapped first, e.g. "
+            "cnnkit.Model(module, input_shape=...) or a cnnkit.Sequential([...])")
+
 
 class Node:
     """One call of ``layer`` on symbolic ``inputs`` (a KerasTensor or a list of them)."""

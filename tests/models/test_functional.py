@@ -148,6 +148,10 @@ def test_bad_graphs_fail_with_one_clear_line():
         a + b  # noqa: B018 - arithmetic on symbolic tensors is not recorded
     with pytest.raises(ShapeError, match="expects input"):
         layers.Dense(3)(a)  # Dense on an image: the layer's own shape message
+    with pytest.raises(TypeError, match="only cnnkit layers and models record calls"):
+        torch.nn.ReLU()(a)
+    wrapped = cnnkit.Model(torch.nn.Conv2d(3, 2, 1), input_shape=(4, 4, 3))
+    assert wrapped(a).shape == (None, 4, 4, 2)  # a wrapped torch module is a layer
 
 
 def test_concatenate_axis_counts_channels_last():
