@@ -133,3 +133,23 @@ def test_subclass_that_passes_a_graph_to_super_init_is_functional():
     assert type(a) is type(b) and a.name == "functional_inside"
     assert b.predict(np.ones((2, 4), np.float32)).shape == (2, 2)
     assert [layer.name for layer in a.layers] == ["input_layer", "dense", "dense_1"]
+
+
+class BuildsItsLayers(cnnkit.Model):
+    """Keras's other subclassing style: layers made in build(input_shape)."""
+
+    def build(self, input_shape):
+        self.flat = layers.Flatten()
+        self.head = layers.Dense(input_shape[-1] + 1)
+
+    def call(self, x):
+        return self.head(self.flat(x))
+
+
+def test_a_subclass_build_method_runs_once_with_the_data_shape(tiny_images):
+    x, y = tiny_images
+    model = BuildsItsLayers()
+    model.compile(optimizer="adam", loss=cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert model.head.units == 4 and model.get_weights()[0].shape == (8 * 8 * 3, 4)
+    assert model.optimizer is not None and model.predict(x[:2]).shape == (2, 4)

@@ -111,16 +111,32 @@ def get_layer(model, name=None, index=None):
     raise ValueError(f"no such layer: {name!r}; model '{model.name}' has layers {names}")
 
 
+def _own_build_pending(model) -> bool:
+    """A subclass defines ``build(self, input_shape)`` (creating its layers there, as Keras
+    allows) and it has not run yet."""
+    from .base import Model
+    from .functional import Functional
+    from .sequential import Sequential
+    own = type(model).build is not Model.build and not isinstance(model, (Sequential, Functional))
+    return own and not model.__dict__.get("_own_build_done", False)
+
+
 def weights_pending(model) -> bool:
     """Some cnnkit layer of a Keras-built model has no weights yet (not built)."""
     if getattr(model, "module", None) is not None:
         return False
-    return any(isinstance(m, Layer) and not m.built for m in model.modules())
+    return _own_build_pending(model) or any(
+        isinstance(m, Layer) and not m.built for m in model.modules())
 
 
 def finish_build(model, torch_shape: tuple) -> None:
     """Build the layers still unbuilt with one zero batch of ``torch_shape`` (eval mode, no
     gradients, statistics untouched), then make the optimizer ``compile`` deferred."""
+    if _own_build_pending(model):  # Keras runs a subclass's own build once, with the shape
+        model.__dict__["_own_build_done"] = True
+        model.build((None, *to_keras_shape(torch_shape)))
+        if model.input_shape is None:
+            model.input_shape = to_keras_shape(torch_shape)
     if weights_pending(model):
         device = next(iter(model.parameters()), None)
         device = device.device if device is not None else (model.device or torch.device("cpu"))
