@@ -159,6 +159,7 @@ def test_concatenate_axis_counts_channels_last():
     out = layers.Concatenate(axis=2)([a, b])  # the width axis in Keras's (N, H, W, C)
     assert out.shape == (None, 4, 7, 3)
     model = cnnkit.Model([a, b], out)
+    assert model.output_shape == (3, 4, 7)  # torch layout without batch, as Sequential's
     xa = np.random.default_rng(0).random((2, 4, 5, 3), dtype=np.float32)
     xb = np.random.default_rng(1).random((2, 4, 2, 3), dtype=np.float32)
     np.testing.assert_array_equal(model.predict([xa, xb]), np.concatenate([xa, xb], axis=2))

@@ -223,6 +223,13 @@ class Functional(Model):
         """The torch shape (no batch) of each model output."""
         return [t.torch_shape for t in self._outputs]
 
+    @property
+    def output_shape(self):
+        """As ``Sequential.output_shape``: the output's shape without batch (torch layout),
+        from the graph, running nothing; a list for several outputs."""
+        shapes = self.output_shapes
+        return shapes[0] if len(shapes) == 1 else shapes
+
     def symbolic_output_shapes(self, shapes):
         """A functional model called as a layer: the output shapes for these input shapes."""
         given = shapes if isinstance(shapes, list) else [shapes]
