@@ -123,11 +123,13 @@ class Layer(keras_layout.KerasWeightsMixin, keras_tensor.GraphIOMixin, nn.Module
     def __call__(self, x, *args, **kwargs):
         if keras_tensor.is_symbolic(x):  # functional API: record the call, compute nothing
             return keras_tensor.symbolic_call(self, x, *args, **kwargs)
+        if "training" in kwargs:  # Keras's layer(x, training=...): that mode for this call
+            with keras_tensor.training_mode(self, kwargs.pop("training")):
+                return self(x, *args, **kwargs)
         keras_tensor.build_on_first_call(self, x)
-        with keras_tensor.training_mode(self, kwargs.pop("training", None)):
-            if self.dtype_policy is None:
-                return super().__call__(x, *args, **kwargs)
-            return self.run_in_policy(lambda t: super(Layer, self).__call__(t, *args, **kwargs), x)
+        if self.dtype_policy is None:
+            return super().__call__(x, *args, **kwargs)
+        return self.run_in_policy(lambda t: super(Layer, self).__call__(t, *args, **kwargs), x)
 
     def policy_pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pre_activation` under the layer's precision policy (for callers that skip

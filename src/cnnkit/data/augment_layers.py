@@ -75,8 +75,10 @@ class _RandomLayer(nn.Module):
     def __call__(self, x, *args, **kwargs):
         if keras_tensor.is_symbolic(x):  # functional API: record the call (keras_tensor.py)
             return keras_tensor.symbolic_call(self, x, *args, **kwargs)
-        with keras_tensor.training_mode(self, kwargs.pop("training", None)):
-            return super().__call__(x, *args, **kwargs)
+        if "training" in kwargs:  # Keras's layer(x, training=...)
+            with keras_tensor.training_mode(self, kwargs.pop("training")):
+                return super().__call__(x, *args, **kwargs)
+        return super().__call__(x, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:

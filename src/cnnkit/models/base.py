@@ -111,8 +111,10 @@ class Model(KerasWeightsMixin, nn.Module):
         if not args and (isinstance(x, np.ndarray) or (
                 isinstance(x, (list, tuple)) and any(isinstance(a, np.ndarray) for a in x))):
             return subclass.call_on_arrays(self, x, **kwargs)
-        with keras_tensor.training_mode(self, kwargs.pop("training", None)):
-            return super().__call__(x, *args, **kwargs)
+        if "training" in kwargs:  # Keras's model(x, training=...)
+            with keras_tensor.training_mode(self, kwargs.pop("training")):
+                return super().__call__(x, *args, **kwargs)
+        return super().__call__(x, *args, **kwargs)
 
     def __setattr__(self, name: str, value) -> None:
         value = subclass.wrap_layer_lists(value)
