@@ -10,10 +10,12 @@ connections (``get_config``), rebuilt only from cnnkit's own layer classes.
 from __future__ import annotations
 
 import collections
+import math
 
 import torch
 from torch import nn
 
+from ..data.loader import InMemoryLoader
 from ..keras_tensor import KerasTensor, flatten, to_keras_shape
 from ..layers import Layer, default_name
 from ..layers_merge import InputLayer
@@ -164,6 +166,8 @@ class Functional(Model):
         return self._run(inputs, logits=True)
 
     def _run(self, inputs, logits: bool):
+        if len(self._inputs) > 1 and isinstance(inputs, torch.Tensor):
+            inputs = self._unpack(inputs)  # packed by _pack for the engine
         given = flatten(inputs) if isinstance(inputs, (list, tuple, dict)) else [inputs]
         if len(given) != len(self._inputs):
             raise ValueError(f"model '{self.name}' takes {len(self._inputs)} inputs, got {len(given)}")
@@ -254,20 +258,62 @@ class Functional(Model):
                              f"{keras_shape(torch_shape)}")
         super()._set_input_shape(torch_shape)
 
-    def _one_input_only(self, what: str) -> None:
-        if len(self._inputs) > 1 or len(self._outputs) > 1:
+    def _one_output_only(self, what: str) -> None:
+        if len(self._outputs) > 1:
             raise NotImplementedError(
-                f"{what}() on model '{self.name}' with {len(self._inputs)} inputs and "
-                f"{len(self._outputs)} outputs: cnnkit's engine trains one input and one output "
-                "so far; predict() and model([...]) take several")
+                f"{what}() on model '{self.name}' with {len(self._outputs)} outputs: cnnkit's "
+                "engine trains one output (one loss) so far; predict() returns several")
 
-    def fit(self, *args, **kwargs):
-        self._one_input_only("fit")
-        return super().fit(*args, **kwargs)
+    # Several inputs travel through the one-tensor engine packed side by side: each input
+    # flattened to (N, size) in float (uint8 images scaled by the model's Preprocess), and
+    # _run splits them again.
+    def _pack(self, x) -> torch.Tensor:
+        from ..data.loader import as_images
+        arrays = [x[t.node.layer.name] for t in self._inputs] if isinstance(x, dict) else list(x)
+        if len(arrays) != len(self._inputs):
+            raise ValueError(f"model '{self.name}' takes {len(self._inputs)} inputs, got {len(arrays)}")
+        tensors = [as_images(a, t.torch_shape) for a, t in zip(arrays, self._inputs)]
+        if len({len(t) for t in tensors}) != 1:
+            raise ValueError(f"model '{self.name}': its inputs have different numbers of samples "
+                             f"({', '.join(str(len(t)) for t in tensors)})")
+        return torch.cat([self.preprocess.to_float(t).reshape(len(t), -1) for t in tensors], 1)
 
-    def evaluate(self, *args, **kwargs):
-        self._one_input_only("evaluate")
-        return super().evaluate(*args, **kwargs)
+    def _unpack(self, x: torch.Tensor) -> list[torch.Tensor]:
+        sizes = [math.prod(t.torch_shape) for t in self._inputs]
+        parts = torch.split(x, sizes, dim=1)
+        out = [p.reshape(len(x), *t.torch_shape) for p, t in zip(parts, self._inputs)]
+        return [o.contiguous(memory_format=torch.channels_last) if o.ndim == 4 else o for o in out]
+
+    def _packed_batches(self, x, y, batch_size, shuffle=False, seed=None):
+        from ..data.loader import as_labels
+        device = self.device or next(iter(self.parameters()), torch.zeros(())).device
+        return InMemoryLoader(self._pack(x), as_labels(y), batch_size=batch_size,
+                              shuffle=shuffle, seed=seed, device=device)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, seed=None, **kwargs):
+        self._one_output_only("fit")
+        if len(self._inputs) == 1:
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                               callbacks=callbacks, validation_split=validation_split,
+                               validation_data=validation_data, shuffle=shuffle, seed=seed,
+                               **kwargs)
+        if validation_split:
+            raise NotImplementedError("validation_split with several inputs: pass "
+                                      "validation_data=([x1, x2], y) instead")
+        batch_size = batch_size or 32
+        train = self._packed_batches(x, y, batch_size, shuffle=shuffle, seed=seed)
+        val = (self._packed_batches(*validation_data, max(batch_size, 256))
+               if validation_data is not None else None)
+        return super().fit(train, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                           validation_data=val, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+        self._one_output_only("evaluate")
+        if len(self._inputs) > 1:
+            x, y = self._packed_batches(x, y, batch_size or 256), None
+        return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
+                                return_dict=return_dict)
 
     def predict(self, x, batch_size=None, verbose=0):
         """As ``Model.predict``; a model with several inputs takes a list (or dict by input
