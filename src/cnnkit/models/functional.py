@@ -301,6 +301,10 @@ class Functional(Model):
         if validation_split:
             raise NotImplementedError("validation_split with several inputs: pass "
                                       "validation_data=([x1, x2], y) instead")
+        refused = [k for k in ("sample_weight", "augment") if kwargs.get(k) is not None]
+        if refused:
+            raise NotImplementedError(f"{', '.join(refused)} with several inputs is not supported "
+                                      "yet; put augmentation layers inside the model instead")
         batch_size = batch_size or 32
         train = self._packed_batches(x, y, batch_size, shuffle=shuffle, seed=seed)
         val = (self._packed_batches(*validation_data, max(batch_size, 256))
