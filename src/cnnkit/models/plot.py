@@ -82,10 +82,14 @@ def plot_model(model, to_file="model.png", show_shapes: bool = False, show_dtype
     for a, b in edges:
         if a == b:
             continue
-        ax.annotate("", xy=pos[b], xytext=pos[a],
-                    arrowprops={"arrowstyle": "-|>", "color": "#555", "shrinkA": 14, "shrinkB": 14})
+        ax.annotate("", xy=pos[b], xytext=pos[a], zorder=1,
+                    arrowprops={"arrowstyle": "-|>", "color": "#555", "lw": 1.2,
+                                # an edge that skips rows (a residual) bends around them
+                                "connectionstyle": f"arc3,rad={0.5 if level[b] - level[a] > 1 else 0}",
+                                "shrinkA": 18 if show_shapes else 12,
+                                "shrinkB": 18 if show_shapes else 12})
     for i, text in enumerate(labels):
-        ax.text(*pos[i], text, ha="center", va="center", fontsize=9,
+        ax.text(*pos[i], text, ha="center", va="center", fontsize=9, zorder=2,
                 bbox={"boxstyle": "round,pad=0.4", "fc": "#e8f0fe", "ec": "#4a6fa5"})
     ax.set_xlim(min(p[0] for p in pos.values()) - 0.8, max(p[0] for p in pos.values()) + 0.8)
     ax.set_ylim(min(p[1] for p in pos.values()) - 0.6, max(p[1] for p in pos.values()) + 0.6)
