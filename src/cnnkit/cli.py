@@ -370,7 +370,8 @@ def cmd_predict(args) -> int:
     names = model.class_names or [str(i) for i in range(10_000)]
     results = []
     if arrays:
-        probs = model.predict(np.stack(arrays), batch_size=args.batch_size)
+        proba = getattr(model, "predict_proba", model.predict)  # exported models: probabilities
+        probs = proba(np.stack(arrays), batch_size=args.batch_size)
         k = min(args.top_k, probs.shape[1])
         for f, p in zip(kept, probs):
             top = np.argsort(-p, kind="stable")[:k]

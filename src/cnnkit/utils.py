@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 __all__ = ["to_categorical", "set_random_seed", "pick_device", "device_problem", "DeviceError",
-           "image_dataset_from_directory", "load_img", "img_to_array", "array_to_img"]
+           "image_dataset_from_directory", "load_img", "img_to_array", "array_to_img",
+           "plot_model"]
 
 
 class DeviceError(ValueError, RuntimeError):
@@ -25,6 +26,12 @@ def __getattr__(name):
         from .data import keras_image
         return getattr(keras_image, name)
     raise AttributeError(f"module 'cnnkit.utils' has no attribute {name!r}")
+
+
+def plot_model(model, to_file="model.png", **kwargs):
+    """Keras's ``plot_model``: a PNG of the model's graph, drawn with matplotlib."""
+    from .models.plot import plot_model as draw
+    return draw(model, to_file, **kwargs)
 
 
 def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.ndarray:

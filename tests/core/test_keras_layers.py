@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import cnnkit
 from cnnkit import layers
 from cnnkit.testing import run_layer_test
 
@@ -22,11 +23,6 @@ CASES = SPEC["cases"]
 def golden_for(case):
     n = len(case["weight_names"])
     y = ARRAYS[f"{case['id']}/y"]
-    if case["options"].get("flatten_order"):
-        # cnnkit's Flatten keeps torch's (C, H, W) order (a deliberate departure, docs/keras.md):
-        # the same values as Keras's (H, W, C) order, permuted.
-        h, w, c = case["input_shape"]
-        y = y.reshape(len(y), h, w, c).transpose(0, 3, 1, 2).reshape(len(y), -1)
     return {"x": ARRAYS[f"{case['id']}/x"], "y": y,
             "weights": [ARRAYS[f"{case['id']}/w{j}"] for j in range(n)],
             "weight_names": case["weight_names"], "keep_init": case["options"].get("keep_init")}
@@ -41,9 +37,28 @@ def test_layer_matches_keras(case):
 
 def test_every_layer_has_a_keras_case():
     """A layer added to cnnkit.layers without a golden case fails here."""
-    tested = {c["class_name"] for c in CASES} | set(AUGMENTATION)
-    exported = {name for name in layers.__all__ if name not in ("Layer", "Input", "ShapeError")}
-    assert exported - tested == set()
+    tested = {c["class_name"] for c in CASES} | set(AUGMENTATION) | {c["class_name"] for c in MERGE}
+    exported = {name for name in layers.__all__ if isinstance(getattr(layers, name), type)
+                and issubclass(getattr(layers, name), layers.Layer)}
+    assert exported - tested - {"Layer", "InputLayer"} == set()
+
+
+MERGE_SPEC = json.loads((GOLDEN / "merge.json").read_text())
+MERGE = MERGE_SPEC["cases"]
+MERGE_ARRAYS = np.load(GOLDEN / "merge.npz")
+
+
+@pytest.mark.parametrize("case", MERGE, ids=[f"{c['class_name']}-{c['id']}" for c in MERGE])
+def test_merge_layer_matches_keras(case):
+    """Merge layers take several inputs: checked through a functional model, as Keras users
+    call them (channels-last arrays in and out; Keras's axis numbering)."""
+    xs = [MERGE_ARRAYS[f"{case['id']}/x{j}"] for j in range(case["inputs"])]
+    inputs = [cnnkit.Input(x.shape[1:]) for x in xs]
+    layer = getattr(layers, case["class_name"])(**case["kwargs"])
+    model = cnnkit.Model(inputs, layer(inputs))
+    got = model.predict(xs)
+    assert got.shape[1:] == tuple(case["output_shape"])
+    np.testing.assert_allclose(got, MERGE_ARRAYS[f"{case['id']}/y"], atol=1e-5)
 
 
 AUGMENTATION = {"RandomFlip": {}, "RandomRotation": {"factor": 0.1},

@@ -145,10 +145,8 @@ def test_model_losses_match_keras():
         layers.Dense(2, activity_regularizer=regularizers.L1L2(0.01, 0.02)),
     ])
     ws = [ARRAYS[f"model_losses/w{j}"] for j in range(4)]
-    # Keras's Dense rows follow its (H, W, C) flatten order; cnnkit flattens (C, H, W)
-    dense_kernel = ws[2].reshape(3, 3, 3, 2).transpose(2, 0, 1, 3).reshape(27, 2)
     model.layers[0].set_weights(ws[:2])
-    model.layers[2].set_weights([dense_kernel, ws[3]])
+    model.layers[2].set_weights(ws[2:])  # Flatten is channels-last, as Keras's: rows as Keras has them
     assert len(model.losses) == 2  # weight penalties only: no call yet, no activity penalty
     x = torch.as_tensor(ARRAYS["model_losses/x"]).permute(0, 3, 1, 2)
     model.eval()

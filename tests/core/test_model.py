@@ -263,8 +263,10 @@ def test_plain_module_trains_through_the_same_engine():
     model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
     hist = model.fit(x, y, epochs=3, batch_size=8, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
-    probs = model.predict(x[:5])
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)  # logits -> probabilities
+    logits = model.predict(x[:5])  # what the module computes (Keras's contract): logits
+    probs = model.predict_proba(x[:5])
+    np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(logits), 1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     # NHWC numpy works for the same model
     assert model.predict(x[:5].permute(0, 2, 3, 1).numpy()).shape == (5, 10)
 
@@ -287,7 +289,8 @@ def test_plain_module_summary(capsys):
     model = cnnkit.Model(SeedCNN(), input_shape=(32, 32, 3), name="seed001")
     model.summary()
     text = capsys.readouterr().out
-    assert "conv1 (Conv2d)" in text and "(None, 32, 30, 30)" in text
+    # Keras's names and channels-last shapes, not the module's attribute names and NCHW
+    assert "conv2d (Conv2D)" in text and "(None, 30, 30, 32)" in text and "conv1" not in text
     total = sum(p.numel() for p in model.parameters())
     assert f"Total params: {total:,}" in text
 

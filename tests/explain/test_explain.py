@@ -52,7 +52,7 @@ def test_negative_evidence_gives_an_empty_map():
 
 def test_default_class_is_the_prediction(model, image):
     ex = E.explain(model, image)
-    probs = model.predict(image[None])
+    probs = model.predict_proba(image[None])
     assert ex.class_indices[0] == probs.argmax()
     np.testing.assert_allclose(ex.probabilities[0], probs[0], atol=1e-5)
     assert ex.heatmaps.shape == (1, 16, 16)

@@ -43,7 +43,7 @@ def test_round_trip_with_dynamic_batch(model, pixels, tmp_path, capsys, suffix, 
 
     predictor = load_exported(result.path)
     assert predictor.class_names == NAMES and predictor.input_shape == (16, 16, 3)
-    expected = model.predict(pixels)
+    expected = model.predict_proba(pixels)
     for batch in (pixels[:1], pixels):  # dynamic batch axis
         np.testing.assert_allclose(predictor.predict(batch), expected[:len(batch)], atol=1e-5)
     assert predictor.predict(pixels[0]).shape == (4,)  # one H×W×C image
@@ -61,8 +61,8 @@ def test_preprocessing_is_inside_the_graph(tmp_path):
     result = export(model, tmp_path / "m.onnx", samples=grey, verbose=False)
     assert result.samples == 5 and result.max_abs_diff <= 1e-5
     predictor = load_exported(result.path)
-    np.testing.assert_allclose(predictor.predict(grey), model.predict(grey), atol=1e-5)
-    np.testing.assert_allclose(predictor.predict(grey[..., 0]), model.predict(grey), atol=1e-5)
+    np.testing.assert_allclose(predictor.predict(grey), model.predict_proba(grey), atol=1e-5)
+    np.testing.assert_allclose(predictor.predict(grey[..., 0]), model.predict_proba(grey), atol=1e-5)
     assert json.loads(result.spec_path.read_text())["preprocess"]["resize"] == [12, 12]
 
 

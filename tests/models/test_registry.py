@@ -140,7 +140,7 @@ def test_create_returns_a_model_that_records_how_to_rebuild_it():
                                   "kwargs": {"num_classes": 4, "input_shape": [32, 32, 3], "resize": None}}
     assert model.preprocess.config()["scale"] == pytest.approx(1 / 255)
     assert model.preprocess.config()["mean"] is None
-    out = model.predict(np.zeros((3, 32, 32, 3), dtype=np.uint8))
+    out = model.predict_proba(np.zeros((3, 32, 32, 3), dtype=np.uint8))
     assert out.shape == (3, 4) and np.allclose(out.sum(1), 1, atol=1e-5)
 
 

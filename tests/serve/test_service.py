@@ -45,7 +45,7 @@ def test_predict_several_images_matches_the_model(client, tiny_model, encode):
     assert all(len(p["top"]) == 2 for p in preds)
     # same answer as the model on the same decoded, resized pixels
     img = np.array(Image.open(io.BytesIO(encode(seed=1))).resize((16, 16), Image.BILINEAR))
-    probs = tiny_model.predict(img[None])[0]
+    probs = tiny_model.predict_proba(img[None])[0]
     top = preds[0]["top"][0]
     assert top["index"] == int(probs.argmax())
     assert top["class"] == ["ant", "bee", "cat", "dog"][top["index"]]

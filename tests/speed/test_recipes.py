@@ -82,7 +82,7 @@ def test_fast_recipe_trains_a_few_steps_on_tiny_data():
     assert run.history[0]["seconds"] <= run.history[1]["seconds"] <= run.history[1]["wall_seconds"]
     assert run.seconds == run.history[-1]["seconds"] and run.accuracy is not None
     assert run.recipe.widths == (8, 8, 8) and run.recipe.epochs == 2
-    probs = run.model.predict(x[:3])
+    probs = run.model.predict_proba(x[:3])
     assert probs.shape == (3, 4) and np.allclose(probs.sum(1), 1, atol=1e-4)
     # channels_last, whitening frozen, BatchNorm scale frozen
     net = run.model.module

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import keras_tensor
 from . import augment_ops as ops
 
 __all__ = ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
@@ -75,6 +76,14 @@ class _RandomLayer(nn.Module):
         if self._generator is None:
             self._generator = torch.Generator().manual_seed(int(self.seed))
         return self._generator
+
+    def __call__(self, x, *args, **kwargs):
+        if keras_tensor.is_symbolic(x):  # functional API: record the call (keras_tensor.py)
+            return keras_tensor.symbolic_call(self, x, *args, **kwargs)
+        if "training" in kwargs:  # Keras's layer(x, training=...)
+            with keras_tensor.training_mode(self, kwargs.pop("training")):
+                return super().__call__(x, *args, **kwargs)
+        return super().__call__(x, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:

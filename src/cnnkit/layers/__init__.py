@@ -4,9 +4,10 @@ Adding a layer: write it in the family's module and list it in that module's ``_
 it is then exported here and rebuilt by name from saved configs.
 """
 
-from . import activation_layers, convolutional, normalization, regularization, reshaping
+from . import activation_layers, convolutional, merging, normalization, regularization, reshaping
 from .activation_layers import *  # noqa: F401,F403
 from .convolutional import *  # noqa: F401,F403
+from .merging import *  # noqa: F401,F403
 from .core import (  # noqa: F401  (re-exported: other modules import these from cnnkit.layers)
     LAYER_CLASSES, Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
     Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Input, InputSpec, Layer, MaxPooling2D,
@@ -20,8 +21,9 @@ from .normalization import *  # noqa: F401,F403
 from .regularization import *  # noqa: F401,F403
 from .reshaping import *  # noqa: F401,F403
 
-_FAMILIES = (activation_layers, convolutional, normalization, regularization, reshaping)
+_FAMILIES = (activation_layers, convolutional, merging, normalization, regularization, reshaping)
 __all__ = list(_core_all) + [name for family in _FAMILIES for name in family.__all__]
 
 # saved configs name their class; these are the classes a config may name
-LAYER_CLASSES.update({name: getattr(family, name) for family in _FAMILIES for name in family.__all__})
+LAYER_CLASSES.update({name: obj for family in _FAMILIES for name in family.__all__
+                      if isinstance(obj := getattr(family, name), type) and issubclass(obj, Layer)})

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import activations
+from .. import keras_layout, keras_tensor
 from .keras_weights import KerasWeight, WeightOptions, conv_kernel, dense_kernel
 
 __all__ = [
@@ -103,7 +104,7 @@ def dtype_policy(dtype) -> str | None:
     return name
 
 
-class Layer(WeightOptions, nn.Module):
+class Layer(WeightOptions, keras_layout.KerasWeightsMixin, keras_tensor.GraphIOMixin, nn.Module):
     """Base of the Keras-named layers: a module that builds itself from its input shape.
 
     ``dtype=`` is the layer's precision policy, as in Keras: ``'float32'`` keeps the layer in
@@ -143,6 +144,12 @@ class Layer(WeightOptions, nn.Module):
             return fn(x)
 
     def __call__(self, x, *args, **kwargs):
+        if keras_tensor.is_symbolic(x):  # functional API: record the call, compute nothing
+            return keras_tensor.symbolic_call(self, x, *args, **kwargs)
+        if "training" in kwargs:  # Keras's layer(x, training=...): that mode for this call
+            with keras_tensor.training_mode(self, kwargs.pop("training")):
+                return self(x, *args, **kwargs)
+        keras_tensor.build_on_first_call(self, x)
         if self.dtype_policy is None:
             out = super().__call__(x, *args, **kwargs)
         else:
@@ -271,9 +278,9 @@ class InputSpec:
         self.batch_size = batch_size
 
 
-def Input(shape, name: str | None = None, batch_size: int | None = None, dtype=None):
-    """Keras ``Input``: the declared input shape, images as (H, W, C)."""
-    return InputSpec(shape, name=name, batch_size=batch_size, dtype=dtype)
+def Input(shape=None, name: str | None = None, batch_size: int | None = None, dtype=None, **kwargs):
+    """Keras ``Input``: a symbolic tensor of shape (H, W, C) (see cnnkit.keras_tensor)."""
+    return keras_tensor.Input(shape, name=name, batch_size=batch_size, dtype=dtype, **kwargs)
 
 
 def keras_to_torch_shape(shape) -> tuple:
@@ -434,15 +441,26 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
 
 class Flatten(Layer):
-    def __init__(self, data_format=None, **kwargs):
+    """Flattens channels-last, as Keras does, so a Dense kernel after it is Keras's; models
+    saved before this option flattened channels-first (``data_format='channels_first'``)."""
+
+    def __init__(self, data_format: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        check_data_format(data_format, "Flatten")
+        self.data_format = data_format or "channels_last"
+        if self.data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"Flatten data_format must be 'channels_last' or 'channels_first', "
+                             f"got {data_format!r}")
 
     def compute_output_shape(self, s):
         return (math.prod(s),)
 
     def forward(self, x):
+        if x.ndim == 4 and self.data_format == "channels_last":
+            x = x.permute(0, 2, 3, 1)  # a view of channels_last memory: no copy
         return x.flatten(1)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class Dense(_ActivatedLayer):
@@ -579,7 +597,17 @@ class BatchNormalization(Layer):
         return super().count_params() + self.non_trainable_state_count()
 
     def forward(self, x):
-        return self.bn(x)
+        if not (self.training and self.bn.track_running_stats):
+            return self.bn(x)
+        old_var = self.bn.running_var.detach().clone()
+        out = self.bn(x)
+        # torch moves the moving variance towards the unbiased batch variance, Keras towards
+        # the biased one (n-1 vs n); undo the difference so a training step matches Keras.
+        n = x.numel() // x.shape[1]
+        with torch.no_grad():  # .data: autograd saved the buffer, its backward never reads it
+            var = self.bn.running_var.data
+            var.sub_((var - (1 - self.bn.momentum) * old_var) / n)
+        return out
 
     def get_config(self):
         config = {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
@@ -668,6 +696,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
 
 def layer_from_config(class_name: str, config: dict) -> nn.Module:
     """Rebuild a layer from the name and config saved by ``Sequential.get_config``."""
+    if class_name == "Flatten" and "data_format" not in config:
+        config = {**config, "data_format": "channels_first"}  # saved before channels-last
     if class_name in LAYER_CLASSES:
         return LAYER_CLASSES[class_name](**config)
     if class_name == "ZooModel":  # a zoo backbone inside a Sequential (transfer learning)
@@ -682,3 +712,5 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
 
 def default_name(layer: nn.Module) -> str:
     return _snake(type(layer).__name__)
+
+from .layers_merge import *  # noqa: E402,F401,F403 - InputLayer, Add, Concatenate, add, ...

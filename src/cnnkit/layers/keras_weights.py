@@ -86,23 +86,7 @@ class WeightOptions:
         """The layer's weights in Keras's order (empty before build and for weightless layers)."""
         return []
 
-    # -- Keras layouts -----------------------------------------------------------------
-    def get_weights(self) -> list[np.ndarray]:
-        return [w.to_keras(w.tensor).detach().cpu().numpy().copy() for w in self.keras_weights()]
-
-    def set_weights(self, weights) -> None:
-        specs = self.keras_weights()
-        weights = list(weights)
-        if len(weights) != len(specs):
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) has {len(specs)} weights "
-                             f"({', '.join(w.name for w in specs) or 'none'}), got {len(weights)}")
-        with torch.no_grad():
-            for spec, value in zip(specs, weights):
-                value = torch.as_tensor(np.asarray(value), dtype=spec.tensor.dtype)
-                if tuple(value.shape) != spec.keras_shape:
-                    raise ValueError(f"layer '{self.name}' weight {spec.name!r} has Keras shape "
-                                     f"{spec.keras_shape}, got {tuple(value.shape)}")
-                spec.tensor.copy_(spec.from_keras(value.to(spec.tensor.device)))
+    # get_weights / set_weights / weights: keras_layout.KerasWeightsMixin reads keras_weights()
 
     # -- initializers --------------------------------------------------------------------
     def _apply_initializers(self) -> None:

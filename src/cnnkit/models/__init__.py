@@ -5,9 +5,11 @@
 """
 
 from .base import Model
+from .functional import Functional
+from .saving import load_model, save_model
 from .registry import create, list_models, register_model
 from .sequential import Sequential
 
 list = list_models  # noqa: A001 - timm/Keras-style spelling: cnnkit.models.list('res*')
 
-__all__ = ["Model", "Sequential", "create", "list", "list_models", "register_model"]
+__all__ = ["Model", "Sequential", "Functional", "load_model", "save_model", "create", "list", "list_models", "register_model"]

@@ -14,7 +14,9 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from .. import keras_tensor
 from ..data.loader import InMemoryLoader, as_images, as_labels, as_tensors
+from ..keras_layout import KerasWeightsMixin, weight_specs
 from ..layers import keras_to_torch_shape
 from ..train import engine
 from ..train.progress import use_bar
@@ -23,6 +25,7 @@ from ..train import optim as optim_mod
 from ..train import sanity
 from ..metrics import get as get_metric
 from ..utils import pick_device
+from . import subclass
 from .preprocess import Preprocess
 
 __all__ = ["Model"]
@@ -30,6 +33,11 @@ __all__ = ["Model"]
 
 class NotCompiledError(AttributeError, RuntimeError):
     """Training state asked of a model that has not been compiled."""
+
+
+def _param_device(module: nn.Module) -> torch.device:
+    """Where the module's weights are (the CPU for a model without any)."""
+    return next(iter(module.parameters()), torch.zeros(())).device
 
 
 def _is_dataset(obj) -> bool:
@@ -47,16 +55,30 @@ def _is_batch_iterable(obj) -> bool:
     return isinstance(obj, (torch.utils.data.DataLoader, InMemoryLoader))
 
 
-class Model(nn.Module):
+class Model(KerasWeightsMixin, nn.Module):
     """Wrap ``module`` (or subclass and implement ``call``) to get the Keras workflow.
 
     ``input_shape`` is Keras's (H, W, C) (or (F,)); ``output`` says what the module returns:
     'logits' (PyTorch's convention, the default), 'probabilities' or 'raw' (regression).
+    ``Model(inputs, outputs)`` with symbolic tensors builds a functional model instead
+    (``models/functional.py``); subclassing is in ``models/subclass.py``.
     """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and keras_tensor.is_symbolic(
+                list(args[:2]) + [kwargs.get("inputs"), kwargs.get("outputs")]):
+            from .functional import Functional
+            return super().__new__(Functional)
+        return super().__new__(cls)
 
     def __init__(self, module: nn.Module | None = None, input_shape=None, class_names=None,
                  preprocess: Preprocess | dict | None = None, output: str = "logits",
                  name: str | None = None, architecture: dict | None = None):
+        if keras_tensor.is_symbolic([module, input_shape]):
+            # a subclass calling super().__init__(inputs, outputs): it becomes functional
+            from .functional import as_functional_subclass
+            as_functional_subclass(self, module, input_shape, name=name)
+            return
         super().__init__()
         if output not in ("logits", "probabilities", "raw"):
             raise ValueError(f"output must be 'logits', 'probabilities' or 'raw', got {output!r}")
@@ -88,7 +110,61 @@ class Model(nn.Module):
         return self.module(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.call(self.preprocess(x))
+        return subclass.call_with_training(self, self.preprocess(x))
+
+    def __call__(self, x, *args, **kwargs):
+        if keras_tensor.is_symbolic(x):  # a model used as a layer of a functional model
+            return keras_tensor.symbolic_call(self, x, *args, **kwargs)
+        if not args and (isinstance(x, np.ndarray) or (
+                isinstance(x, (list, tuple)) and any(isinstance(a, np.ndarray) for a in x))):
+            return subclass.call_on_arrays(self, x, **kwargs)
+        if "training" in kwargs:  # Keras's model(x, training=...)
+            with keras_tensor.training_mode(self, kwargs.pop("training")):
+                return super().__call__(x, *args, **kwargs)
+        return super().__call__(x, *args, **kwargs)
+
+    def __setattr__(self, name: str, value) -> None:
+        value = subclass.wrap_layer_lists(value)
+        for layer in (value if isinstance(value, nn.ModuleList) else [value]):
+            subclass.name_layer(self, layer)
+        super().__setattr__(name, value)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "layers":  # a subclassed or wrapped model: its tracked layers
+                return subclass.tracked_layers(self)
+            raise
+
+    def build(self, input_shape) -> None:
+        """Keras's ``build((None, H, W, C))``: create every weight for that input shape."""
+        subclass.build(self, input_shape)
+
+    def symbolic_output_shapes(self, shapes):
+        """A model called as a layer of a functional model: its output shape(s)."""
+        return subclass.symbolic_output_shapes(self, shapes)
+
+    @property
+    def inputs(self) -> list:
+        """The model's symbolic inputs (a Sequential gets a graph over its layers on first use)."""
+        return subclass.symbolic_graph(self)[0]
+
+    @property
+    def outputs(self) -> list:
+        return subclass.symbolic_graph(self)[1]
+
+    @property
+    def input(self):
+        return self.inputs[0] if len(self.inputs) == 1 else self.inputs
+
+    @property
+    def output(self):
+        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
+
+    def get_layer(self, name: str | None = None, index: int | None = None):
+        """Keras's ``get_layer(name=...)`` or ``get_layer(index=...)``."""
+        return subclass.get_layer(self, name, index)
 
     @property
     def output_activation(self) -> str | None:
@@ -119,7 +195,11 @@ class Model(nn.Module):
         set_trainable(self, bool(value))
 
     def count_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Keras's count (every weight, BatchNorm statistics too) for Keras-built models; the
+        parameter count (PyTorch's convention) for a wrapped module or zoo network."""
+        if self.module is not None:
+            return sum(p.numel() for p in self.parameters())
+        return sum(spec.tensor.numel() for spec in weight_specs(self))
 
     @property
     def losses(self) -> list:
@@ -127,20 +207,7 @@ class Model(nn.Module):
         from ..regularizers import collect_losses
         return collect_losses(self)
 
-    def get_weights(self) -> list[np.ndarray]:
-        return [v.detach().cpu().numpy().copy() for v in self.state_dict().values()]
-
-    def set_weights(self, weights) -> None:
-        state = self.state_dict()
-        if len(weights) != len(state):
-            raise ValueError(f"set_weights: model has {len(state)} tensors, got {len(weights)}")
-        new = {}
-        for (key, ref), w in zip(state.items(), weights):
-            w = torch.as_tensor(np.asarray(w))
-            if tuple(w.shape) != tuple(ref.shape):
-                raise ValueError(f"set_weights: {key} has shape {tuple(ref.shape)}, got {tuple(w.shape)}")
-            new[key] = w.to(ref.dtype)
-        self.load_state_dict(new)
+    # get_weights / set_weights / weights / trainable_weights: Keras layouts (keras_layout.py)
 
     @property
     def learning_rate(self) -> float:
@@ -176,13 +243,18 @@ class Model(nn.Module):
         self.jit_compile = bool(jit_compile)
         self.to(self.device)
         opt = optim_mod.get(optimizer, learning_rate)
-        self.optimizer = opt.build(self.trainable_parameters()) if isinstance(opt, optim_mod.Optimizer) else opt
+        self._deferred_optimizer = None
+        if isinstance(opt, optim_mod.Optimizer) and subclass.weights_pending(self):
+            self._deferred_optimizer, self.optimizer = opt, None  # built with the layers (fit)
+        else:
+            self.optimizer = opt.build(self.trainable_parameters()) if isinstance(opt, optim_mod.Optimizer) else opt
         self._metric_specs = list(metrics or [])
         self.metrics_list = [get_metric(m, self.loss.name) for m in self._metric_specs]
         self.compiled = True
         self.compile_config = {  # saved with the model so load_model can compile it again
             "optimizer": type(opt).__name__.lower() if isinstance(opt, optim_mod.Optimizer) else "adam",
-            "learning_rate": float(self.optimizer.param_groups[0]["lr"]),
+            "learning_rate": float(self.optimizer.param_groups[0]["lr"] if self.optimizer is not None
+                                   else opt.learning_rate),
             "loss": self.loss.name,
             "from_logits": self.loss.from_logits,
             "metrics": [m if isinstance(m, str) else m.name for m in self._metric_specs],
@@ -308,7 +380,7 @@ class Model(nn.Module):
             handle.remove()
 
     def _loader(self, images, labels, batch_size, shuffle=False, seed=None, sample_weight=None):
-        device = self.device or next(self.parameters()).device
+        device = self.device or _param_device(self)
         # Keep the data where the model trains when it is on a GPU; CPU tensors otherwise.
         return InMemoryLoader(images, labels, batch_size=batch_size, shuffle=shuffle, seed=seed,
                               device=device, sample_weight=sample_weight)
@@ -330,6 +402,7 @@ class Model(nn.Module):
             val = self._val_batches(validation_data, batch_size)
             sanity.check_fit(self, getattr(x, "images", None), getattr(x, "labels", None),
                              getattr(val, "labels", None))
+            subclass.finish_build_from_batches(self, x)
             return engine.fit_loop(
                 self, self.optimizer, self.loss, self.metrics_list, sanity.checked_batches(self, x),
                 epochs=epochs, val_data=sanity.checked_batches(self, val), initial_epoch=initial_epoch,
@@ -338,6 +411,7 @@ class Model(nn.Module):
         images, labels = self._images_labels(x, y)
         if labels is None:
             raise ValueError("fit() needs labels: pass y, or a dataset with .labels")
+        subclass.finish_build(self, tuple(images.shape[1:]))
         weights = torch.as_tensor(np.asarray(sample_weight), dtype=torch.float32) if sample_weight is not None else None
         if validation_data is None and validation_split:
             if not 0 < validation_split < 1:
@@ -398,15 +472,30 @@ class Model(nn.Module):
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
-        """Class probabilities as numpy, (N, classes); a single image gives (classes,)."""
+        """What the model computes, as numpy (Keras's contract): probabilities where it ends in
+        softmax/sigmoid, its raw outputs otherwise; image-shaped outputs channels-last
+        (N, H, W, C). A single image gives one row. ``predict_proba`` always gives
+        probabilities."""
+        return subclass.keras_outputs(self, self._predict_raw(x, batch_size))
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        return self.predict(x, batch_size=len(x))
+
+    def predict_proba(self, x, batch_size=None) -> np.ndarray:
+        """Class probabilities, (N, classes): softmax (sigmoid for one output) added to a
+        model that outputs logits."""
+        out = torch.from_numpy(self._predict_raw(x, batch_size))
+        if self.output_activation is None and self.output_kind == "logits":
+            out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
+        return out.numpy()
+
+    def _predict_raw(self, x, batch_size=None) -> np.ndarray:
+        """The model's outputs as numpy in torch layout; a single image gives one row."""
         single = False
         x = _eval_source(x)
         if _is_batch_iterable(x):
             device = self.device or next(self.parameters()).device
-            out = engine.predict_loop(self, x, device=device, precision=self.precision)
-            if self.output_activation is None and self.output_kind == "logits":
-                out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
-            return out.numpy()
+            return engine.predict_loop(self, x, device=device, precision=self.precision).numpy()
         if not _is_dataset(x):
             arr = x if isinstance(x, torch.Tensor) else np.asarray(x)
             expected = self.torch_input_shape
@@ -419,21 +508,22 @@ class Model(nn.Module):
             elif expected is not None and len(expected) == 3 and expected[0] == 1 and arr.ndim == 2:
                 single, x = True, arr[None]
         images, _ = self._images_labels(x, None)
-        device = self.device or next(self.parameters()).device
+        device = self.device or _param_device(self)
         out = engine.predict_loop(self, InMemoryLoader(images, None, batch_size or 256, device=device),
                                   device=device, precision=self.precision)
-        if self.output_activation is None and self.output_kind == "logits":
-            out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
         result = out.numpy()
         return result[0] if single else result
 
     def predict_classes(self, x, batch_size=None) -> np.ndarray:
-        return self.predict(x, batch_size).argmax(axis=-1)
+        return self.predict_proba(x, batch_size).argmax(axis=-1)
 
     # -- summary / save --------------------------------------------------------------
-    def summary(self, print_fn=print, line_length=None):
+    def summary(self, line_length=None, positions=None, print_fn=print, expand_nested=False,
+                show_trainable=False, layer_range=None):
         from .summary import summary_text
-        print_fn(summary_text(self))
+        print_fn(summary_text(self, line_length=line_length, positions=positions,
+                              show_trainable=show_trainable, expand_nested=expand_nested,
+                              layer_range=layer_range))
 
     def save(self, path, overwrite: bool = True):
         from .saving import save_model

@@ -38,9 +38,12 @@ def _state_for_saving(model) -> dict[str, torch.Tensor]:
 
 
 def model_config(model) -> dict:
+    from .functional import Functional
     from .sequential import Sequential
     if isinstance(model, Sequential):
         arch = {"kind": "sequential", "config": model.get_config()}
+    elif isinstance(model, Functional):  # the graph: cnnkit layer configs + connections
+        arch = {"kind": "functional", "config": model.get_config()}
     elif getattr(model, "architecture", None):
         arch = dict(model.architecture)
     else:
@@ -118,6 +121,13 @@ def _build_sequential(arch: dict, config: dict, module):
     return model
 
 
+def _build_functional(arch: dict, config: dict, module):
+    from .functional import Functional
+    model = Functional.from_config(arch["config"])  # layer_from_config: cnnkit layers only
+    model.preprocess = model.preprocess.from_config(config.get("preprocess"))
+    return model
+
+
 def _build_zoo(arch: dict, config: dict, module):
     from . import registry
     model = registry.rebuild(arch["name"], arch.get("kwargs", {}))  # registered names only
@@ -139,7 +149,8 @@ def _build_module(arch: dict, config: dict, module):
 
 
 # architecture "kind" -> builder; the only things a model file can ask to be built
-_BUILDERS = {"sequential": _build_sequential, "zoo": _build_zoo, "module": _build_module}
+_BUILDERS = {"sequential": _build_sequential, "functional": _build_functional, "zoo": _build_zoo,
+             "module": _build_module}
 
 
 def _build(config: dict, module=None, path=None):

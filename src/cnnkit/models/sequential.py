@@ -8,6 +8,8 @@ from torch import nn
 
 from .. import kernels
 from ..layers import InputSpec, Layer, Rescaling, ShapeError, default_name, keras_shape, keras_to_torch_shape
+from ..keras_tensor import KerasTensor
+from ..layers.merging import InputLayer
 from .base import Model
 
 __all__ = ["Sequential"]
@@ -56,10 +58,13 @@ class Sequential(Model):
 
     # -- building --------------------------------------------------------------------
     def add(self, layer) -> None:
-        if isinstance(layer, InputSpec):
+        self.__dict__.pop("_symbolic_graph", None)  # model.inputs/outputs are made again
+        if isinstance(layer, (InputSpec, KerasTensor, InputLayer)):
             if len(self.layers):
                 raise ValueError("Input(...) must come first in a Sequential")
-            self.input_shape = layer.shape
+            if isinstance(layer, KerasTensor):
+                layer = layer.node.layer  # Input(...) is the output of an InputLayer
+            self.input_shape = tuple(layer.shape)
             return
         if not isinstance(layer, nn.Module):
             raise TypeError(f"Sequential.add takes a layer (a torch.nn.Module), got {layer!r}")
@@ -79,6 +84,16 @@ class Sequential(Model):
             self.preprocess.scale = 1.0  # the model rescales itself: feed it raw 0..255 pixels
         if self.input_shape is not None:
             self._build_from(len(self.layers) - 1)
+
+    def pop(self) -> nn.Module:
+        """Keras's ``pop()``: remove the last layer and return it."""
+        if not len(self.layers):
+            raise ValueError(f"model '{self.name}' has no layers to pop")
+        layer = self.layers[-1]
+        del self.layers[-1]
+        self.__dict__.pop("_symbolic_graph", None)
+        del self.output_shapes[len(self.layers):]
+        return layer
 
     def _unique_name(self, base: str) -> str:
         n = self._name_counts.get(base, 0)
