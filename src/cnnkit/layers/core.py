@@ -713,4 +713,3 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
 def default_name(layer: nn.Module) -> str:
     return _snake(type(layer).__name__)
 
-from .layers_merge import *  # noqa: E402,F401,F403 - InputLayer, Add, Concatenate, add, ...

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .keras_tensor import Node, to_torch_shape
-from .layers import Layer, ShapeError, keras_shape
+from ..keras_tensor import Node, to_torch_shape
+from .core import Layer, ShapeError, keras_shape
 
 __all__ = ["InputLayer", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
            "Concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum",
