@@ -581,3 +581,5 @@ def default_name(layer: nn.Module) -> str:
     return _snake(type(layer).__name__)
 
 from .layers_merge import *  # noqa: E402,F401,F403 - InputLayer, Add, Concatenate, add, ...
+from .layers_merge import __all__ as _merge_names  # noqa: E402
+__all__ += [n for n in _merge_names if n != "MERGE_CLASSES"]
