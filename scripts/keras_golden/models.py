@@ -202,11 +202,24 @@ def _trainable_summary(keras, np, model, name, tag) -> None:
         (OUT / f"summary_{name}_expanded_{tag}.txt").write_text("".join(lines))
 
 
+def record_unbuilt(width) -> None:
+    """A Sequential without an input shape: '?' and '0 (unbuilt)' rows."""
+    import keras
+    from keras import layers
+    keras.backend.clear_session()
+    model = keras.Sequential([layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(2)], name="unbuilt")
+    lines = []
+    model.summary(print_fn=lambda text, line_break=False: lines.append(text))
+    tag = "wide" if width is None else str(width)
+    (OUT / f"summary_unbuilt_sequential_{tag}.txt").write_text("".join(lines))
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if len(sys.argv) > 1:  # child: one terminal width
         width = None if sys.argv[1] == "wide" else int(sys.argv[1])
         record(width)
+        record_unbuilt(width)
         return
     for tag, columns in (("wide", "200"), ("76", "80")):
         env = {**os.environ, "COLUMNS": columns, "TF_CPP_MIN_LOG_LEVEL": "3"}

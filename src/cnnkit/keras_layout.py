@@ -241,6 +241,8 @@ class KerasWeightsMixin:
 
     @property
     def kernel(self):
+        if "kernel" in self.__dict__:  # a layer class that keeps its own value under the name
+            return self.__dict__["kernel"]
         own = self.__dict__.get("_parameters", {}).get("kernel")
         if own is not None:  # a layer that holds its own ``kernel`` parameter keeps it
             return own
@@ -250,8 +252,14 @@ class KerasWeightsMixin:
                                  "kernel (not built yet, or a layer without one)")
         return view
 
+    @kernel.setter
+    def kernel(self, value):
+        self.__dict__["kernel"] = value
+
     @property
     def bias(self):
+        if "bias" in self.__dict__:
+            return self.__dict__["bias"]
         own = self.__dict__.get("_parameters", {})
         if "bias" in own:
             return own["bias"]
@@ -259,3 +267,7 @@ class KerasWeightsMixin:
         if view is None and not getattr(self, "built", True):
             raise AttributeError(f"layer '{getattr(self, 'name', '')}' is not built yet")
         return view
+
+    @bias.setter
+    def bias(self, value):
+        self.__dict__["bias"] = value

@@ -252,6 +252,39 @@ class GraphIOMixin:
         node = self._first_node("input")
         return node.inputs if node.inputs != [] else node.outputs[0]
 
+    @property
+    def input_shape(self):
+        """Keras's shape of what the layer was built for: ``(None, H, W, C)`` (a list for a
+        merge layer)."""
+        if "_set_input_shape" in self.__dict__:
+            return self.__dict__["_set_input_shape"]
+        shapes = self.__dict__.get("input_shapes_") or self.__dict__.get("input_shape_")
+        if shapes is None:
+            raise AttributeError(f"layer '{getattr(self, 'name', None)}' is not built yet: it "
+                                 "has no input shape")
+        if isinstance(shapes, list):
+            return [(None, *to_keras_shape(s)) for s in shapes]
+        return (None, *to_keras_shape(shapes))
+
+    @input_shape.setter
+    def input_shape(self, value):  # a layer class may keep its own value under this name
+        self.__dict__["_set_input_shape"] = value
+
+    @property
+    def output_shape(self):
+        """Keras's output shape, ``(None, H, W, C)``, from the built input shape."""
+        if "_set_output_shape" in self.__dict__:
+            return self.__dict__["_set_output_shape"]
+        shapes = self.__dict__.get("input_shapes_") or self.__dict__.get("input_shape_")
+        if shapes is None:
+            raise AttributeError(f"layer '{getattr(self, 'name', None)}' is not built yet: it "
+                                 "has no output shape")
+        return (None, *to_keras_shape(self.compute_output_shape(shapes)))
+
+    @output_shape.setter
+    def output_shape(self, value):
+        self.__dict__["_set_output_shape"] = value
+
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, tensor=None,
           sparse=None, optional=False):

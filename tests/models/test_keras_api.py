@@ -138,3 +138,12 @@ def test_keras_mnist_convnet_weights_give_keras_outputs():
     assert model.count_params() == want["count_params"]
     model.set_weights(weights_of(rec))
     np.testing.assert_allclose(model.predict(inputs_of(rec)), rec["out"], rtol=1e-5, atol=1e-5)
+
+
+def test_layer_input_and_output_shapes_in_keras_terms():
+    model = small()
+    conv, _, flat, fc = model.layers
+    assert conv.input_shape == (None, 6, 6, 2) and conv.output_shape == (None, 4, 4, 3)
+    assert flat.output_shape == (None, 48) and fc.output_shape == (None, 4)
+    with pytest.raises(AttributeError):
+        layers.Dense(2).input_shape  # noqa: B018 - not built

@@ -91,3 +91,10 @@ def test_layer_range_picks_rows_by_name(monkeypatch):
     assert "Total params: 34,954" in text  # totals stay the whole model's, as in Keras
     with pytest.raises(ValueError, match="matches no layer name"):
         summary_text(BUILDERS["sequential"](), layer_range=("nope", "dense"))
+
+
+def test_a_sequential_without_input_shape_prints_unbuilt_rows(width):
+    model = cnnkit.Sequential([cnnkit.layers.Conv2D(4, 3), cnnkit.layers.Flatten(),
+                               cnnkit.layers.Dense(2)], name="unbuilt")
+    want = (GOLDEN / f"summary_unbuilt_sequential_{width}.txt").read_text().rstrip("\n")
+    assert summary_text(model) == want

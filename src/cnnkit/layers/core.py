@@ -712,4 +712,3 @@ def layer_from_config(class_name: str, config: dict) -> nn.Module:
 
 def default_name(layer: nn.Module) -> str:
     return _snake(type(layer).__name__)
-

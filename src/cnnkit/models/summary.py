@@ -83,9 +83,10 @@ def _kind(module: nn.Module) -> str:
 
 # -- rows per model kind -----------------------------------------------------------------
 def _sequential_rows(model):
-    model._require_built()
-    return [_Row(layer.name, _kind(layer), keras_shape(shape), _params_text(layer), layer=layer)
-            for layer, shape in zip(model.layers, model.output_shapes)]
+    """One row per layer; before the input shape is known, '?' and '0 (unbuilt)' as Keras."""
+    shapes = list(model.output_shapes) + [None] * (len(model.layers) - len(model.output_shapes))
+    return [_Row(layer.name, _kind(layer), _shape_text(shape), _params_text(layer), layer=layer)
+            for layer, shape in zip(model.layers, shapes)]
 
 
 def _functional_is_sequential_like(model) -> bool:
