@@ -134,11 +134,16 @@ class Model(nn.Module):
         if self.optimizer is None:
             # AttributeError, so hasattr() (and torch.jit tracing) see "no learning rate yet"
             raise NotCompiledError("the model is not compiled yet; call compile() first")
+        if isinstance(getattr(type(self.optimizer), "learning_rate", None), property):
+            return float(self.optimizer.learning_rate)  # a Keras optimizer (schedules too)
         return float(self.optimizer.param_groups[0]["lr"])
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         """Set the first group's rate; other groups keep their ratio to it (discriminative rates)."""
+        if isinstance(getattr(type(self.optimizer), "learning_rate", None), property):
+            self.optimizer.learning_rate = value
+            return
         old = self.learning_rate
         for group in self.optimizer.param_groups:
             group["lr"] = float(value) * (group["lr"] / old if old else 1.0)
