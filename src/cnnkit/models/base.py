@@ -16,7 +16,7 @@ from torch.nn.parameter import is_lazy
 
 from ..data.loader import InMemoryLoader, as_images, as_labels, as_tensors
 from ..layers import keras_to_torch_shape
-from ..train import engine
+from ..train import engine, fit_args
 from ..train.progress import use_bar
 from ..train import losses as losses_mod
 from ..train import optim as optim_mod
@@ -307,22 +307,33 @@ class Model(nn.Module):
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, augment=None, seed=None, scheduler=None):
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, augment=None, seed=None, scheduler=None):
         """Train on arrays (NHWC numpy as in Keras, or tensors), a dataset object or a folder.
 
-        ``augment`` is a batched augmentation ``f(x, generator)`` (see cnnkit.data.augment).
+        ``steps_per_epoch``, ``validation_steps``, ``validation_batch_size`` and
+        ``validation_freq`` are Keras's. ``augment`` is a batched augmentation
+        ``f(x, generator)`` (see cnnkit.data.augment).
         Returns a History whose ``.history`` has Keras's keys.
         """
         self._require_compiled()
         if hasattr(x, "flow_spec"):  # ImageDataGenerator(...).flow(x, y)
             x, y, batch_size, augment = x.flow_spec(batch_size, augment)
         batch_size = batch_size or 32
+        loop = {"steps_per_epoch": fit_args.check_steps("steps_per_epoch", steps_per_epoch),
+                "validation_steps": fit_args.check_steps("validation_steps", validation_steps),
+                "validation_freq": fit_args.check_validation_freq(validation_freq)}
+        val_batch = validation_batch_size or fit_args.eval_batch_size(
+            None, keras_default=batch_size,
+            exact=bool(validation_steps) or fit_args.listens(callbacks, "on_test_batch_begin",
+                                                               "on_test_batch_end"))
         if _is_batch_iterable(x):  # a torch DataLoader or any iterable of (x, y) batches
             return engine.fit_loop(
                 self, self.optimizer, self.loss, self.metrics_list, x, epochs=epochs,
-                val_data=self._val_batches(validation_data, batch_size), initial_epoch=initial_epoch,
+                val_data=self._val_batches(validation_data, val_batch), initial_epoch=initial_epoch,
                 callbacks=callbacks or [], augment=augment, class_weight=class_weight,
-                verbose=verbose, device=self.device, precision=self.precision, scheduler=scheduler)
+                verbose=verbose, device=self.device, precision=self.precision, scheduler=scheduler,
+                **loop)
         images, labels = self._images_labels(x, y)
         if labels is None:
             raise ValueError("fit() needs labels: pass y, or a dataset with .labels")
@@ -342,7 +353,7 @@ class Model(nn.Module):
                       else (validation_data, None))
             v_images, v_labels = self._images_labels(vx, vy)
             self._check_labels(v_labels)
-            val_loader = self._loader(v_images, v_labels, max(batch_size, 256))
+            val_loader = self._loader(v_images, v_labels, val_batch)
         train_loader = self._loader(images, labels, batch_size, shuffle=shuffle, seed=seed,
                                     sample_weight=weights)
         with self._labels_checked_on_first_batch(labels, v_labels):
@@ -350,37 +361,45 @@ class Model(nn.Module):
                 self, self.optimizer, self.loss, self.metrics_list, train_loader, epochs=epochs,
                 val_data=val_loader, initial_epoch=initial_epoch, callbacks=callbacks or [],
                 augment=augment, class_weight=class_weight, verbose=verbose, device=self.device,
-                precision=self.precision, scheduler=scheduler)
+                precision=self.precision, scheduler=scheduler, **loop)
 
     def _val_batches(self, validation_data, batch_size):
         if validation_data is None or _is_batch_iterable(validation_data):
             return validation_data
         vx, vy = (validation_data, None) if _is_dataset(validation_data) else validation_data
         images, labels = self._images_labels(vx, vy)
-        return self._loader(images, labels, max(batch_size, 256))
+        return self._loader(images, labels, batch_size)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
-        """Loss and metrics on held-out data: a scalar, a list [loss, *metrics] or a dict."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss and metrics on held-out data: a scalar, a list [loss, *metrics] or a dict.
+
+        ``sample_weight`` weighs each sample's loss; ``steps`` stops after that many batches;
+        ``callbacks`` get Keras's ``on_test_*`` events."""
         self._require_compiled()
+        steps = fit_args.check_steps("steps", steps)
         labels = None
         if _is_batch_iterable(x):
             batches = x
         else:
             images, labels = self._images_labels(x, y)
             self._check_labels(labels)
-            batches = self._loader(images, labels, batch_size or 256)
+            weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight),
+                                                                         dtype=torch.float32)
+            size = fit_args.eval_batch_size(batch_size, keras_default=fit_args.KERAS_BATCH,
+                                            exact=bool(steps) or fit_args.listens(
+                                                callbacks, "on_test_batch_begin", "on_test_batch_end"))
+            batches = self._loader(images, labels, size, sample_weight=weights)
+        cbs = engine.CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1, "steps": steps})
         with self._labels_checked_on_first_batch(labels):
             logs = engine.evaluate_loop(self, batches,
                                         self.loss, self.metrics_list, device=self.device,
-                                        precision=self.precision)
+                                        precision=self.precision, callbacks=cbs, steps=steps)
         if verbose in (1, 2) or (verbose == "auto" and use_bar(1)):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return fit_args.evaluate_result(logs, return_dict)
 
-    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None) -> np.ndarray:
         """Class probabilities as numpy, (N, classes); a single image gives (classes,)."""
         single = False
         if not _is_dataset(x):
@@ -393,12 +412,30 @@ class Model(nn.Module):
                 single, x = True, arr[None]
         images, _ = self._images_labels(x, None)
         device = self.device or next(self.parameters()).device
-        out = engine.predict_loop(self, InMemoryLoader(images, None, batch_size or 256, device=device),
-                                  device=device, precision=self.precision)
+        steps = fit_args.check_steps("steps", steps)
+        size = fit_args.eval_batch_size(batch_size, keras_default=fit_args.KERAS_BATCH,
+                                        exact=bool(steps) or fit_args.listens(
+                                            callbacks, "on_predict_batch_begin", "on_predict_batch_end"))
+        cbs = engine.CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1, "steps": steps})
+        out = engine.predict_loop(self, InMemoryLoader(images, None, size, device=device),
+                                  device=device, precision=self.precision, callbacks=cbs, steps=steps)
         if self.output_activation is None and self.output_kind == "logits":
             out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
         result = out.numpy()
         return result[0] if single else result
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch; that batch's loss and metrics (as Keras returns them)."""
+        from ..train.batch_api import train_on_batch
+        return train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        from ..train.batch_api import test_on_batch
+        return test_on_batch(self, x, y, sample_weight, return_dict)
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        from ..train.batch_api import predict_on_batch
+        return predict_on_batch(self, x)
 
     def predict_classes(self, x, batch_size=None) -> np.ndarray:
         return self.predict(x, batch_size).argmax(axis=-1)
