@@ -170,14 +170,15 @@ class Model(nn.Module):
         opt = optim_mod.get(optimizer, learning_rate)
         self.optimizer = opt.build(self.trainable_parameters()) if isinstance(opt, optim_mod.Optimizer) else opt
         self._metric_specs = list(metrics or [])
-        self.metrics_list = [get_metric(m, self.loss.name) for m in self._metric_specs]
+        self.metrics_list = [get_metric(m, self.loss.name, self.output_activation) for m in self._metric_specs]
         self.compiled = True
         self.compile_config = {  # saved with the model so load_model can compile it again
             "optimizer": type(opt).__name__.lower() if isinstance(opt, optim_mod.Optimizer) else "adam",
             "learning_rate": float(self.optimizer.param_groups[0]["lr"]),
             "loss": self.loss.name,
             "from_logits": self.loss.from_logits,
-            "metrics": [m if isinstance(m, str) else m.name for m in self._metric_specs],
+            "metrics": [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", str(m)))
+                        for m in self._metric_specs],
         }
         return self
 
@@ -256,7 +257,8 @@ class Model(nn.Module):
                                  f"{n_out} outputs")
             return
         regression = self.loss.name in ("mse", "mae") and n_out == 1
-        if labels.is_floating_point() or self.loss.name.startswith("binary") or regression:
+        if labels.is_floating_point() or self.loss.name.startswith("binary") or regression \
+                or getattr(self.loss, "any_targets", False):
             return
         bad = (labels < 0) | (labels >= n_out)
         if bool(bad.any()):
