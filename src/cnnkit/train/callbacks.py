@@ -133,6 +133,13 @@ class CallbackList:
     def wants_batch_logs(self) -> bool:
         return self.wants("on_train_batch_end")
 
+    def on_train_begin(self, logs=None):
+        # callbacks that restore a training state (BackupAndRestore) go first, so the others
+        # begin from what was restored
+        first = [cb for cb in self.callbacks if getattr(cb, "restores_training", False)]
+        for cb in first + [cb for cb in self.callbacks if cb not in first]:
+            cb.on_train_begin(logs)
+
     def __getattr__(self, event):
         if not event.startswith("on_"):
             raise AttributeError(event)

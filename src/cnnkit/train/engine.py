@@ -245,7 +245,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
         seen = 0
         for m in metrics:
             m.reset()
-        bar = EpochProgress(epoch, epochs, steps or 0, verbose)
+        bar = EpochProgress(epoch, epochs, steps or 0, 0 if cbs.any("is_progbar") else verbose)
         t_wait = time.perf_counter()
         nan_batch = None
         for step, batch in enumerate(batches.epoch()):
