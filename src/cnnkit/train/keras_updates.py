@@ -180,6 +180,7 @@ def fast_step(optimizer: KerasOptimizer):
     def step():
         if any(hooks):
             return optimizer.step()
+        optimizer._opt_called = True  # what torch's wrapper records; LR schedulers check it
         return optimizer.apply_gradients()
     return step
 
