@@ -198,3 +198,44 @@ def test_bad_steps_arguments_are_named():
         m.fit(X, Y, validation_freq="2", verbose=0)
     with pytest.raises(ValueError, match="steps must be"):
         m.evaluate(XV, YV, steps=-1, verbose=0)
+
+
+def test_validation_data_with_sample_weights_weighs_val_loss():
+    m, _ = model()
+    w = np.linspace(0.1, 2, 8)
+    h = m.fit(X, Y, batch_size=4, epochs=1, validation_data=(XV, YV, w), shuffle=False, verbose=0)
+    assert h.history["val_loss"][0] == pytest.approx(
+        m.evaluate(XV, YV, sample_weight=w, verbose=0, return_dict=True)["loss"], rel=1e-6)
+    assert h.history["val_loss"][0] != pytest.approx(m.evaluate(XV, YV, verbose=0)[0], rel=1e-3)
+    with pytest.raises(ValueError, match="validation_data must be"):
+        m.fit(X, Y, validation_data=(XV,), verbose=0)
+
+
+def test_gradient_events_and_fit_state():
+    seen = []
+
+    class Grads(callbacks.Callback):
+        def on_after_backward(self, batch, logs=None):
+            dense = [p for p in self.model.parameters()][0]
+            seen.append(("grad", batch, dense.grad is not None, self.model.fit_state.global_step))
+
+        def on_before_optimizer_step(self, batch, logs=None):
+            seen.append(("step", batch, self.model.fit_state.epoch))
+
+    m, _ = model()
+    m.fit(X, Y, batch_size=4, epochs=2, shuffle=False, verbose=0, callbacks=[Grads()])
+    assert seen[:2] == [("grad", 0, True, 0), ("step", 0, 0)]
+    assert seen[-2:] == [("grad", 2, True, 5), ("step", 2, 1)]
+    assert m.fit_state.global_step == 6
+    assert isinstance(m.fit_state.aug_generator, torch.Generator)
+
+
+def test_loss_scale_factor_leaves_the_steps_unchanged():
+    runs = []
+    for factor in (None, 256.0):
+        m, dense = model()
+        m.compile(optimizer=cnnkit.optimizers.Adam(0.05, loss_scale_factor=factor),
+                  loss="sparse_categorical_crossentropy")
+        m.fit(X, Y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+        runs.append(dense.weight.detach().clone())
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-5, atol=1e-6)

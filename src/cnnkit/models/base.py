@@ -351,11 +351,10 @@ class Model(nn.Module):
         self._check_labels(labels)
         val_loader, v_labels = None, None
         if validation_data is not None:
-            vx, vy = (validation_data if not _is_dataset(validation_data)
-                      else (validation_data, None))
+            vx, vy, vw = fit_args.validation_parts(validation_data, _is_dataset(validation_data))
             v_images, v_labels = self._images_labels(vx, vy)
             self._check_labels(v_labels)
-            val_loader = self._loader(v_images, v_labels, val_batch)
+            val_loader = self._loader(v_images, v_labels, val_batch, sample_weight=vw)
         train_loader = self._loader(images, labels, batch_size, shuffle=shuffle, seed=seed,
                                     sample_weight=weights)
         with self._labels_checked_on_first_batch(labels, v_labels):
@@ -368,9 +367,9 @@ class Model(nn.Module):
     def _val_batches(self, validation_data, batch_size):
         if validation_data is None or _is_batch_iterable(validation_data):
             return validation_data
-        vx, vy = (validation_data, None) if _is_dataset(validation_data) else validation_data
+        vx, vy, vw = fit_args.validation_parts(validation_data, _is_dataset(validation_data))
         images, labels = self._images_labels(vx, vy)
-        return self._loader(images, labels, batch_size)
+        return self._loader(images, labels, batch_size, sample_weight=vw)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):

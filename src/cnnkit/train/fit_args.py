@@ -43,6 +43,23 @@ def eval_batch_size(given, *, keras_default: int, exact: bool) -> int:
     return keras_default if exact else max(keras_default, FAST_EVAL_BATCH)
 
 
+def validation_parts(validation_data, is_dataset: bool):
+    """Keras's ``validation_data``: a dataset, ``(x, y)`` or ``(x, y, sample_weight)`` ->
+    (x, y, weights tensor or None)."""
+    if is_dataset:
+        return validation_data, None, None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a dataset, (x, y) or (x, y, sample_weight); got "
+                         f"{type(validation_data).__name__}"
+                         + (f" of {len(validation_data)} items" if isinstance(validation_data, (tuple, list)) else ""))
+    if len(validation_data) == 2:
+        return validation_data[0], validation_data[1], None
+    import numpy as np
+    import torch
+    x, y, w = validation_data
+    return x, y, None if w is None else torch.as_tensor(np.asarray(w), dtype=torch.float32)
+
+
 def evaluate_result(logs: dict, return_dict: bool):
     """Keras's return value: the dict, a scalar loss alone, or ``[loss, *metrics]``."""
     if return_dict:
