@@ -127,3 +127,15 @@ def test_unsupported_and_conflicting_settings_say_so():
         optimizers.SGD(clipnorm=1.0, clipvalue=1.0).build(dense().parameters())
     with pytest.raises(TypeError, match="learning_rate must be"):
         optimizers.SGD(learning_rate="fast")
+
+
+def test_the_optimizer_object_passed_to_compile_stays_live(tiny_images):
+    x, y = tiny_images
+    opt = optimizers.SGD(learning_rate=0.1)
+    model = cnnkit.Sequential([cnnkit.layers.Input((8, 8, 3)), cnnkit.layers.Flatten(),
+                               cnnkit.layers.Dense(4, activation="softmax")])
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    opt.learning_rate = 0.02  # as Keras users do with the object they made
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert opt.iterations == 2 and float(opt.learning_rate) == pytest.approx(0.02)

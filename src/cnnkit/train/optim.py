@@ -46,20 +46,40 @@ class Optimizer:
             learning_rate = self.defaults.get("lr", 1e-3)
         if not isinstance(learning_rate, (numbers.Real, LearningRateSchedule)) and not callable(learning_rate):
             raise TypeError(f"learning_rate must be a number or a schedule, got {learning_rate!r}")
+        self.built_optimizer = None
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.loss_scale_factor = loss_scale_factor
         self.name = name or type(self).__name__.lower()
         self.kwargs = kwargs
-        self.built_optimizer = None
+
+    # After compile, the object the user made speaks for the optimizer compile built from it
+    # (Keras's model.optimizer is the object passed): its rate and step count are the live ones.
+    @property
+    def learning_rate(self):
+        if self.built_optimizer is not None and hasattr(self.built_optimizer, "schedule"):
+            return self.built_optimizer.learning_rate
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if self.built_optimizer is not None and hasattr(self.built_optimizer, "schedule"):
+            self.built_optimizer.learning_rate = value
+        else:
+            self._learning_rate = value
+
+    @property
+    def iterations(self) -> int:
+        return getattr(self.built_optimizer, "iterations", 0)
 
     def build(self, params, device: torch.device | None = None) -> torch.optim.Optimizer:
         params = list(params)
         if not issubclass(self.torch_class, ku.KerasOptimizer):
             return self._build_torch(params)
-        schedule = None if isinstance(self.learning_rate, numbers.Real) else self.learning_rate
-        lr = float(self.learning_rate) if schedule is None else float(schedule(0))
+        rate = self._learning_rate
+        schedule = None if isinstance(rate, numbers.Real) else rate
+        lr = float(rate) if schedule is None else float(schedule(0))
         opt = self.torch_class(params, lr, schedule=schedule, weight_decay=self.weight_decay,
                                clipnorm=self.clipnorm, clipvalue=self.clipvalue,
                                global_clipnorm=self.global_clipnorm,
@@ -71,7 +91,7 @@ class Optimizer:
         """A plain ``torch.optim`` class (a subclass may name one): fused or foreach kernels."""
         opts = {k: v for k, v in self.defaults.items() if k != "lr"}
         opts.update(self.kwargs)
-        opts["lr"] = self.learning_rate
+        opts["lr"] = self._learning_rate
         opts["weight_decay"] = self.weight_decay or 0.0
         accepted = inspect.signature(self.torch_class).parameters
         tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
