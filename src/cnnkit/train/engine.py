@@ -23,6 +23,20 @@ from .callbacks import CallbackList
 from .history import History
 from .progress import EpochProgress
 
+try:  # Keras's regularizers and constraints (keras-layers' modules; plain imports once merged)
+    from .. import constraints as constraints_mod
+    from .. import regularizers as regularizers_mod
+except ImportError:  # pragma: no cover - a branch without them
+    constraints_mod = regularizers_mod = None
+
+
+def _penalty_and_constrain(model):
+    """(sum of model.losses or None, the constraints' step or None), as keras-layers defines them."""
+    if regularizers_mod is None:
+        return None, None
+    return regularizers_mod.penalty_function(model), constraints_mod.step_function(model)
+
+
 __all__ = ["fit_loop", "evaluate_loop", "predict_loop", "StepTiming", "FitState", "should_validate"]
 
 
@@ -154,8 +168,10 @@ def class_weight_vector(class_weight, device) -> torch.Tensor | None:
     return weights_vec
 
 
-def _forward_loss(model, loss, x, y, w, weights_vec, augment, aug_generator, device, precision):
-    """One training forward pass: float, augmented, laid out; the weighted loss."""
+def _forward_loss(model, loss, x, y, w, weights_vec, augment, aug_generator, device, precision,
+                  penalty=None):
+    """One training forward pass: float, augmented, laid out; the weighted loss (plus the
+    layers' regularization ``penalty()``, Keras's ``model.losses``)."""
     x = _to_float(model, x)
     if augment is not None:
         x = augment(x, aug_generator)
@@ -167,6 +183,8 @@ def _forward_loss(model, loss, x, y, w, weights_vec, augment, aug_generator, dev
             cls_idx = y if y.ndim == 1 else y.argmax(dim=1)
             sample_w = weights_vec[cls_idx.long()] * (w if w is not None else 1)
         batch_loss = loss(outputs.float(), y, sample_weight=sample_w, outputs_are_logits=is_logits)
+        if penalty is not None:
+            batch_loss = batch_loss + penalty()
     return x, outputs, is_logits, batch_loss
 
 
@@ -180,12 +198,16 @@ def train_batch(model, optimizer, loss, metrics, batch, *, class_weight=None, de
     x, y, w = _split_batch(batch, device)
     for m in metrics:
         m.reset()
+    penalty, constrain = _penalty_and_constrain(model)
     _, outputs, is_logits, batch_loss = _forward_loss(
-        model, loss, x, y, w, class_weight_vector(class_weight, device), None, None, device, precision)
+        model, loss, x, y, w, class_weight_vector(class_weight, device), None, None, device, precision,
+        penalty)
     optim_mod.clear_grads(optimizer)
     loss_scale = getattr(optimizer, "loss_scale_factor", None)
     (batch_loss * loss_scale if loss_scale else batch_loss).backward()
     optim_mod.step_function(optimizer)()
+    if constrain is not None:
+        constrain()
     with torch.no_grad():
         for m in metrics:
             m.update(outputs.detach().float(), y, is_logits)
@@ -224,6 +246,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
     model.fit_state = state
     on_cpu = device.type == "cpu"
     optimizer_step = optim_mod.step_function(optimizer)
+    penalty, constrain = _penalty_and_constrain(model)  # model.losses; constraints after each step
     loss_scale = getattr(optimizer, "loss_scale_factor", None)
     batch_logs_wanted = cbs.wants("on_train_batch_end")
     grad_hooks = cbs.wants("on_after_backward") or cbs.wants("on_before_optimizer_step")
@@ -255,7 +278,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
             cbs.on_train_batch_begin(step, {})
             x, y, w = _split_batch(batch, device)
             x, outputs, is_logits, batch_loss = _forward_loss(
-                model, loss, x, y, w, weights_vec, augment, aug_generator, device, precision)
+                model, loss, x, y, w, weights_vec, augment, aug_generator, device, precision, penalty)
             state.batch_loss = batch_loss
             optim_mod.clear_grads(optimizer)
             (batch_loss * loss_scale if loss_scale else batch_loss).backward()
@@ -263,6 +286,8 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                 cbs.on_after_backward(step, {})
                 cbs.on_before_optimizer_step(step, {})
             optimizer_step()
+            if constrain is not None:
+                constrain()
             state.global_step += 1
             if scheduler is not None:
                 scheduler.step()
@@ -332,6 +357,7 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
     batch_logs_wanted = callbacks.wants("on_test_batch_end")
     callbacks.on_test_begin({})
     total, seen = torch.zeros((), device=device), 0
+    penalty, _ = _penalty_and_constrain(model)  # Keras's loss includes model.losses
     for m in metrics:
         m.reset()
 
@@ -350,7 +376,10 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
             outputs, is_logits = model_outputs(model, x, loss)
         outputs = outputs.float()
         if loss is not None:
-            total += loss(outputs, y, sample_weight=w, outputs_are_logits=is_logits) * len(x)
+            batch_loss = loss(outputs, y, sample_weight=w, outputs_are_logits=is_logits)
+            if penalty is not None:
+                batch_loss = batch_loss + penalty()
+            total += batch_loss * len(x)
         for m in metrics:
             m.update(outputs, y, is_logits)
         seen += len(x)
