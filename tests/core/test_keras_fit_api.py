@@ -239,3 +239,14 @@ def test_loss_scale_factor_leaves_the_steps_unchanged():
         m.fit(X, Y, batch_size=4, epochs=1, shuffle=False, verbose=0)
         runs.append(dense.weight.detach().clone())
     torch.testing.assert_close(runs[0], runs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_batch_logs_are_built_only_for_callbacks_that_use_them(tmp_path):
+    from cnnkit.train.callbacks import CallbackList
+    m, _ = model()
+    quiet = [callbacks.ModelCheckpoint(str(tmp_path / "m.keras")), callbacks.EarlyStopping(),
+             callbacks.BackupAndRestore(tmp_path / "b"), callbacks.CSVLogger(str(tmp_path / "l.csv"))]
+    assert not CallbackList(quiet, m, {}).wants("on_train_batch_end")
+    for listening in (callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), save_freq=5),
+                      callbacks.TerminateOnNaN(), callbacks.LambdaCallback(on_batch_end=lambda b, logs: 0)):
+        assert CallbackList([listening], m, {}).wants("on_train_batch_end")

@@ -40,6 +40,8 @@ class BackupAndRestore(Callback):
         self.restored_epoch = None
         self._batches = 0
         self._epoch = 0
+        if save_freq != "epoch":  # only then a batch hook (batch logs cost a host sync each)
+            self.on_train_batch_end = self._batch_end
 
     # -- restore ---------------------------------------------------------------------
     def on_train_begin(self, logs=None):
@@ -79,9 +81,7 @@ class BackupAndRestore(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.save_freq == "epoch":
-            return
+    def _batch_end(self, batch, logs=None):
         self._batches += 1
         if self._batches % self.save_freq == 0:
             self._save(next_epoch=self._epoch)  # the epoch is run again from its start

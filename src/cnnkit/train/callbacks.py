@@ -266,13 +266,13 @@ class ModelCheckpoint(_Monitor):
         self.best = initial_value_threshold
         self._batches_seen = 0
         self._epoch = 0
+        if save_freq != "epoch":  # only then a batch hook (batch logs cost a host sync each)
+            self.on_train_batch_end = self._batch_end
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.save_freq == "epoch":
-            return
+    def _batch_end(self, batch, logs=None):
         self._batches_seen += 1
         if self._batches_seen % self.save_freq == 0:
             self._save(self._epoch, logs or {}, batch=batch)

@@ -44,6 +44,8 @@ class TensorBoard(Callback):
         self._writers = {}
         self._batch_step = 0
         self._graph_written = False
+        if self.update_freq != "epoch":  # only then a batch hook (batch logs cost a host sync each)
+            self.on_train_batch_end = self._batch_end
 
     state_keys = ("_batch_step",)
 
@@ -73,9 +75,7 @@ class TensorBoard(Callback):
             warnings.warn(f"TensorBoard: the model graph was not written ({type(err).__name__}: {err})",
                           RuntimeWarning, stacklevel=2)
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.update_freq == "epoch":
-            return
+    def _batch_end(self, batch, logs=None):
         self._batch_step += 1
         if self._batch_step % self.update_freq == 0:
             for key, value in (logs or {}).items():
