@@ -139,3 +139,18 @@ def test_the_optimizer_object_passed_to_compile_stays_live(tiny_images):
     assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
     model.fit(x, y, epochs=1, verbose=0)
     assert opt.iterations == 2 and float(opt.learning_rate) == pytest.approx(0.02)
+
+
+def test_a_plain_callable_learning_rate_is_called_without_arguments():
+    current = [0.5]
+    layer = dense()
+    opt = optimizers.SGD(learning_rate=lambda: current[0]).build(layer.parameters())
+    current[0] = 0.25  # read at each step
+    before = layer.bias.detach().clone()
+    F.cross_entropy(layer(X), Y).backward()
+    grad = layer.bias.grad.clone()
+    opt.step()
+    torch.testing.assert_close(layer.bias.detach(), before - 0.25 * grad)
+    assert float(opt.learning_rate) == 0.25
+    with pytest.raises(TypeError, match="not settable"):
+        opt.learning_rate = 0.1

@@ -80,7 +80,7 @@ class KerasOptimizer(torch.optim.Optimizer):
     @property
     def learning_rate(self) -> LearningRate:
         if self.schedule is not None:
-            return LearningRate(self.schedule(self.iterations), self)
+            return LearningRate(self._scheduled_rate(), self)
         group = self.param_groups[0]
         return LearningRate(group["lr"] / (group["lr_ratio"] or 1.0), self)
 
@@ -104,8 +104,15 @@ class KerasOptimizer(torch.optim.Optimizer):
         return config
 
     # -- the step ---------------------------------------------------------------------
+    def _scheduled_rate(self) -> float:
+        """A LearningRateSchedule gets the step count; another callable no argument (Keras)."""
+        from .schedules import LearningRateSchedule
+        if isinstance(self.schedule, LearningRateSchedule):
+            return float(self.schedule(self.iterations))
+        return float(self.schedule())
+
     def _set_scheduled_rate(self):
-        rate = float(self.schedule(self.iterations))
+        rate = self._scheduled_rate()
         for group in self.param_groups:
             group["lr"] = rate * group["lr_ratio"]
 

@@ -79,7 +79,8 @@ class Optimizer:
             return self._build_torch(params)
         rate = self._learning_rate
         schedule = None if isinstance(rate, numbers.Real) else rate
-        lr = float(rate) if schedule is None else float(schedule(0))
+        lr = float(rate) if schedule is None else \
+            float(schedule(0)) if isinstance(schedule, LearningRateSchedule) else 1.0  # set per step
         opt = self.torch_class(params, lr, schedule=schedule, weight_decay=self.weight_decay,
                                clipnorm=self.clipnorm, clipvalue=self.clipvalue,
                                global_clipnorm=self.global_clipnorm,
