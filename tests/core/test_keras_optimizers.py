@@ -154,3 +154,12 @@ def test_a_plain_callable_learning_rate_is_called_without_arguments():
     assert float(opt.learning_rate) == 0.25
     with pytest.raises(TypeError, match="not settable"):
         opt.learning_rate = 0.1
+
+
+def test_param_groups_keep_their_ratio_to_the_first_groups_rate():
+    layer = dense()
+    opt = optimizers.Adam().build([{"params": [layer.weight], "lr": 1e-4},
+                                   {"params": [layer.bias], "lr": 1e-3}])
+    assert float(opt.learning_rate) == pytest.approx(1e-4)
+    opt.learning_rate = 5e-5
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([5e-5, 5e-4])

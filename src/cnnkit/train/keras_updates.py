@@ -58,8 +58,8 @@ class KerasOptimizer(torch.optim.Optimizer):
             raise ValueError("use only one of clipnorm, clipvalue and global_clipnorm")
         super().__init__(params, dict(lr=float(lr), weight_decay=float(weight_decay or 0.0),
                                       iterations=0, **hyper))
-        base = float(lr)
-        for group in self.param_groups:  # discriminative rates keep their ratio to the base
+        base = self.param_groups[0]["lr"]  # the first group's rate is "the" rate, as before
+        for group in self.param_groups:  # discriminative rates keep their ratio to it
             group.setdefault("lr_ratio", group["lr"] / base if base else 1.0)
         self.schedule = schedule
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
