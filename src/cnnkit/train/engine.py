@@ -299,7 +299,8 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                     m.update(outputs.detach().float(), y, is_logits)
             if not keras_nan and (on_cpu or step % 50 == 0) and not torch.isfinite(batch_loss):
                 nan_batch = step
-            cbs.on_train_batch_end(step, _running_logs(total_loss, seen, metrics) if batch_logs_wanted else {})
+            batch_logs = _running_logs(total_loss, seen, metrics) if batch_logs_wanted else {}
+            cbs.on_train_batch_end(step, batch_logs)
             bar.update(step + 1, lambda: _running_logs(total_loss, seen, metrics))
             t_wait = time.perf_counter()
             timing.compute_s += t_wait - t_start

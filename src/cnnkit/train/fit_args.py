@@ -48,10 +48,11 @@ def validation_parts(validation_data, is_dataset: bool):
     (x, y, weights tensor or None)."""
     if is_dataset:
         return validation_data, None, None
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+    is_sequence = isinstance(validation_data, (tuple, list))
+    if not is_sequence or len(validation_data) not in (2, 3):
+        items = f" of {len(validation_data)} items" if is_sequence else ""
         raise ValueError("validation_data must be a dataset, (x, y) or (x, y, sample_weight); got "
-                         f"{type(validation_data).__name__}"
-                         + (f" of {len(validation_data)} items" if isinstance(validation_data, (tuple, list)) else ""))
+                         f"{type(validation_data).__name__}{items}")
     if len(validation_data) == 2:
         return validation_data[0], validation_data[1], None
     import numpy as np

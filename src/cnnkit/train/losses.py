@@ -115,7 +115,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     def per_sample(self, outputs, targets, outputs_are_logits):
         if self.ignore_class is not None:  # ignored samples count zero, as Keras masks them
             keep = targets.reshape(len(targets), -1)[:, 0] != self.ignore_class
-            safe = torch.where(keep, targets.reshape(keep.shape).long(), torch.zeros_like(keep, dtype=torch.long))
+            safe = torch.where(keep, targets.reshape(keep.shape).long(),
+                               torch.zeros_like(keep, dtype=torch.long))
             values = self._per_sample(outputs, safe, outputs_are_logits)
             self._kept = keep  # the batch mean is over the samples kept (Keras's mask)
             return torch.where(keep, values, torch.zeros_like(values))

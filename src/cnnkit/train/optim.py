@@ -44,7 +44,7 @@ class Optimizer:
             kwargs.pop(key, None)
         if learning_rate is None:
             learning_rate = self.defaults.get("lr", 1e-3)
-        if not isinstance(learning_rate, (numbers.Real, LearningRateSchedule)) and not callable(learning_rate):
+        if not isinstance(learning_rate, numbers.Real) and not callable(learning_rate):
             raise TypeError(f"learning_rate must be a number or a schedule, got {learning_rate!r}")
         self.built_optimizer = None
         self.learning_rate = learning_rate

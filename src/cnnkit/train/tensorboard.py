@@ -96,7 +96,8 @@ class TensorBoard(Callback):
             self._writer(split).add_scalar(f"epoch_{name}", value, epoch)
         if self.histogram_freq and (epoch + 1) % self.histogram_freq == 0:
             for name, param in self.model.named_parameters():
-                self._writer("train").add_histogram(name.replace(".", "/"), param.detach().float().cpu(), epoch)
+                values = param.detach().float().cpu()
+                self._writer("train").add_histogram(name.replace(".", "/"), values, epoch)
         for writer in self._writers.values():
             writer.flush()
 
