@@ -164,3 +164,21 @@ def test_progbar_logger_prints_keras_lines_and_silences_the_builtin_bar(capsys):
     assert len(out) == 4  # cnnkit's own per-epoch line is not printed as well
     m.evaluate(XV, YV, batch_size=4, verbose=2, callbacks=[callbacks.ProgbarLogger()])
     assert capsys.readouterr().out.startswith("2/2 ")
+
+
+def test_callback_states_round_trip_for_a_checkpoint_writer():
+    from cnnkit.train.backup_restore import callback_states, restore_callback_states
+    early = callbacks.EarlyStopping(monitor="loss", restore_best_weights=True)
+    early.set_model(model())
+    early.on_train_begin({})
+    early.on_epoch_end(0, {"loss": 0.5})
+    plateau = callbacks.ReduceLROnPlateau(monitor="loss")
+    plateau.on_train_begin({})
+    states, tensors = callback_states([early, callbacks.CSVLogger("x.csv"), plateau])
+    json.dumps(states)  # the JSON side is JSON
+    assert [s["class"] for s in states] == ["EarlyStopping", "ReduceLROnPlateau"]
+    assert sorted(tensors) == ["callback0.best_weights.0", "callback0.best_weights.1"]
+    fresh = [callbacks.EarlyStopping(monitor="loss", restore_best_weights=True), callbacks.CSVLogger("x.csv"),
+             callbacks.ReduceLROnPlateau(monitor="loss")]
+    restore_callback_states(fresh, states, tensors)
+    assert fresh[0].best == 0.5 and len(fresh[0].best_weights) == 2

@@ -18,7 +18,38 @@ import torch
 
 from .callbacks import Callback
 
-__all__ = ["BackupAndRestore"]
+__all__ = ["BackupAndRestore", "callback_states", "restore_callback_states"]
+
+
+def callback_states(callbacks) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """The ``state_dict()`` of each stateful callback, for a checkpoint: a JSON-friendly list
+    (``index``, ``class``, ``state``) and the tensors that cannot be JSON (EarlyStopping's best
+    weights, as ``callback{index}.best_weights.{j}``). ``runs.save_checkpoint(extra=,
+    tensors=)`` takes them as they are."""
+    states, tensors = [], {}
+    for index, cb in enumerate(callbacks):
+        if not cb.state_keys:
+            continue
+        state = cb.state_dict()
+        for j, w in enumerate(state.pop("best_weights", None) or []):
+            tensors[f"callback{index}.best_weights.{j}"] = torch.from_numpy(np.ascontiguousarray(w))
+        states.append({"index": index, "class": type(cb).__name__, "state": state})
+    return states, tensors
+
+
+def restore_callback_states(callbacks, states: list[dict], tensors: dict) -> None:
+    """``load_state_dict`` each callback from ``callback_states``' output (matched by position
+    and class; callbacks not saved start fresh)."""
+    for index, cb in enumerate(callbacks):
+        entry = next((s for s in states if s["index"] == index and s["class"] == type(cb).__name__), None)
+        if entry is None or not cb.state_keys:
+            continue
+        state = dict(entry["state"])
+        prefix = f"callback{index}.best_weights."
+        keys = sorted((k for k in tensors if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
+        if keys:
+            state["best_weights"] = [tensors[k].numpy() for k in keys]
+        cb.load_state_dict(state)
 
 
 class BackupAndRestore(Callback):
@@ -53,7 +84,7 @@ class BackupAndRestore(Callback):
         state = getattr(self.model, "fit_state", None)
         gens = {"augment": state.aug_generator} if state is not None else {}
         runs.set_rng_state(ckpt.tensors, ckpt.meta["rng"], gens)
-        self._load_callbacks(ckpt)
+        restore_callback_states(self._others(), ckpt.meta.get("callbacks", []), ckpt.tensors)
         self.restored_epoch = ckpt.epoch
         self.model._initial_epoch = ckpt.epoch  # the epoch to run next
         print(f"BackupAndRestore: resuming from {self.backup_dir} at epoch {ckpt.epoch + 1}")
@@ -62,20 +93,6 @@ class BackupAndRestore(Callback):
         state = getattr(self.model, "fit_state", None)
         cbs = getattr(state, "callbacks", None)
         return [cb for cb in (cbs.callbacks if cbs is not None else []) if cb is not self]
-
-    def _load_callbacks(self, ckpt):
-        saved = ckpt.meta.get("callbacks", [])
-        tensors = ckpt.tensors
-        for index, cb in enumerate(self._others()):
-            entry = next((s for s in saved if s["index"] == index and s["class"] == type(cb).__name__), None)
-            if entry is None or not cb.state_keys:
-                continue
-            state = dict(entry["state"])
-            prefix = f"callback{index}.best_weights."
-            keys = sorted((k for k in tensors if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
-            if keys:
-                state["best_weights"] = [tensors[k].numpy() for k in keys]
-            cb.load_state_dict(state)
 
     # -- back up ---------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
@@ -92,15 +109,7 @@ class BackupAndRestore(Callback):
 
     def _save(self, next_epoch: int):
         from .. import runs
-        states, tensors = [], {}
-        for index, cb in enumerate(self._others()):
-            if not cb.state_keys:
-                continue
-            state = cb.state_dict()
-            weights = state.pop("best_weights", None)
-            for j, w in enumerate(weights or []):
-                tensors[f"callback{index}.best_weights.{j}"] = torch.from_numpy(np.ascontiguousarray(w))
-            states.append({"index": index, "class": type(cb).__name__, "state": state})
+        states, tensors = callback_states(self._others())
         fit_state = getattr(self.model, "fit_state", None)
         gens = {"augment": fit_state.aug_generator} if fit_state is not None else {}
         runs.save_checkpoint(self.run, model=self.model, optimizer=self.model.optimizer, epoch=next_epoch,
