@@ -163,3 +163,23 @@ def test_param_groups_keep_their_ratio_to_the_first_groups_rate():
     assert float(opt.learning_rate) == pytest.approx(1e-4)
     opt.learning_rate = 5e-5
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([5e-5, 5e-4])
+
+
+def test_adam_after_load_state_dict_steps_on_the_loaded_moments():
+    layer, clone = dense(), dense()
+    opt = optimizers.Adam(0.05).build(layer.parameters())
+    opt2 = optimizers.Adam(0.05).build(clone.parameters())
+    for model, o in ((layer, opt), (clone, opt2)):  # both have stepped (cached their moments)
+        F.cross_entropy(model(X), Y).backward()
+        o.step()
+        model.zero_grad()
+    F.cross_entropy(layer(X), Y).backward()
+    opt.step()
+    clone.load_state_dict(layer.state_dict())
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for model, o in ((layer, opt), (clone, opt2)):
+        model.zero_grad()
+        F.cross_entropy(model(X), Y).backward()
+        o.step()
+    torch.testing.assert_close(layer.weight, clone.weight)
+    assert copy.deepcopy(opt).clipnorm is None and copy.deepcopy(opt).iterations == 3

@@ -103,6 +103,12 @@ class KerasOptimizer(torch.optim.Optimizer):
         config.update({k: v for k, v in group.items() if k not in skip})
         return config
 
+    def __getstate__(self):  # copy / pickle keep Keras's settings (torch's keeps only its own)
+        state = super().__getstate__()
+        state.update({k: getattr(self, k) for k in
+                      ("schedule", "clipnorm", "clipvalue", "global_clipnorm", "loss_scale_factor")})
+        return state
+
     # -- the step ---------------------------------------------------------------------
     def _scheduled_rate(self) -> float:
         """A LearningRateSchedule gets the step count; another callable no argument (Keras)."""
@@ -265,23 +271,16 @@ class KerasAdam(KerasOptimizer):
         b1, b2 = group["beta_1"], group["beta_2"]
         t = it + 1
         eps = group["epsilon"] / math.sqrt(1 - b2 ** t)
-        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
-        slots = self._slots(params, *names)
-        steps = []
-        for p in params:  # torch's own per-parameter step counter, as its Adam keeps it
-            state = self.state[p]
-            if "step" not in state:
-                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-            steps.append(state["step"])
+        slots, steps, fusable = self._tensors(group, params)
         torch._foreach_add_(steps, 1)
-        fusable = all(p.device.type in ("cpu", "cuda", "mps") and p.is_floating_point() for p in params) \
-            and len({(p.device, p.dtype) for p in params}) == 1 and not any(g.is_sparse for g in grads)
-        if fusable:
+        if fusable and not any(g.is_sparse for g in grads):
             torch._fused_adam_(params, grads, slots[0], slots[1], slots[2] if group["amsgrad"] else [],
                                steps, lr=group["lr"], beta1=b1, beta2=b2, weight_decay=0.0, eps=eps,
                                amsgrad=group["amsgrad"], maximize=False)
             return
         m, v = slots[0], slots[1]  # the same rule in plain ops (sparse or mixed tensors)
+        if any(g.is_sparse for g in grads):
+            grads = [g.to_dense() for g in grads]
         torch._foreach_lerp_(m, grads, 1 - b1)
         torch._foreach_mul_(v, b2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
@@ -291,6 +290,30 @@ class KerasAdam(KerasOptimizer):
         alpha = group["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
         denom = torch._foreach_add(torch._foreach_sqrt(v), group["epsilon"])
         torch._foreach_addcdiv_(params, m, denom, value=-alpha)
+
+
+    def _tensors(self, group, params):
+        """(moment lists, step counters, fusable) for these parameters; kept between steps
+        (the lists, not the values) until the parameters or the loaded state change."""
+        key = (id(group), tuple(id(p) for p in params))
+        cache = self.__dict__.setdefault("_tensor_cache", {})
+        if key not in cache:
+            names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+            slots = self._slots(params, *names)
+            steps = []
+            for p in params:  # torch's own per-parameter step counter, as its Adam keeps it
+                state = self.state[p]
+                if "step" not in state:
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                steps.append(state["step"])
+            fusable = all(p.device.type in ("cpu", "cuda", "mps") and p.is_floating_point() for p in params) \
+                and len({(p.device, p.dtype) for p in params}) == 1
+            cache[key] = (slots, steps, fusable)
+        return cache[key]
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.pop("_tensor_cache", None)  # the loaded state brings new tensors
+        return super().load_state_dict(state_dict)
 
 
 class KerasAdagrad(KerasOptimizer):
