@@ -250,3 +250,15 @@ def test_batch_logs_are_built_only_for_callbacks_that_use_them(tmp_path):
     for listening in (callbacks.ModelCheckpoint(str(tmp_path / "m.keras"), save_freq=5),
                       callbacks.TerminateOnNaN(), callbacks.LambdaCallback(on_batch_end=lambda b, logs: 0)):
         assert CallbackList([listening], m, {}).wants("on_train_batch_end")
+
+
+def test_monitoring_callbacks_skip_epochs_without_validation():
+    m, _ = model()
+    early = callbacks.EarlyStopping(patience=0)
+    plateau = callbacks.ReduceLROnPlateau(patience=1)
+    h = m.fit(X, Y, batch_size=4, epochs=4, validation_data=(XV, YV), validation_freq=2, shuffle=False,
+              verbose=0, callbacks=[early, plateau])
+    assert h.epoch == [0, 1, 2, 3] and len(h.history["val_loss"]) == 2
+    assert len(h.history["learning_rate"]) == 4
+    with pytest.raises(KeyError, match="val_loss"):  # no validation at all: the mistake is named
+        model()[0].fit(X, Y, epochs=1, verbose=0, callbacks=[callbacks.EarlyStopping()])

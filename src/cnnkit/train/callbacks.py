@@ -176,7 +176,13 @@ class _Monitor(Callback):
         return value + self.min_delta < reference
 
     def _current(self, logs):
+        """The monitored value; None on an epoch fit did not validate (``validation_freq``),
+        which Keras's callbacks skip."""
         logs = logs or {}
+        state = getattr(self.model, "fit_state", None)
+        if self.monitor not in logs and self.monitor.startswith("val_") \
+                and getattr(state, "validated", None) is False:
+            return None
         if self.monitor not in logs:
             raise KeyError(f"{type(self).__name__} monitors {self.monitor!r} but the logs only have "
                            f"{sorted(logs)}; pass validation data for 'val_' keys or change monitor=")
@@ -210,7 +216,7 @@ class EarlyStopping(_Monitor):
 
     def on_epoch_end(self, epoch, logs=None):
         current = self._current(logs)
-        if epoch < self.start_from_epoch:
+        if current is None or epoch < self.start_from_epoch:
             return
         self.wait += 1
         if self._improves(current, self.best):
@@ -294,6 +300,8 @@ class ModelCheckpoint(_Monitor):
         path = self.file_path(epoch, logs, batch)
         if self.save_best_only:
             current = self._current(logs)
+            if current is None:
+                return
             if not self._improves(current, self.best):
                 if self.verbose:
                     print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
@@ -329,9 +337,11 @@ class ReduceLROnPlateau(_Monitor):
         self._reset_unless_loaded(wait=0, cooldown_counter=0, best=None)
 
     def on_epoch_end(self, epoch, logs=None):
-        current = self._current(logs)
         if logs is not None:
             logs["learning_rate"] = self.model.learning_rate
+        current = self._current(logs)
+        if current is None:
+            return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0

@@ -112,6 +112,7 @@ class FitState:
         self.aug_generator = aug_generator
         self.optimizer = optimizer
         self.batch_loss: torch.Tensor | None = None
+        self.validated: bool | None = None  # whether this epoch ran validation (None: no data)
 
 
 def should_validate(epoch: int, validation_freq) -> bool:
@@ -321,7 +322,9 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                           "Lower the learning rate or check the data for NaN values.",
                           RuntimeWarning, stacklevel=3)
             break
-        if val_data is not None and should_validate(epoch, validation_freq):
+        # None: no validation data at all (a 'val_' monitor is then a mistake to name)
+        state.validated = None if val_data is None else should_validate(epoch, validation_freq)
+        if state.validated:
             val_logs = evaluate_loop(model, val_data, loss, metrics, device=device,
                                      precision=precision, callbacks=cbs, steps=validation_steps)
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
