@@ -262,3 +262,12 @@ def test_monitoring_callbacks_skip_epochs_without_validation():
     assert len(h.history["learning_rate"]) == 4
     with pytest.raises(KeyError, match="val_loss"):  # no validation at all: the mistake is named
         model()[0].fit(X, Y, epochs=1, verbose=0, callbacks=[callbacks.EarlyStopping()])
+
+
+def test_batch_logs_kept_and_read_later_still_hold_their_batch():
+    kept = []
+    m, _ = model()
+    m.fit(X, Y, batch_size=4, epochs=2, validation_data=(XV, YV), shuffle=False, verbose=0,
+          callbacks=[callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: kept.append(logs))])
+    expected = [e[2] for e in GOLDEN["fit"]["events"] if e[0] == "on_train_batch_end"]
+    assert [dict(logs) for logs in kept] == [pytest.approx(e, rel=1e-5) for e in expected]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import MutableMapping
 import math
 import time
 import warnings
@@ -156,7 +157,43 @@ class _Batches:
 
 def _running_logs(total_loss, seen, metrics) -> dict:
     """Mean loss and metric results so far (a host sync)."""
-    return {"loss": float(total_loss) / max(seen, 1), **{m.name: m.result() for m in metrics}}
+    out = {"loss": float(total_loss) / max(seen, 1)} if total_loss is not None else {}
+    out.update({m.name: m.result() for m in metrics})
+    return out
+
+
+class BatchLogs(MutableMapping):
+    """A batch's logs (Keras's running means), computed when first read: reading is a host
+    sync, so a callback that ignores its ``logs`` costs the loop nothing. The values are this
+    batch's even if read later (the running sums and metric states are snapshotted, no sync)."""
+
+    def __init__(self, total_loss, seen, metrics):
+        self._args = (None if total_loss is None else total_loss.detach().clone(), seen,
+                      [copy.copy(m) for m in metrics])  # metrics replace, not mutate, their tensors
+        self._data = None
+
+    def _logs(self) -> dict:
+        if self._data is None:
+            self._data = _running_logs(*self._args)
+        return self._data
+
+    def __getitem__(self, key):
+        return self._logs()[key]
+
+    def __setitem__(self, key, value):
+        self._logs()[key] = value
+
+    def __delitem__(self, key):
+        del self._logs()[key]
+
+    def __iter__(self):
+        return iter(self._logs())
+
+    def __len__(self):
+        return len(self._logs())
+
+    def __repr__(self):
+        return repr(self._logs())
 
 
 def class_weight_vector(class_weight, device) -> torch.Tensor | None:
@@ -300,7 +337,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                     m.update(outputs.detach().float(), y, is_logits)
             if not keras_nan and (on_cpu or step % 50 == 0) and not torch.isfinite(batch_loss):
                 nan_batch = step
-            batch_logs = _running_logs(total_loss, seen, metrics) if batch_logs_wanted else {}
+            batch_logs = BatchLogs(total_loss, seen, metrics) if batch_logs_wanted else {}
             cbs.on_train_batch_end(step, batch_logs)
             bar.update(step + 1, lambda: _running_logs(total_loss, seen, metrics))
             t_wait = time.perf_counter()
@@ -365,10 +402,6 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
     for m in metrics:
         m.reset()
 
-    def running():
-        out = {"loss": float(total) / max(seen, 1)} if loss is not None else {}
-        out.update({m.name: m.result() for m in metrics})
-        return out
 
     for step, batch in enumerate(data):
         if steps is not None and step >= steps:
@@ -387,8 +420,9 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
         for m in metrics:
             m.update(outputs, y, is_logits)
         seen += len(x)
-        callbacks.on_test_batch_end(step, running() if batch_logs_wanted else {})
-    logs = running()
+        test_logs = BatchLogs(total if loss is not None else None, seen, metrics) if batch_logs_wanted else {}
+        callbacks.on_test_batch_end(step, test_logs)
+    logs = _running_logs(total if loss is not None else None, seen, metrics)
     callbacks.on_test_end(logs)
     model.train(was_training)
     return logs
