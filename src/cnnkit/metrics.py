@@ -1,4 +1,5 @@
-"""Metrics: running accuracy / top-k in training, and the evaluation report's numbers.
+"""Metrics by Keras's names and classes (accuracy, top-k, precision, recall, AUC, F1, mae,
+mse, ...) for compile(metrics=...), and the evaluation report's numbers.
 
 Running metrics accumulate on the device as tensors; reading ``result()`` is the only host
 sync, so the training loop does not stall the GPU each step.
@@ -9,31 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["Metric", "Accuracy", "BinaryAccuracy", "TopKCategoricalAccuracy", "get",
-           "confusion_matrix", "classification_report"]
+from .train.metric_base import Metric, as_tensor
 
-
-class Metric:
-    name = "metric"
-
-    def __init__(self, name: str | None = None):
-        if name:
-            self.name = name
-        self.reset()
-
-    def reset(self):
-        self.total = None
-        self.count = 0
-
-    def _add(self, value: torch.Tensor, n: int):
-        value = value.detach()
-        self.total = value if self.total is None else self.total + value
-        self.count += n
-
-    def result(self) -> float:
-        if not self.count:
-            return float("nan")
-        return float(self.total) / self.count
+__all__ = ["Metric", "Accuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy", "BinaryAccuracy",
+           "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "Precision", "Recall", "AUC",
+           "F1Score", "FBetaScore", "MeanAbsoluteError", "MeanSquaredError", "RootMeanSquaredError",
+           "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "KLDivergence",
+           "MeanMetricWrapper", "get", "confusion_matrix", "classification_report"]
 
 
 def _class_targets(targets: torch.Tensor) -> torch.Tensor:
@@ -41,18 +24,33 @@ def _class_targets(targets: torch.Tensor) -> torch.Tensor:
 
 
 class Accuracy(Metric):
-    """Share of samples whose top class equals the target class."""
+    """Share of samples whose top class equals the target class (one-hot or index targets)."""
 
     name = "accuracy"
 
     def update(self, outputs, targets, outputs_are_logits=False):
         self._add((outputs.argmax(dim=1) == _class_targets(targets)).sum(), len(outputs))
 
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = as_tensor(y_pred)
+        y_true = as_tensor(y_true).to(y_pred.device)
+        if y_true.ndim == 2 and y_true.shape[1] == 1:
+            y_true = y_true[:, 0]
+        self._add_weighted((y_pred.argmax(dim=1) == _class_targets(y_true)).float(), sample_weight)
+
+
+class CategoricalAccuracy(Accuracy):
+    name = "categorical_accuracy"
+
+
+class SparseCategoricalAccuracy(Accuracy):
+    name = "sparse_categorical_accuracy"
+
 
 class BinaryAccuracy(Metric):
-    name = "accuracy"
+    name = "binary_accuracy"
 
-    def __init__(self, name=None, threshold: float = 0.5):
+    def __init__(self, name=None, threshold: float = 0.5, dtype=None):
         self.threshold = threshold
         super().__init__(name)
 
@@ -64,46 +62,100 @@ class BinaryAccuracy(Metric):
         target = targets.reshape(len(targets), -1) > 0.5
         self._add((pred == target).float().mean(dim=1).sum(), len(outputs))
 
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = as_tensor(y_pred)
+        y_pred = y_pred.reshape(len(y_pred), -1)
+        y_true = as_tensor(y_true).to(y_pred.device).reshape(y_pred.shape)
+        self._add_weighted(((y_pred > self.threshold).float() == y_true).float().mean(dim=1), sample_weight)
+
 
 class TopKCategoricalAccuracy(Metric):
     """Share of samples whose target is among the k highest scores."""
 
-    def __init__(self, k: int = 5, name: str | None = None):
+    def __init__(self, k: int = 5, name: str | None = "top_k_categorical_accuracy", dtype=None):
         self.k = k
-        super().__init__(name or ("top_k_categorical_accuracy" if k == 5 else f"top_{k}_accuracy"))
+        super().__init__(name)
 
     def update(self, outputs, targets, outputs_are_logits=False):
-        k = min(self.k, outputs.shape[1])
-        top = outputs.topk(k, dim=1).indices
-        self._add((top == _class_targets(targets)[:, None]).any(dim=1).sum(), len(outputs))
+        self.update_state(targets, outputs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = as_tensor(y_pred)
+        y_true = as_tensor(y_true).to(y_pred.device)
+        if y_true.ndim == 2 and y_true.shape[1] == 1:
+            y_true = y_true[:, 0]
+        k = min(self.k, y_pred.shape[1])
+        top = y_pred.topk(k, dim=1).indices
+        self._add_weighted((top == _class_targets(y_true)[:, None]).any(dim=1).float(), sample_weight)
 
 
 class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
-    def __init__(self, k: int = 5, name: str | None = None):
-        super().__init__(k, name or ("sparse_top_k_categorical_accuracy" if k == 5 else f"top_{k}_accuracy"))
+    def __init__(self, k: int = 5, name: str | None = "sparse_top_k_categorical_accuracy", dtype=None):
+        super().__init__(k, name)
 
 
-def get(metric, loss_name: str = "") -> Metric:
-    """A fresh metric object from a Keras name or an instance (instances are reset and reused)."""
+from .train.keras_metrics import (AUC, F1Score, FBetaScore, KLDivergence,  # noqa: E402
+                                  MeanAbsoluteError, MeanAbsolutePercentageError, MeanMetricWrapper,
+                                  MeanSquaredError, MeanSquaredLogarithmicError, Precision, Recall,
+                                  RootMeanSquaredError)
+
+# Keras's metric strings -> a factory(name); the log key is the string as the user wrote it
+_NAMED = {
+    "categorical_accuracy": lambda n: CategoricalAccuracy(name=n),
+    "sparse_categorical_accuracy": lambda n: SparseCategoricalAccuracy(name=n),
+    "binary_accuracy": lambda n: BinaryAccuracy(name=n),
+    "top_k_categorical_accuracy": lambda n: TopKCategoricalAccuracy(5, name=n),
+    "sparse_top_k_categorical_accuracy": lambda n: SparseTopKCategoricalAccuracy(5, name=n),
+    "precision": lambda n: Precision(name=n),
+    "recall": lambda n: Recall(name=n),
+    "auc": lambda n: AUC(name=n),
+    "f1_score": lambda n: F1Score(name=n),
+    "mae": lambda n: MeanAbsoluteError(name=n),
+    "mean_absolute_error": lambda n: MeanAbsoluteError(name=n),
+    "mse": lambda n: MeanSquaredError(name=n),
+    "mean_squared_error": lambda n: MeanSquaredError(name=n),
+    "mape": lambda n: MeanAbsolutePercentageError(name=n),
+    "mean_absolute_percentage_error": lambda n: MeanAbsolutePercentageError(name=n),
+    "msle": lambda n: MeanSquaredLogarithmicError(name=n),
+    "mean_squared_logarithmic_error": lambda n: MeanSquaredLogarithmicError(name=n),
+    "root_mean_squared_error": lambda n: RootMeanSquaredError(name=n),
+    "kld": lambda n: KLDivergence(name=n),
+    "kl_divergence": lambda n: KLDivergence(name=n),
+}
+
+
+def get(metric, loss_name: str = "", activation: str | None = None) -> Metric:
+    """A fresh metric object from a Keras name, a Metric instance (reset and reused) or a plain
+    function ``f(y_true, y_pred) -> per-sample values``. ``activation`` is the model's output
+    activation (see ``Metric.activation``)."""
+    found = _get(metric, loss_name)
+    if found.activation is None:
+        found.activation = activation
+    return found
+
+
+def _get(metric, loss_name):
     if isinstance(metric, Metric):
         metric.reset()
         return metric
-    key = str(metric).lower()
+    if isinstance(metric, type) and issubclass(metric, Metric):
+        return metric()
+    if callable(metric):
+        return MeanMetricWrapper(metric, one_hot_targets=not loss_name.startswith("sparse"))
+    given = str(metric)
+    key = given.lower()
     if key in ("accuracy", "acc"):
-        return BinaryAccuracy() if "binary" in loss_name else Accuracy()
-    if key in ("categorical_accuracy", "sparse_categorical_accuracy"):
-        return Accuracy(name=key)
-    if key == "binary_accuracy":
-        return BinaryAccuracy(name=key)
-    if key == "top_k_categorical_accuracy":
-        return TopKCategoricalAccuracy(5)
-    if key == "sparse_top_k_categorical_accuracy":
-        return SparseTopKCategoricalAccuracy(5)
+        return BinaryAccuracy(name=given) if "binary" in loss_name else Accuracy(name=given)
+    if key in _NAMED:
+        return _NAMED[key](given)
     if key.startswith("top_") and key.endswith("_accuracy") and key[4:-9].isdigit():
-        return TopKCategoricalAccuracy(int(key[4:-9]), name=key)
-    raise ValueError(f"unknown metric {metric!r}; valid names: accuracy, categorical_accuracy, "
-                     "sparse_categorical_accuracy, binary_accuracy, top_k_categorical_accuracy, "
-                     "sparse_top_k_categorical_accuracy, top_<k>_accuracy")
+        return TopKCategoricalAccuracy(int(key[4:-9]), name=given)
+    from .train import losses as losses_mod
+    if key in losses_mod.NAMES:  # a loss name as a metric: its mean per sample, as in Keras
+        return MeanMetricWrapper(losses_mod.get(key), name=given, one_hot_targets=False)
+    raise ValueError(f"unknown metric {metric!r}; valid names: accuracy, acc, "
+                     f"{', '.join(_NAMED)}, top_<k>_accuracy, a loss name, a cnnkit.metrics class "
+                     "or a function f(y_true, y_pred)")
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:

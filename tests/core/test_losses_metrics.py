@@ -1,4 +1,5 @@
-"""Loss and metric names against values computed by hand."""
+"""Loss and metric names against values computed by hand. Losses called without
+``outputs_are_logits`` take Keras's order, ``loss(y_true, y_pred)``."""
 
 import math
 
@@ -18,10 +19,10 @@ def test_categorical_crossentropy_by_hand():
     want = -(math.log(0.7) + math.log(0.3)) / 2
     one_hot = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
     cce = losses.get("categorical_crossentropy")
-    assert cce(PROBS, one_hot).item() == pytest.approx(want, rel=1e-5)
+    assert cce(one_hot, PROBS).item() == pytest.approx(want, rel=1e-5)
     assert cce(LOGITS, one_hot, outputs_are_logits=True).item() == pytest.approx(want, rel=1e-5)
     # integer labels with the categorical loss work too
-    assert cce(PROBS, TARGET).item() == pytest.approx(want, rel=1e-5)
+    assert cce(TARGET, PROBS).item() == pytest.approx(want, rel=1e-5)
 
 
 def test_sparse_categorical_crossentropy_by_hand():
@@ -29,8 +30,8 @@ def test_sparse_categorical_crossentropy_by_hand():
     scce = losses.get("sparse_categorical_crossentropy")
     assert scce(LOGITS, TARGET, outputs_are_logits=True).item() == pytest.approx(want, rel=1e-5)
     # one-hot labels with the sparse loss work too
-    assert scce(PROBS, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])).item() == pytest.approx(want, rel=1e-5)
-    assert losses.SparseCategoricalCrossentropy(from_logits=True)(LOGITS, TARGET).item() == pytest.approx(want, rel=1e-5)
+    assert scce(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]), PROBS).item() == pytest.approx(want, rel=1e-5)
+    assert losses.SparseCategoricalCrossentropy(from_logits=True)(TARGET, LOGITS).item() == pytest.approx(want, rel=1e-5)
 
 
 def test_logits_path_is_stable_where_probabilities_underflow():
@@ -44,23 +45,23 @@ def test_binary_crossentropy_by_hand():
     y = torch.tensor([1.0, 0.0])
     want = -(math.log(0.9) + math.log(0.8)) / 2
     bce = losses.get("binary_crossentropy")
-    assert bce(p, y).item() == pytest.approx(want, rel=1e-5)
+    assert bce(y, p).item() == pytest.approx(want, rel=1e-5)
     assert bce(torch.logit(p), y, outputs_are_logits=True).item() == pytest.approx(want, rel=1e-5)
 
 
 def test_mse_and_mae_by_hand():
     out = torch.tensor([[1.0, 2.0], [3.0, 5.0]])
     y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    assert losses.get("mse")(out, y).item() == pytest.approx((0 + 4 + 9 + 16) / 4)
-    assert losses.get("mae")(out, y).item() == pytest.approx((0 + 2 + 3 + 4) / 4)
+    assert losses.get("mse")(y, out).item() == pytest.approx((0 + 4 + 9 + 16) / 4)
+    assert losses.get("mae")(y, out).item() == pytest.approx((0 + 2 + 3 + 4) / 4)
     # class indices against a score output become one-hot targets
-    assert losses.get("mean_squared_error")(out, torch.tensor([0, 1])).item() == pytest.approx(7.25)
+    assert losses.get("mean_squared_error")(torch.tensor([0, 1]), out).item() == pytest.approx(7.25)
 
 
 def test_sample_weight_and_unknown_name():
     scce = losses.get("sparse_categorical_crossentropy")
     w = torch.tensor([2.0, 0.0])
-    assert scce(PROBS, TARGET, sample_weight=w).item() == pytest.approx(-2 * math.log(0.7) / 2, rel=1e-5)
+    assert scce(TARGET, PROBS, sample_weight=w).item() == pytest.approx(-2 * math.log(0.7) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="valid names"):
         losses.get("hinge_loss_of_doom")
 

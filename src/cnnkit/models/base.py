@@ -18,7 +18,7 @@ from .. import keras_tensor
 from ..data.loader import InMemoryLoader, as_images, as_labels, as_tensors
 from ..keras_layout import KerasWeightsMixin, weight_specs
 from ..layers import keras_to_torch_shape
-from ..train import engine
+from ..train import engine, fit_args
 from ..train.progress import use_bar
 from ..train import losses as losses_mod
 from ..train import optim as optim_mod
@@ -214,11 +214,16 @@ class Model(KerasWeightsMixin, nn.Module):
         if self.optimizer is None:
             # AttributeError, so hasattr() (and torch.jit tracing) see "no learning rate yet"
             raise NotCompiledError("the model is not compiled yet; call compile() first")
+        if isinstance(getattr(type(self.optimizer), "learning_rate", None), property):
+            return float(self.optimizer.learning_rate)  # a Keras optimizer (schedules too)
         return float(self.optimizer.param_groups[0]["lr"])
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         """Set the first group's rate; other groups keep their ratio to it (discriminative rates)."""
+        if isinstance(getattr(type(self.optimizer), "learning_rate", None), property):
+            self.optimizer.learning_rate = value
+            return
         old = self.learning_rate
         for group in self.optimizer.param_groups:
             group["lr"] = float(value) * (group["lr"] / old if old else 1.0)
@@ -249,7 +254,7 @@ class Model(KerasWeightsMixin, nn.Module):
         else:
             self.optimizer = opt.build(self.trainable_parameters()) if isinstance(opt, optim_mod.Optimizer) else opt
         self._metric_specs = list(metrics or [])
-        self.metrics_list = [get_metric(m, self.loss.name) for m in self._metric_specs]
+        self.metrics_list = [get_metric(m, self.loss.name, self.output_activation) for m in self._metric_specs]
         self.compiled = True
         self.compile_config = {  # saved with the model so load_model can compile it again
             "optimizer": type(opt).__name__.lower() if isinstance(opt, optim_mod.Optimizer) else "adam",
@@ -257,7 +262,8 @@ class Model(KerasWeightsMixin, nn.Module):
                                    else opt.learning_rate),
             "loss": self.loss.name,
             "from_logits": self.loss.from_logits,
-            "metrics": [m if isinstance(m, str) else m.name for m in self._metric_specs],
+            "metrics": [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", str(m)))
+                        for m in self._metric_specs],
         }
         return self
 
@@ -336,7 +342,8 @@ class Model(KerasWeightsMixin, nn.Module):
                                  f"{n_out} outputs")
             return
         regression = self.loss.name in ("mse", "mae") and n_out == 1
-        if labels.is_floating_point() or self.loss.name.startswith("binary") or regression:
+        if labels.is_floating_point() or self.loss.name.startswith("binary") or regression \
+                or getattr(self.loss, "any_targets", False):
             return
         bad = (labels < 0) | (labels >= n_out)
         if bool(bad.any()):
@@ -387,10 +394,13 @@ class Model(KerasWeightsMixin, nn.Module):
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, augment=None, seed=None, scheduler=None):
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, augment=None, seed=None, scheduler=None):
         """Train on arrays (NHWC numpy as in Keras, or tensors), a dataset object or a folder.
 
-        ``augment`` is a batched augmentation ``f(x, generator)`` (see cnnkit.data.augment).
+        ``steps_per_epoch``, ``validation_steps``, ``validation_batch_size`` and
+        ``validation_freq`` are Keras's. ``augment`` is a batched augmentation
+        ``f(x, generator)`` (see cnnkit.data.augment).
         Returns a History whose ``.history`` has Keras's keys.
         """
         self._require_compiled()
@@ -398,8 +408,15 @@ class Model(KerasWeightsMixin, nn.Module):
             x, y, batch_size, augment = x.flow_spec(batch_size, augment)
         validation_data = _eval_source(validation_data)
         batch_size = batch_size or 32
+        loop = {"steps_per_epoch": fit_args.check_steps("steps_per_epoch", steps_per_epoch),
+                "validation_steps": fit_args.check_steps("validation_steps", validation_steps),
+                "validation_freq": fit_args.check_validation_freq(validation_freq)}
+        val_batch = validation_batch_size or fit_args.eval_batch_size(
+            None, keras_default=batch_size,
+            exact=bool(validation_steps) or fit_args.listens(callbacks, "on_test_batch_begin",
+                                                               "on_test_batch_end"))
         if _is_batch_iterable(x):  # a torch DataLoader or any iterable of (x, y) batches
-            val = self._val_batches(validation_data, batch_size)
+            val = self._val_batches(validation_data, val_batch)
             sanity.check_fit(self, getattr(x, "images", None), getattr(x, "labels", None),
                              getattr(val, "labels", None))
             subclass.finish_build_from_batches(self, x)
@@ -407,7 +424,8 @@ class Model(KerasWeightsMixin, nn.Module):
                 self, self.optimizer, self.loss, self.metrics_list, sanity.checked_batches(self, x),
                 epochs=epochs, val_data=sanity.checked_batches(self, val), initial_epoch=initial_epoch,
                 callbacks=callbacks or [], augment=augment, class_weight=class_weight,
-                verbose=verbose, device=self.device, precision=self.precision, scheduler=scheduler)
+                verbose=verbose, device=self.device, precision=self.precision, scheduler=scheduler,
+                **loop)
         images, labels = self._images_labels(x, y)
         if labels is None:
             raise ValueError("fit() needs labels: pass y, or a dataset with .labels")
@@ -426,11 +444,10 @@ class Model(KerasWeightsMixin, nn.Module):
         if validation_data is not None and _is_batch_iterable(validation_data):
             val_loader = validation_data
         elif validation_data is not None:
-            vx, vy = (validation_data if not _is_dataset(validation_data)
-                      else (validation_data, None))
+            vx, vy, vw = fit_args.validation_parts(validation_data, _is_dataset(validation_data))
             v_images, v_labels = self._images_labels(vx, vy)
             self._check_labels(v_labels)
-            val_loader = self._loader(v_images, v_labels, max(batch_size, 256))
+            val_loader = self._loader(v_images, v_labels, val_batch, sample_weight=vw)
         sanity.check_fit(self, images, labels, v_labels)
         train_loader = self._loader(images, labels, batch_size, shuffle=shuffle, seed=seed,
                                     sample_weight=weights)
@@ -439,18 +456,23 @@ class Model(KerasWeightsMixin, nn.Module):
                 self, self.optimizer, self.loss, self.metrics_list, train_loader, epochs=epochs,
                 val_data=val_loader, initial_epoch=initial_epoch, callbacks=callbacks or [],
                 augment=augment, class_weight=class_weight, verbose=verbose, device=self.device,
-                precision=self.precision, scheduler=scheduler)
+                precision=self.precision, scheduler=scheduler, **loop)
 
     def _val_batches(self, validation_data, batch_size):
         if validation_data is None or _is_batch_iterable(validation_data):
             return validation_data
-        vx, vy = (validation_data, None) if _is_dataset(validation_data) else validation_data
+        vx, vy, vw = fit_args.validation_parts(validation_data, _is_dataset(validation_data))
         images, labels = self._images_labels(vx, vy)
-        return self._loader(images, labels, max(batch_size, 256))
+        return self._loader(images, labels, batch_size, sample_weight=vw)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
-        """Loss and metrics on held-out data: a scalar, a list [loss, *metrics] or a dict."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss and metrics on held-out data: a scalar, a list [loss, *metrics] or a dict.
+
+        ``sample_weight`` weighs each sample's loss; ``steps`` stops after that many batches;
+        ``callbacks`` get Keras's ``on_test_*`` events."""
         self._require_compiled()
+        steps = fit_args.check_steps("steps", steps)
         labels = None
         x = _eval_source(x)
         if _is_batch_iterable(x):
@@ -459,24 +481,27 @@ class Model(KerasWeightsMixin, nn.Module):
             images, labels = self._images_labels(x, y)
             self._check_labels(labels)
             sanity.check_targets(self.loss, labels)
-            batches = self._loader(images, labels, batch_size or 256)
+            weights = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight),
+                                                                         dtype=torch.float32)
+            size = fit_args.eval_batch_size(batch_size, keras_default=fit_args.KERAS_BATCH,
+                                            exact=bool(steps) or fit_args.listens(
+                                                callbacks, "on_test_batch_begin", "on_test_batch_end"))
+            batches = self._loader(images, labels, size, sample_weight=weights)
+        cbs = engine.CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1, "steps": steps})
         with self._labels_checked_on_first_batch(labels):
             logs = engine.evaluate_loop(self, batches,
                                         self.loss, self.metrics_list, device=self.device,
-                                        precision=self.precision)
+                                        precision=self.precision, callbacks=cbs, steps=steps)
         if verbose in (1, 2) or (verbose == "auto" and use_bar(1)):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return fit_args.evaluate_result(logs, return_dict)
 
-    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None) -> np.ndarray:
         """What the model computes, as numpy (Keras's contract): probabilities where it ends in
         softmax/sigmoid, its raw outputs otherwise; image-shaped outputs channels-last
         (N, H, W, C). A single image gives one row. ``predict_proba`` always gives
         probabilities."""
-        return subclass.keras_outputs(self, self._predict_raw(x, batch_size))
+        return subclass.keras_outputs(self, self._predict_raw(x, batch_size, verbose, steps, callbacks))
 
     def predict_on_batch(self, x) -> np.ndarray:
         return self.predict(x, batch_size=len(x))
@@ -489,7 +514,7 @@ class Model(KerasWeightsMixin, nn.Module):
             out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
         return out.numpy()
 
-    def _predict_raw(self, x, batch_size=None) -> np.ndarray:
+    def _predict_raw(self, x, batch_size=None, verbose=0, steps=None, callbacks=None) -> np.ndarray:
         """The model's outputs as numpy in torch layout; a single image gives one row."""
         single = False
         x = _eval_source(x)
@@ -509,10 +534,24 @@ class Model(KerasWeightsMixin, nn.Module):
                 single, x = True, arr[None]
         images, _ = self._images_labels(x, None)
         device = self.device or _param_device(self)
-        out = engine.predict_loop(self, InMemoryLoader(images, None, batch_size or 256, device=device),
-                                  device=device, precision=self.precision)
+        steps = fit_args.check_steps("steps", steps)
+        size = fit_args.eval_batch_size(batch_size, keras_default=fit_args.KERAS_BATCH,
+                                        exact=bool(steps) or fit_args.listens(
+                                            callbacks, "on_predict_batch_begin", "on_predict_batch_end"))
+        cbs = engine.CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1, "steps": steps})
+        out = engine.predict_loop(self, InMemoryLoader(images, None, size, device=device),
+                                  device=device, precision=self.precision, callbacks=cbs, steps=steps)
         result = out.numpy()
         return result[0] if single else result
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch; that batch's loss and metrics (as Keras returns them)."""
+        from ..train.batch_api import train_on_batch
+        return train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        from ..train.batch_api import test_on_batch
+        return test_on_batch(self, x, y, sample_weight, return_dict)
 
     def predict_classes(self, x, batch_size=None) -> np.ndarray:
         return self.predict_proba(x, batch_size).argmax(axis=-1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import MutableMapping
 import math
 import time
 import warnings
@@ -25,7 +26,13 @@ from .callbacks import CallbackList
 from .history import History
 from .progress import EpochProgress
 
-__all__ = ["fit_loop", "evaluate_loop", "predict_loop", "StepTiming"]
+
+def _penalty_and_constrain(model):
+    """(sum of model.losses or None, the constraints' step or None): None where no layer has any."""
+    return regularizers_mod.penalty_function(model), constraints_mod.step_function(model)
+
+
+__all__ = ["fit_loop", "evaluate_loop", "predict_loop", "StepTiming", "FitState", "should_validate"]
 
 
 class StepTiming:
@@ -87,73 +94,233 @@ def _snapshot(model):
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+class FitState:
+    """What a running ``fit`` exposes to callbacks and to resume, as ``model.fit_state``:
+    the epoch and batch being run, ``global_step`` (optimizer steps so far, counted from
+    ``fit_loop``'s ``start_step``), the augmentation generator (its state is part of a
+    resumable checkpoint), the last batch's loss tensor and the optimizer."""
+
+    def __init__(self, aug_generator: torch.Generator, optimizer, start_step: int = 0):
+        self.epoch = 0
+        self.batch = 0
+        self.global_step = int(start_step)
+        self.aug_generator = aug_generator
+        self.optimizer = optimizer
+        self.batch_loss: torch.Tensor | None = None
+        self.validated: bool | None = None  # whether this epoch ran validation (None: no data)
+
+
+def should_validate(epoch: int, validation_freq) -> bool:
+    """Keras's rule: an int validates every ``validation_freq`` epochs, a container on the
+    listed (1-based) epochs."""
+    if isinstance(validation_freq, int):
+        if validation_freq < 1:
+            raise ValueError(f"validation_freq must be >= 1, got {validation_freq}")
+        return (epoch + 1) % validation_freq == 0
+    return (epoch + 1) in validation_freq
+
+
+OUT_OF_DATA = ("Your input ran out of data; interrupting training. Make sure that your dataset or "
+               "generator can generate at least `steps_per_epoch * epochs` batches.")
+
+
+class _Batches:
+    """The training batches of each epoch: a fresh pass over ``data``, or with
+    ``steps_per_epoch`` that many batches from one stream that continues across epochs (as
+    Keras draws them; a finite source that runs out ends training with Keras's warning)."""
+
+    def __init__(self, data, steps_per_epoch: int | None):
+        self.data, self.steps_per_epoch = data, steps_per_epoch
+        self.stream = None
+        self.exhausted = False
+
+    def epoch(self):
+        if self.steps_per_epoch is None:
+            yield from self.data
+            return
+        for _ in range(self.steps_per_epoch):
+            if self.stream is None:
+                self.stream = iter(self.data)
+            try:
+                yield next(self.stream)
+            except StopIteration:
+                self.exhausted = True
+                warnings.warn(OUT_OF_DATA, UserWarning, stacklevel=4)
+                return
+
+
+def _running_logs(total_loss, seen, metrics) -> dict:
+    """Mean loss and metric results so far (a host sync)."""
+    out = {"loss": float(total_loss) / max(seen, 1)} if total_loss is not None else {}
+    out.update({m.name: m.result() for m in metrics})
+    return out
+
+
+class BatchLogs(MutableMapping):
+    """A batch's logs (Keras's running means), computed when first read: reading is a host
+    sync, so a callback that ignores its ``logs`` costs the loop nothing. The values are this
+    batch's even if read later (the running sums and metric states are snapshotted, no sync)."""
+
+    def __init__(self, total_loss, seen, metrics):
+        self._args = (None if total_loss is None else total_loss.detach().clone(), seen,
+                      [copy.copy(m) for m in metrics])  # metrics replace, not mutate, their tensors
+        self._data = None
+
+    def _logs(self) -> dict:
+        if self._data is None:
+            self._data = _running_logs(*self._args)
+        return self._data
+
+    def __getitem__(self, key):
+        return self._logs()[key]
+
+    def __setitem__(self, key, value):
+        self._logs()[key] = value
+
+    def __delitem__(self, key):
+        del self._logs()[key]
+
+    def __iter__(self):
+        return iter(self._logs())
+
+    def __len__(self):
+        return len(self._logs())
+
+    def __repr__(self):
+        return repr(self._logs())
+
+
+def class_weight_vector(class_weight, device) -> torch.Tensor | None:
+    """Keras's ``class_weight`` dict as a per-class weight tensor (1 for classes not named)."""
+    if not class_weight:
+        return None
+    weights_vec = torch.ones(max(int(c) for c in class_weight) + 1, device=device)
+    for cls, w in class_weight.items():
+        weights_vec[int(cls)] = float(w)
+    return weights_vec
+
+
+def _forward_loss(model, loss, x, y, w, weights_vec, augment, aug_generator, device, precision,
+                  penalty=None):
+    """One training forward pass: float, augmented, laid out; the weighted loss (plus the
+    layers' regularization ``penalty()``, Keras's ``model.losses``)."""
+    x = _to_float(model, x)
+    if augment is not None:
+        x = augment(x, aug_generator)
+    x = _memory_format(model, x)
+    with _autocast(device, precision):
+        outputs, is_logits = model_outputs(model, x, loss)
+        sample_w = w
+        if weights_vec is not None:
+            cls_idx = y if y.ndim == 1 else y.argmax(dim=1)
+            sample_w = weights_vec[cls_idx.long()] * (w if w is not None else 1)
+        batch_loss = loss(outputs.float(), y, sample_weight=sample_w, outputs_are_logits=is_logits)
+        if penalty is not None:
+            batch_loss = batch_loss + penalty()
+    return x, outputs, is_logits, batch_loss
+
+
+def train_batch(model, optimizer, loss, metrics, batch, *, class_weight=None, device=None,
+                precision="auto") -> dict:
+    """Keras's ``train_on_batch``: one optimizer step on ``batch`` = (x, y[, w]); the logs of
+    that batch alone (metrics are reset first)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    perf.ensure_configured(device)
+    model.train()
+    x, y, w = _split_batch(batch, device)
+    for m in metrics:
+        m.reset()
+    penalty, constrain = _penalty_and_constrain(model)
+    _, outputs, is_logits, batch_loss = _forward_loss(
+        model, loss, x, y, w, class_weight_vector(class_weight, device), None, None, device, precision,
+        penalty)
+    optim_mod.clear_grads(optimizer)
+    loss_scale = getattr(optimizer, "loss_scale_factor", None)
+    (batch_loss * loss_scale if loss_scale else batch_loss).backward()
+    optim_mod.step_function(optimizer)()
+    if constrain is not None:
+        constrain()
+    with torch.no_grad():
+        for m in metrics:
+            m.update(outputs.detach().float(), y, is_logits)
+    return {"loss": float(batch_loss.detach()), **{m.name: m.result() for m in metrics}}
+
+
 def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_data=None,
              initial_epoch: int = 0, callbacks=(), augment=None, class_weight=None,
              verbose="auto", device=None, precision: str = "auto", scheduler=None,
-             history: History | None = None) -> History:
-    """Train ``model`` for ``epochs`` (counted from 0, starting at ``initial_epoch``)."""
+             history: History | None = None, steps_per_epoch: int | None = None,
+             validation_steps: int | None = None, validation_freq=1,
+             aug_generator: torch.Generator | None = None, start_step: int = 0) -> History:
+    """Train ``model`` for ``epochs`` (counted from 0, starting at ``initial_epoch``).
+
+    ``steps_per_epoch``, ``validation_steps`` and ``validation_freq`` are Keras's.
+    ``aug_generator`` is the generator handed to ``augment`` (a seeded one by default)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     perf.ensure_configured(device)  # threads for the free cores, denormals flushed (once)
     history = history or History()
-    steps = len(train_data) if hasattr(train_data, "__len__") else None
+    steps = steps_per_epoch or (len(train_data) if hasattr(train_data, "__len__") else None)
     params = {"epochs": epochs, "steps": steps, "verbose": verbose}
     history.params = params
     # History records last, after callbacks have added their keys (as Keras orders it).
-    cbs = CallbackList(list(callbacks) + [history_callback(history)], model, params)
-    weights_vec = None
-    if class_weight:
-        n_out = max(class_weight) + 1
-        weights_vec = torch.ones(n_out, device=device)
-        for cls, w in class_weight.items():
-            weights_vec[int(cls)] = float(w)
+    cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(list(callbacks), model, params)
+    cbs.append(history_callback(history), model, params)
+    weights_vec = class_weight_vector(class_weight, device)
     model.stop_training = False
     model.timing = []
-    last_good = _snapshot(model)
-    aug_gen = torch.Generator(device="cpu")
-    aug_gen.manual_seed(int(torch.initial_seed()) % 2**63)
+    # TerminateOnNaN present: Keras's behaviour (the NaN epoch is recorded); else cnnkit's guard
+    keras_nan = cbs.any("terminates_on_nan")
+    last_good = None if keras_nan else _snapshot(model)
+    if aug_generator is None:
+        aug_generator = torch.Generator(device="cpu")
+        aug_generator.manual_seed(int(torch.initial_seed()) % 2**63)
+    state = FitState(aug_generator, optimizer, start_step)
+    model.fit_state = state
     on_cpu = device.type == "cpu"
     optimizer_step = optim_mod.step_function(optimizer)
-    penalty = regularizers_mod.penalty_function(model)  # sum of model.losses; None: no regularizers
-    constrain = constraints_mod.step_function(model)    # None: no constraints
-    cbs.on_train_begin()
+    penalty, constrain = _penalty_and_constrain(model)  # model.losses; constraints after each step
+    loss_scale = getattr(optimizer, "loss_scale_factor", None)
+    batch_logs_wanted = cbs.wants("on_train_batch_end")
+    grad_hooks = cbs.wants("on_after_backward") or cbs.wants("on_before_optimizer_step")
+    batches = _Batches(train_data, steps_per_epoch)
+    state.callbacks = cbs
+    model._initial_epoch = None
+    cbs.on_train_begin({})
+    # a callback may move the start (BackupAndRestore resuming an interrupted fit)
+    initial_epoch = model.__dict__.pop("_initial_epoch", None) or initial_epoch
     logs = {}
     for epoch in range(initial_epoch, epochs):
         if model.stop_training:
             break
+        state.epoch = epoch
         model.train()
-        cbs.on_epoch_begin(epoch)
+        cbs.on_epoch_begin(epoch, {})
         timing = StepTiming()
         total_loss = torch.zeros((), device=device)
         seen = 0
         for m in metrics:
             m.reset()
-        bar = EpochProgress(epoch, epochs, steps or 0, verbose)
+        bar = EpochProgress(epoch, epochs, steps or 0, 0 if cbs.any("is_progbar") else verbose)
         t_wait = time.perf_counter()
         nan_batch = None
-        for step, batch in enumerate(train_data):
+        for step, batch in enumerate(batches.epoch()):
             t_start = time.perf_counter()
             timing.data_s += t_start - t_wait
-            cbs.on_train_batch_begin(step)
+            state.batch = step
+            cbs.on_train_batch_begin(step, {})
             x, y, w = _split_batch(batch, device)
-            x = _to_float(model, x)
-            if augment is not None:
-                x = augment(x, aug_gen)
-            x = _memory_format(model, x)
-            with _autocast(device, precision):
-                outputs, is_logits = model_outputs(model, x, loss)
-                sample_w = w
-                if weights_vec is not None:
-                    cls_idx = y if y.ndim == 1 else y.argmax(dim=1)
-                    sample_w = weights_vec[cls_idx.long()] * (w if w is not None else 1)
-                batch_loss = loss(outputs.float(), y, sample_weight=sample_w,
-                                  outputs_are_logits=is_logits)
-                if penalty is not None:
-                    batch_loss = batch_loss + penalty()
+            x, outputs, is_logits, batch_loss = _forward_loss(
+                model, loss, x, y, w, weights_vec, augment, aug_generator, device, precision, penalty)
+            state.batch_loss = batch_loss
             optim_mod.clear_grads(optimizer)
-            batch_loss.backward()
+            (batch_loss * loss_scale if loss_scale else batch_loss).backward()
+            if grad_hooks:
+                cbs.on_after_backward(step, {})
+                cbs.on_before_optimizer_step(step, {})
             optimizer_step()
             if constrain is not None:
                 constrain()
+            state.global_step += 1
             if scheduler is not None:
                 scheduler.step()
             n = len(x)
@@ -162,21 +329,21 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
             with torch.no_grad():
                 for m in metrics:
                     m.update(outputs.detach().float(), y, is_logits)
-            if (on_cpu or step % 50 == 0) and not torch.isfinite(batch_loss):
+            if not keras_nan and (on_cpu or step % 50 == 0) and not torch.isfinite(batch_loss):
                 nan_batch = step
-            batch_logs = None
-            if cbs.wants_batch_logs:
-                batch_logs = {"loss": float(batch_loss.detach())}
+            batch_logs = BatchLogs(total_loss, seen, metrics) if batch_logs_wanted else {}
             cbs.on_train_batch_end(step, batch_logs)
-            running = lambda: {"loss": float(total_loss) / max(seen, 1),  # noqa: E731
-                               **{m.name: m.result() for m in metrics}}
-            bar.update(step + 1, running)
+            bar.update(step + 1, lambda: _running_logs(total_loss, seen, metrics))
             t_wait = time.perf_counter()
             timing.compute_s += t_wait - t_start
             if nan_batch is not None or model.stop_training:
                 break
-        logs = {"loss": float(total_loss) / max(seen, 1), **{m.name: m.result() for m in metrics}}
-        if nan_batch is not None or not math.isfinite(logs["loss"]):
+        if batches.exhausted:
+            model.stop_training = True
+        if not seen and batches.exhausted:
+            break  # the stream had nothing left for this epoch
+        logs = _running_logs(total_loss, seen, metrics)
+        if last_good is not None and (nan_batch is not None or not math.isfinite(logs["loss"])):
             model.load_state_dict(last_good)
             model.stop_training = True
             model.nan_stopped = True
@@ -186,14 +353,17 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                           "Lower the learning rate or check the data for NaN values.",
                           RuntimeWarning, stacklevel=3)
             break
-        if val_data is not None:
+        # None: no validation data at all (a 'val_' monitor is then a mistake to name)
+        state.validated = None if val_data is None else should_validate(epoch, validation_freq)
+        if state.validated:
             val_logs = evaluate_loop(model, val_data, loss, metrics, device=device,
-                                     precision=precision, callbacks=cbs)
+                                     precision=precision, callbacks=cbs, steps=validation_steps)
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         model.timing.append(timing.as_dict())
         cbs.on_epoch_end(epoch, logs)
         bar.close(logs)
-        last_good = _snapshot(model)
+        if last_good is not None:
+            last_good = _snapshot(model)
     cbs.on_train_end(logs)
     return history
 
@@ -210,20 +380,27 @@ def history_callback(history: History):
 
 @torch.no_grad()
 def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
-                  callbacks: CallbackList | None = None) -> dict:
-    """Mean loss and metrics over ``data`` in eval mode."""
+                  callbacks: CallbackList | None = None, steps: int | None = None) -> dict:
+    """Mean loss and metrics over ``data`` (the first ``steps`` batches) in eval mode, with
+    Keras's ``on_test_*`` events on ``callbacks``."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     perf.ensure_configured(device)
     metrics = [copy.copy(m) for m in metrics]  # do not disturb the training metrics' state
     was_training = model.training
     model.eval()
-    if callbacks is not None:
-        callbacks.on_test_begin()
+    callbacks = callbacks if callbacks is not None else CallbackList([], model, {})
+    batch_logs_wanted = callbacks.wants("on_test_batch_end")
+    callbacks.on_test_begin({})
     total, seen = torch.zeros((), device=device), 0
-    penalty = regularizers_mod.penalty_function(model)  # Keras's loss includes model.losses
+    penalty, _ = _penalty_and_constrain(model)  # Keras's loss includes model.losses
     for m in metrics:
         m.reset()
-    for batch in data:
+
+
+    for step, batch in enumerate(data):
+        if steps is not None and step >= steps:
+            break
+        callbacks.on_test_batch_begin(step, {})
         x, y, w = _split_batch(batch, device)
         x = _memory_format(model, _to_float(model, x))
         with _autocast(device, precision):
@@ -237,27 +414,36 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
         for m in metrics:
             m.update(outputs, y, is_logits)
         seen += len(x)
-    logs = {"loss": float(total) / max(seen, 1)} if loss is not None else {}
-    logs.update({m.name: m.result() for m in metrics})
-    if callbacks is not None:
-        callbacks.on_test_end(logs)
+        test_logs = BatchLogs(total if loss is not None else None, seen, metrics) if batch_logs_wanted else {}
+        callbacks.on_test_batch_end(step, test_logs)
+    logs = _running_logs(total if loss is not None else None, seen, metrics)
+    callbacks.on_test_end(logs)
     model.train(was_training)
     return logs
 
 
 @torch.no_grad()
-def predict_loop(model, data, *, device=None, precision="auto", logits: bool = False) -> torch.Tensor:
-    """Stack the model's outputs over ``data`` (on the CPU). ``logits`` skips a final softmax."""
+def predict_loop(model, data, *, device=None, precision="auto", logits: bool = False,
+                 callbacks: CallbackList | None = None, steps: int | None = None) -> torch.Tensor:
+    """Stack the model's outputs over ``data`` (the first ``steps`` batches; on the CPU), with
+    Keras's ``on_predict_*`` events. ``logits`` skips a final softmax."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     perf.ensure_configured(device)
     was_training = model.training
     model.eval()
+    callbacks = callbacks if callbacks is not None else CallbackList([], model, {})
+    callbacks.on_predict_begin({})
     outs = []
-    for batch in data:
+    for step, batch in enumerate(data):
+        if steps is not None and step >= steps:
+            break
+        callbacks.on_predict_batch_begin(step, {})
         x, _, _ = _split_batch(batch, device)
         x = _memory_format(model, x)
         with _autocast(device, precision):
             out = model.forward_logits(x) if logits and hasattr(model, "forward_logits") else model(x)
         outs.append(out.float().cpu())
+        callbacks.on_predict_batch_end(step, {"outputs": outs[-1]})
+    callbacks.on_predict_end({})
     model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)

@@ -12,7 +12,9 @@ class History:
     def append(self, epoch: int, logs: dict) -> None:
         self.epoch.append(epoch)
         for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
+            # per-class metrics (F1Score(average=None)) stay lists, as Keras keeps arrays
+            value = list(value) if isinstance(value, (list, tuple)) else float(value)
+            self.history.setdefault(key, []).append(value)
 
     def __repr__(self):
         return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"

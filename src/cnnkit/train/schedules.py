@@ -1,0 +1,210 @@
+"""Keras's learning-rate schedules: ``schedule(step) -> rate``, evaluated once per optimizer step.
+
+Pass one as an optimizer's ``learning_rate`` (``cnnkit.optimizers.SGD(learning_rate=
+ExponentialDecay(0.1, 1000, 0.96))``); ``step`` is the optimizer's ``iterations`` before the
+update, as in Keras. Plain Python floats: no tensor, no host sync in the loop.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay", "InverseTimeDecay",
+           "PolynomialDecay", "CosineDecay", "CosineDecayRestarts", "serialize", "deserialize"]
+
+
+class LearningRateSchedule:
+    """Base class: subclasses implement ``__call__(step)`` and ``get_config()``."""
+
+    def __call__(self, step: int) -> float:
+        raise NotImplementedError(f"learning rate schedule '{type(self).__name__}' must "
+                                  "override __call__(self, step)")
+
+    def get_config(self) -> dict:
+        raise NotImplementedError(f"learning rate schedule '{type(self).__name__}' must "
+                                  "override get_config() to be saved")
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        try:
+            args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        except NotImplementedError:
+            args = ""
+        return f"{type(self).__name__}({args})"
+
+
+def _positive(name, value):
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (floored with staircase)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name="ExponentialDecay"):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = _positive("decay_steps", decay_steps)
+        self.decay_rate = float(decay_rate)
+        self.staircase = bool(staircase)
+        self.name = name
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        return self.initial_learning_rate * self.decay_rate ** (math.floor(p) if self.staircase else p)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """``values[0]`` up to and including ``boundaries[0]``, then ``values[1]`` ... ."""
+
+    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+        if len(boundaries) != len(values) - 1:
+            raise ValueError(f"PiecewiseConstantDecay needs one more value than boundaries, got "
+                             f"{len(boundaries)} boundaries and {len(values)} values")
+        self.boundaries = list(boundaries)
+        self.values = [float(v) for v in values]
+        self.name = name
+
+    def __call__(self, step):
+        for boundary, value in zip(self.boundaries, self.values):
+            if step <= boundary:
+                return value
+        return self.values[-1]
+
+    def get_config(self):
+        return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
+
+
+class InverseTimeDecay(LearningRateSchedule):
+    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name="InverseTimeDecay"):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = _positive("decay_steps", decay_steps)
+        self.decay_rate = float(decay_rate)
+        self.staircase = bool(staircase)
+        self.name = name
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        return self.initial_learning_rate / (1 + self.decay_rate * (math.floor(p) if self.staircase else p))
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """From ``initial_learning_rate`` to ``end_learning_rate`` over ``decay_steps`` along
+    ``(1 - step / decay_steps) ** power``; ``cycle`` restarts at each multiple of decay_steps."""
+
+    def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
+                 cycle=False, name="PolynomialDecay"):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = _positive("decay_steps", decay_steps)
+        self.end_learning_rate = float(end_learning_rate)
+        self.power = float(power)
+        self.cycle = bool(cycle)
+        self.name = name
+
+    def __call__(self, step):
+        decay_steps = self.decay_steps
+        if self.cycle:
+            decay_steps = decay_steps * (1.0 if step == 0 else math.ceil(step / self.decay_steps))
+        else:
+            step = min(step, decay_steps)
+        p = step / decay_steps
+        return (self.initial_learning_rate - self.end_learning_rate) * (1 - p) ** self.power \
+            + self.end_learning_rate
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "end_learning_rate": self.end_learning_rate, "power": self.power,
+                "cycle": self.cycle, "name": self.name}
+
+
+class CosineDecay(LearningRateSchedule):
+    """Optional linear warmup from ``initial_learning_rate`` to ``warmup_target`` over
+    ``warmup_steps``, then cosine decay over ``decay_steps`` down to ``alpha`` times the peak."""
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
+                 warmup_target=None, warmup_steps=0):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = _positive("decay_steps", decay_steps)
+        self.alpha = float(alpha)
+        self.name = name
+        self.warmup_target = None if warmup_target is None else float(warmup_target)
+        self.warmup_steps = warmup_steps
+
+    def _decay(self, step, peak):
+        cosine = 0.5 * (1.0 + math.cos(math.pi * step / self.decay_steps))
+        return peak * ((1 - self.alpha) * cosine + self.alpha)
+
+    def __call__(self, step):
+        if self.warmup_target is None:
+            return self._decay(min(step, self.decay_steps), self.initial_learning_rate)
+        step = min(step, self.decay_steps + self.warmup_steps)
+        if step < self.warmup_steps:
+            delta = self.warmup_target - self.initial_learning_rate
+            return delta * step / self.warmup_steps + self.initial_learning_rate
+        return self._decay(step - self.warmup_steps, self.warmup_target)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
+                "warmup_steps": self.warmup_steps}
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay restarted every period; periods grow by ``t_mul``, peaks by ``m_mul``."""
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
+                 name="SGDRDecay"):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.first_decay_steps = _positive("first_decay_steps", first_decay_steps)
+        self.t_mul, self.m_mul, self.alpha = float(t_mul), float(m_mul), float(alpha)
+        self.name = name
+
+    def __call__(self, step):
+        fraction = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            restarts = math.floor(fraction)
+            fraction -= restarts
+        else:
+            restarts = math.floor(math.log(1.0 - fraction * (1.0 - self.t_mul)) / math.log(self.t_mul))
+            sum_r = (1.0 - self.t_mul ** restarts) / (1.0 - self.t_mul)
+            fraction = (fraction - sum_r) / self.t_mul ** restarts
+        m_fac = self.m_mul ** restarts
+        cosine = 0.5 * m_fac * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "first_decay_steps": self.first_decay_steps, "t_mul": self.t_mul,
+                "m_mul": self.m_mul, "alpha": self.alpha, "name": self.name}
+
+
+_CLASSES = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, InverseTimeDecay,
+                                      PolynomialDecay, CosineDecay, CosineDecayRestarts)}
+
+
+def serialize(schedule: LearningRateSchedule) -> dict:
+    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+
+
+def deserialize(config: dict) -> LearningRateSchedule:
+    """A schedule from ``serialize``'s dict; only cnnkit's own classes (nothing read from a file
+    chooses code to run)."""
+    name = config.get("class_name")
+    if name not in _CLASSES:
+        raise ValueError(f"unknown learning rate schedule {name!r}; known: {', '.join(_CLASSES)}")
+    return _CLASSES[name].from_config(config.get("config", {}))
