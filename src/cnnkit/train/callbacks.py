@@ -36,6 +36,7 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None): ...
     def on_train_batch_begin(self, batch, logs=None): ...
     def on_train_batch_end(self, batch, logs=None): ...
+    def on_after_backward(self, batch, logs=None): ...  # before the optimizer step
     def on_test_begin(self, logs=None): ...
     def on_test_end(self, logs=None): ...
 
@@ -133,6 +134,16 @@ class EarlyStopping(_Monitor):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue counting (JSON-able)."""
+        return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("wait", "best", "best_epoch", "stopped_epoch"):
+            if key in state:
+                setattr(self, key, state[key])
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose:

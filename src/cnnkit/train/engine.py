@@ -145,6 +145,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                                   outputs_are_logits=is_logits)
             optim_mod.clear_grads(optimizer)
             batch_loss.backward()
+            cbs.on_after_backward(step)  # gradients ready, not yet applied (e.g. DDP averages them)
             optimizer_step()
             if scheduler is not None:
                 scheduler.step()
