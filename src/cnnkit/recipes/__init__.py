@@ -387,7 +387,7 @@ def plan_recipe(ctx):
         saved = ckpt.meta.get("recipe") or {}
         return f" ({saved.get('steps_done')} of {saved.get('steps_total')} steps done)"
 
-    return Plan(**parts, name=f"recipe {cfg.recipe}", label=f"recipe: {cfg.recipe} on {ctx.device}",
+    return Plan(**parts, name=cfg.recipe, label=f"recipe: {cfg.recipe} on {ctx.device}",
                 keep_best=False, meta=meta, files={"recipe.txt": describe(recipe, ctx.device) + "\n"},
                 notes=[f"recipe {cfg.recipe}: best/ and last/ both hold the final weights; "
                        "validation accuracy in the history uses the recipe's test-time "

@@ -255,7 +255,8 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
             directory.note_resume(run, cfg, ckpt, epochs)
     elif main:
         run = directory.new_run_dir(cfg.output, cfg.name or f"{ctx.data.tag}-{plan.name}")
-        directory.write_run_files(run, cfg, argv, ctx.device, ctx.data, plan.name,
+        directory.write_run_files(run, cfg, argv, ctx.device, ctx.data,
+                                  f"recipe {plan.name}" if cfg.recipe else plan.name,
                                   **({"world_size": ctx.world} if multi else {}))
         run.summary.write_text(summary_text(model) + "\n")
         for name, text in plan.files.items():

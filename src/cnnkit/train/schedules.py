@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["SCHEDULES", "warmup_then", "triangle", "lambda_lr"]
+from ..config import SCHEDULES  # the one list of the schedule names
 
-SCHEDULES = ("constant", "cosine", "linear", "step")
+__all__ = ["SCHEDULES", "warmup_then", "triangle", "lambda_lr"]
 
 
 def warmup_then(kind: str, total_steps: int, warmup_steps: int = 0, step_every: int = 1):
