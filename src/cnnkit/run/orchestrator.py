@@ -278,6 +278,10 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
         say(f"resuming at epoch {ckpt.epoch + 1}{total}"
             + (f", step {ckpt.step}/{len(loader)}" if ckpt.step else "") + plan.resume_note(ckpt))
 
+    if main and cfg.report:  # matplotlib takes ~1 s to import: do it while the model trains
+        import importlib
+        threading.Thread(target=importlib.import_module, args=("cnnkit.report",),
+                         daemon=True).start()
     interrupt = Interrupt(quiet=not main)
 
     def cut() -> bool:  # an interrupt stopped training inside an epoch (not at the plan's end)
