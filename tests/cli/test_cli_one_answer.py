@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_helpers import TINY
-
 
 def _folder(root: Path, sizes, per_class: int = 12, seed: int = 0) -> Path:
     """root/<a|b>/*.png: class a dark, class b bright (learnable), image sizes cycling ``sizes``."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -130,12 +129,8 @@ class SkipWhenCut(Callback):
         if not self.cut():
             self.inner.on_epoch_end(epoch, logs)
 
-    def __getattr__(self, name):  # every other event goes straight to the callback
-        if name.startswith("on_"):
-            return getattr(self.inner, name)
-        raise AttributeError(name)
 
-
+# every other event goes straight to the wrapped callback
 for _event in ("on_train_begin", "on_train_end", "on_epoch_begin", "on_train_batch_begin",
                "on_train_batch_end", "on_after_backward", "on_test_begin", "on_test_end"):
     setattr(SkipWhenCut, _event, property(lambda self, e=_event: getattr(self.inner, e)))
