@@ -81,18 +81,22 @@ class TrainResult:
 class Interrupt:
     """Ctrl-C (or SIGTERM) during training: finish the current step, then stop.
 
-    A second Ctrl-C aborts at once (KeyboardInterrupt). ``StopTogether`` relays the request
-    to the loop (and, in a data-parallel job, makes every rank stop after the same step)."""
+    A second Ctrl-C aborts at once (KeyboardInterrupt). In one process it stops ``model``
+    directly; in a data-parallel job ``StopTogether`` relays the request so that every rank
+    stops after the same step."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, model=None):
         self.hit = False
         self.quiet = quiet  # the ranks of a data-parallel job other than 0 stop silently
+        self.model = model
         self._old = {}
 
     def _handler(self, signum, frame):
         if self.hit:
             raise KeyboardInterrupt
         self.hit = True
+        if self.model is not None:
+            self.model.stop_training = True
         if not self.quiet:
             print("\ncnnkit: interrupted; finishing this step, then saving (Ctrl-C again to "
                   "abort without saving)", file=sys.stderr, flush=True)
@@ -277,16 +281,17 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
         import importlib
         threading.Thread(target=importlib.import_module, args=("cnnkit.report",),
                          daemon=True).start()
-    interrupt = Interrupt(quiet=not main)
+    # one process: Ctrl-C stops the loop itself (no per-step check, which costs a host sync)
+    interrupt = Interrupt(quiet=not main, model=None if multi else model)
 
     def cut() -> bool:  # an interrupt stopped training inside an epoch (not at the plan's end)
         return interrupt.hit and not loader.epoch_complete and not plan.finished()
 
     recorder = RunRecorder(run, plan, interrupt=interrupt, ckpt=ckpt, cut=cut, clock=ctx.clock,
                            every=cfg.checkpoint_every, main=main, multi=multi)
-    callbacks: list[Callback] = [ddp.StopTogether(interrupt)]
-    if multi:  # the logs averaged and the gradients shared before the plan's own callbacks
-        callbacks += [ddp.ReduceLogs(), ddp.DataParallel()]
+    callbacks: list[Callback] = []
+    if multi:  # the stop agreed, the logs averaged and the gradients shared, before the rest
+        callbacks += [ddp.StopTogether(interrupt), ddp.ReduceLogs(), ddp.DataParallel()]
     callbacks += [SkipWhenCut(cb, cut) for cb in plan.callbacks] + [recorder]
     augment = plan.augment
     if augment is not None and plan.aug_gen is not None:
