@@ -259,12 +259,15 @@ def cmd_evaluate(args) -> int:
         raise CliError(f"the model has {len(names)} classes but the data {len(data.class_names)}")
     if not cfg.recipe:
         compile_model(model, cfg)
-    else:  # a recipe's loss: label smoothing as it trained
+    else:  # a recipe's loss and precision, as it trained and was evaluated
         from . import recipes
         from .train.losses import SparseCategoricalCrossentropy
-        smoothing = recipes.get(cfg.recipe).label_smoothing
-        model.compile(optimizer="sgd", loss=SparseCategoricalCrossentropy(label_smoothing=smoothing),
-                      metrics=["accuracy"], device=None if cfg.device == "auto" else cfg.device)
+        from .utils import pick_device
+        device = pick_device(None if cfg.device == "auto" else cfg.device)
+        recipe = recipes.get(cfg.recipe).resolve(device)
+        model.compile(optimizer="sgd", metrics=["accuracy"], device=device,
+                      loss=SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+                      precision=recipe.precision)
     ev = evaluate(model, *split, batch_size=args.batch_size, per_sample=True, class_names=names)
     used = path.name if path.name in ("best", "last") else "model folder"
     out = {"model": str(path), "weights": used, "evaluated_on": where,

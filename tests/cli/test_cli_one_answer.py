@@ -170,3 +170,18 @@ def test_export_without_a_file_name_writes_beside_the_run(tiny_run, capsys):
     pytest.importorskip("onnxscript")
     assert main(["export", str(tiny_run), "--no-check"]) == 0
     assert (tiny_run / "model.onnx").is_file()
+
+
+def test_a_recipe_run_and_evaluate_agree(tmp_path, capsys):
+    """A recipe keeps its final weights (best/ = last/) and evaluates them with its own loss
+    and precision; ``cnnkit evaluate RUN`` does the same."""
+    from cnnkit.cli import main
+    assert main(["train", "--recipe", "mnist-fast", "--limit", "600", "--output", str(tmp_path),
+                 "--device", "cpu", "--verbose", "0", "--no-report", "--name", "r"]) == 0
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["weights"] == "last"
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "r"), "--json", "--device", "cpu"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["weights"] == "last" and ev["accuracy"] == metrics["test_accuracy"]
+    assert ev["loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
