@@ -6,6 +6,8 @@ beside the run."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -35,18 +37,13 @@ def folder_run(tmp_path_factory):
     from cnnkit.cli import main
     tmp = tmp_path_factory.mktemp("one-answer")
     data = _folder(tmp / "photos", [(16, 16)])
-    lines = []
-    import builtins
-    real_print = builtins.print
-    builtins.print = lambda *a, **k: (lines.append(" ".join(map(str, a))), real_print(*a, **k))
-    try:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
         assert main(["train", "--data", str(data), "--model", "simple-cnn", "--epochs", "3",
                      "--batch-size", "8", "--val-split", "0.25", "--label-smoothing", "0.1",
                      "--device", "cpu", "--verbose", "0", "--output", str(tmp / "runs"),
                      "--name", "run"]) == 0
-    finally:
-        builtins.print = real_print
-    return tmp / "runs" / "run", lines
+    return tmp / "runs" / "run", out.getvalue().splitlines()
 
 
 def test_final_line_metrics_history_and_evaluate_agree_and_name_the_weights(folder_run, capsys):
