@@ -203,7 +203,9 @@ def train(cfg: TrainConfig | None = None, *, argv: list[str] | None = None, resu
         from ..recipes import plan_recipe as builder
     else:
         from .build import plan_ordinary as builder
-    if complete_only:
+    if complete_only:  # one process finishes it (under torchrun: rank 0; the others leave)
+        if not ddp.is_main_process():
+            return TrainResult(None, None, None, [], None, False, None, 0.0)
         return _complete(run, cfg, builder, log)
     return train_with(builder, cfg, argv=argv, log=log, run=run, ckpt=ckpt, epochs=epochs)
 
