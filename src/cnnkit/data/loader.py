@@ -141,4 +141,3 @@ class InMemoryLoader:
         if self.sample_weight is not None:
             batch.append(self.sample_weight[idx])
         return tuple(batch) if len(batch) > 1 else batch[0]
-
