@@ -118,19 +118,6 @@ def _expand_images(items: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
 
 # ------------------------------------------------------------------------------- train
 
-def _field_help() -> dict[str, str]:
-    """Each TrainConfig setting's comment in config.py (one source for docs and --help)."""
-    import inspect
-
-    from . import config
-    try:
-        source = inspect.getsource(config.TrainConfig)
-    except (OSError, TypeError):
-        return {}
-    return {m.group(1): m.group(2).strip()
-            for m in re.finditer(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.*)$", source, re.M)}
-
-
 _TRAIN_EXAMPLES = """
   cnnkit train                                    # default model, bundled 28x28 digits, offline
   cnnkit train --data ../shared/datasets/cifar10-jpeg/train --model simple-cnn --epochs 10
@@ -149,63 +136,17 @@ and prints the command that resumes.
 
 
 def build_train_parser(sub) -> Parser:
-    from .config import SCHEDULES, TrainConfig
     p = _sub(sub, "train", "train a model and write a run directory with its report",
              "Train a CNN image classifier and write a run directory: config, command, "
              "environment, history, metrics, best/last models, checkpoint, plots and "
              "report.html. Every option can also come from --config FILE.", _TRAIN_EXAMPLES)
-    helps = _field_help()
-    defaults = TrainConfig()
-    S = argparse.SUPPRESS
-
-    def add(group, name, *flags, **kw):
-        text = helps.get(name, "")
-        default = getattr(defaults, name)
-        if default not in (None, "", False) and kw.get("action") is None:
-            text += f" [default: {default}]"
-        group.add_argument(*flags or ("--" + name.replace("_", "-"),), dest=name,
-                           default=S, help=text.replace("%", "%%"), **kw)
-
-    g = p.add_argument_group("data")
-    add(g, "data", metavar="NAME|PATH")
-    add(g, "data_dir", metavar="DIR")
-    add(g, "image_size", metavar="H,W")
-    add(g, "grayscale", action="store_true")
-    add(g, "val_split", type=float, metavar="FRACTION")
-    add(g, "limit", type=int, metavar="N")
-    g = p.add_argument_group("model")
-    add(g, "model", metavar="NAME|PATH")
-    add(g, "pretrained", action="store_true")
-    add(g, "recipe", metavar="NAME")
-    g = p.add_argument_group("optimisation")
-    add(g, "epochs", type=int, metavar="N")
-    add(g, "batch_size", type=int, metavar="N")
-    add(g, "optimizer", choices=["adam", "adamw", "sgd", "rmsprop"])
-    add(g, "lr", "--lr", "--learning-rate", type=float, metavar="LR")
-    add(g, "momentum", type=float)
-    add(g, "weight_decay", type=float)
-    add(g, "schedule", choices=list(SCHEDULES))
-    add(g, "warmup_epochs", type=float, metavar="EPOCHS")
-    add(g, "step_epochs", type=int, metavar="EPOCHS")
-    add(g, "augment", metavar="SPEC")
-    add(g, "patience", type=int, metavar="EPOCHS")
-    add(g, "label_smoothing", type=float)
-    g = p.add_argument_group("run")
-    add(g, "seed", type=int)
-    add(g, "device")
-    add(g, "precision", choices=["auto", "fp32", "bf16", "fp16"])
-    add(g, "jit_compile", action="store_true")
-    add(g, "output", metavar="DIR")
-    add(g, "name")
-    add(g, "checkpoint_every", type=int, metavar="EPOCHS")
-    g.add_argument("--no-report", dest="report", action="store_false", default=S,
-                   help="skip the plots and report.html")
-    add(g, "verbose", choices=["auto", "0", "1", "2"])
+    from .cli_train import add_config_options
+    g = add_config_options(p)["run"]  # one option per TrainConfig field, with its doc and unit
     g.add_argument("--config", metavar="FILE", help="read settings from a TOML or YAML file "
                    "(flat, or under [train]); options on the command line win")
     g.add_argument("--nproc", type=int, default=None, metavar="N",
-                   help="train data-parallel on N local processes (torchrun + "
-                   "DistributedDataParallel); --batch-size is the global batch, rank 0 writes "
+                   help="train data-parallel on N local processes (torchrun; gradients "
+                   "averaged over the ranks); --batch-size is the global batch, rank 0 writes "
                    "the run directory. A run resumes on as many processes as it trained on")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
                    "checkpoint (only --epochs may change)")
@@ -279,11 +220,21 @@ def _launch(args, nproc: int) -> int:
 
 # ------------------------------------------------------------------------------- evaluate
 
+def _reported_weights(target: str) -> str:
+    """Which weights a run's metrics.json reports ('best' or 'last'; 'best' when unsaid)."""
+    try:
+        return json.loads((Path(target) / "metrics.json").read_text()).get("weights", "best")
+    except (OSError, ValueError, AttributeError):
+        return "best"
+
+
 def cmd_evaluate(args) -> int:
     from .config import TrainConfig
-    from .experiment import DataError, _compile, evaluate_arrays, load_data
+    from .experiment import DataError, compile_model, load_data
+    from .run.evaluate import evaluate
     from .runs import RunDir
-    model, path = _load_model(args.target, args.weights, args.device)
+    weights = args.weights or _reported_weights(args.target)
+    model, path = _load_model(args.target, weights, args.device)
     run = RunDir(args.target)
     if args.data:
         h, w, c = model.input_shape
@@ -310,16 +261,27 @@ def cmd_evaluate(args) -> int:
     names = model.class_names or data.class_names
     if len(names) != len(data.class_names):
         raise CliError(f"the model has {len(names)} classes but the data {len(data.class_names)}")
-    _compile(model, cfg)
-    ev = evaluate_arrays(model, *split, names, batch_size=args.batch_size)
-    out = {"model": str(path), "evaluated_on": where, "images": int(len(split[0])),
-           "loss": ev["loss"], "accuracy": ev["accuracy"],
+    if not cfg.recipe:
+        compile_model(model, cfg)
+    else:  # a recipe's loss and precision, as it trained and was evaluated
+        from . import recipes
+        from .train.losses import SparseCategoricalCrossentropy
+        from .utils import pick_device
+        device = pick_device(None if cfg.device == "auto" else cfg.device)
+        recipe = recipes.get(cfg.recipe).resolve(device)
+        model.compile(optimizer="sgd", metrics=["accuracy"], device=device,
+                      loss=SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+                      precision=recipe.precision)
+    ev = evaluate(model, *split, batch_size=args.batch_size, per_sample=True, class_names=names)
+    used = path.name if path.name in ("best", "last") else "model folder"
+    out = {"model": str(path), "weights": used, "evaluated_on": where,
+           "images": int(len(split[0])), "loss": ev["loss"], "accuracy": ev["accuracy"],
            **{k: v for k, v in ev["report"].items() if k != "accuracy"}}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{path}: accuracy {ev['accuracy']:.4f}, loss {ev['loss']:.4f} on {len(split[0])} "
-              f"images ({where})")
+        print(f"{path} ({used} weights): accuracy {ev['accuracy']:.4f}, loss {ev['loss']:.4f} on "
+              f"{len(split[0])} images ({where})")
         print(_per_class_table(ev["report"]))
     if args.output:
         Path(args.output).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -500,13 +462,25 @@ def cmd_export(args) -> int:
     except ImportError as err:
         raise CliError(f"export needs cnnkit.export and its extras (pip install 'cnnkit[export]'): "
                        f"{err}") from err
-    by_suffix = A.EXPORT_SUFFIXES[Path(args.output).suffix.lower()]
+    model, path = _load_model(args.model, args.weights)
+    output = args.output or _default_export_path(args.model, path, args.format)
+    by_suffix = A.EXPORT_SUFFIXES[Path(output).suffix.lower()]
     if args.format and args.format != by_suffix:
-        raise CliError(f"--format {args.format} does not match {args.output}, whose suffix means "
+        raise CliError(f"--format {args.format} does not match {output}, whose suffix means "
                        f"{by_suffix}: name it .onnx for ONNX, .pt for TorchScript")
-    model, _ = _load_model(args.model, args.weights)
-    export(model, args.output, format=args.format, check=not args.no_check)  # it reports itself
+    export(model, output, format=args.format, check=not args.no_check)  # it reports itself
     return 0
+
+
+FORMAT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}  # --format -> the default file's suffix
+
+
+def _default_export_path(target: str, model_path: Path, fmt: str | None) -> Path:
+    """RUN/model.onnx for a run directory (beside its best/ and last/), FOLDER/model.onnx for
+    a model folder; ``--format torchscript`` makes it model.pt."""
+    root = Path(target).expanduser()
+    folder = root if root.is_dir() else model_path
+    return folder / f"model{FORMAT_SUFFIX[fmt or 'onnx']}"
 
 
 def cmd_serve(args) -> int:
@@ -551,8 +525,9 @@ def build_parser() -> Parser:
     p.add_argument("target", metavar="RUN_OR_MODEL", help="a run directory or a model folder")
     p.add_argument("--data", metavar="NAME|PATH", help="dataset name or folder of class folders")
     p.add_argument("--data-dir", metavar="DIR", help="folder with a named dataset's canonical files")
-    p.add_argument("--weights", choices=["best", "last"], default="best",
-                   help="which model of a run directory [default: best]")
+    p.add_argument("--weights", choices=["best", "last"], default=None,
+                   help="which model of a run directory [default: the one its metrics.json "
+                   "reports, which is what `cnnkit train` printed]")
     p.add_argument("--batch-size", type=A.positive_int, default=256, help="images per batch [default: 256]")
     p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, ... [default: auto]")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -639,13 +614,16 @@ def build_parser() -> Parser:
     p = _sub(sub, "export", "export a model to ONNX or TorchScript, preprocessing inside",
              "The exported graph takes uint8 N×H×W×C pixels and returns class probabilities; a "
              "parity check against PyTorch runs unless --no-check.", """
-  cnnkit export runs/cifar10-jpeg-simple-cnn model.onnx
-  cnnkit export my-model/ model.pt --format torchscript
+  cnnkit export runs/cifar10-jpeg-simple-cnn                 # runs/cifar10-jpeg-simple-cnn/model.onnx
+  cnnkit export runs/cifar10-jpeg-simple-cnn --format torchscript   # .../model.pt
+  cnnkit export my-model/ exported/model.onnx
 """)
     p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
-    p.add_argument("output", type=A.export_path, metavar="FILE", help="model.onnx or model.pt")
-    p.add_argument("--format", choices=["onnx", "torchscript"], default=None,
-                   help="default: from the file suffix")
+    p.add_argument("output", type=A.export_path, metavar="FILE", nargs="?", default=None,
+                   help="model.onnx or model.pt [default: MODEL/model.onnx, or model.pt with "
+                   "--format torchscript]")
+    p.add_argument("--format", choices=list(FORMAT_SUFFIX), default=None,
+                   help="default: from the file suffix (onnx without a file name)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
     p.add_argument("--weights", choices=["best", "last"], default="best")
     p.set_defaults(func=cmd_export)
@@ -697,9 +675,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"\ncnnkit {args.command}: aborted", file=sys.stderr)
         code = 130
-    from . import distributed
-    if distributed.launched_as_rank():  # one rank of a torchrun job: see exit_rank
-        distributed.exit_rank(code)
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:  # a torchrun rank: see ddp.exit_rank
+        from .train import ddp
+        ddp.exit_rank(code)
     return code
 
 

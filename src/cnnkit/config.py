@@ -23,9 +23,13 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["TrainConfig", "ConfigError", "load_config_file", "to_toml", "SCHEDULES"]
+__all__ = ["TrainConfig", "ConfigError", "load_config_file", "to_toml", "SCHEDULES",
+           "OPTIMIZERS", "PRECISIONS", "VERBOSITY", "setting"]
 
-SCHEDULES = ("constant", "cosine", "linear", "step")
+SCHEDULES = ("constant", "cosine", "linear", "step")  # drawn by train/schedules.py
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+VERBOSITY = ("auto", "0", "1", "2")
 # Settings a named recipe (cnnkit.recipes) fixes; giving them with --recipe is an error.
 RECIPE_DECIDES = ("model", "pretrained", "epochs", "batch_size", "optimizer", "lr", "momentum",
                   "weight_decay", "schedule", "warmup_epochs", "step_epochs", "augment",
@@ -36,42 +40,82 @@ class ConfigError(ValueError):
     """A setting that is unknown, of the wrong type or out of range."""
 
 
+def setting(default, doc: str, *, unit: str = "", choices=None, metavar: str | None = None,
+            group: str = "run", aliases: tuple = ()):
+    """A TrainConfig field with what ``--help`` shows: its doc, unit and choices (the one
+    place a choice is listed), its option group and metavar, and extra option spellings."""
+    return dataclasses.field(default=default, metadata={
+        "doc": doc, "unit": unit, "choices": tuple(choices) if choices else None,
+        "metavar": metavar, "group": group, "aliases": tuple(aliases)})
+
+
 @dataclass
 class TrainConfig:
+    """Every setting of a training run; ``cnnkit train --help`` is generated from this."""
+
     # -- data
-    data: str = "bundled"            # 'bundled' | a named dataset (mnist, cifar10, ...) | PATH to class folders
-    data_dir: str = ""               # folder holding a named dataset's canonical files ('' = cache/download)
-    image_size: list[int] | None = None  # [H, W] pixels to resize folder images to (None = their own size)
-    grayscale: bool = False          # read folder images as 1 channel instead of RGB
-    val_split: float = 0.1           # share (0-1) of the training images held out, per class, for validation
-    limit: int = 0                   # train on about this many images, the same share of each class (0 = all); for quick tries
+    data: str = setting("bundled", "'bundled', a named dataset (mnist, cifar10, ...) or a folder "
+                        "of class folders", metavar="NAME|PATH", group="data")
+    data_dir: str = setting("", "folder holding a named dataset's canonical files ('' = cache/"
+                            "download)", metavar="DIR", group="data")
+    image_size: list[int] | None = setting(None, "resize folder images to this size (None = their "
+                                           "own size, or a square that suits the model when "
+                                           "sizes are mixed)", unit="pixels, H,W",
+                                           metavar="H,W", group="data")
+    grayscale: bool = setting(False, "read folder images as 1 channel instead of RGB", group="data")
+    val_split: float = setting(0.1, "share of the training images held out, per class, for "
+                               "validation", unit="0-1", metavar="FRACTION", group="data")
+    limit: int = setting(0, "train on about this many images, and validate on the same share of "
+                         "the validation images, the same share of each class (0 = all); for "
+                         "quick tries", unit="images", metavar="N", group="data")
     # -- model
-    model: str = ""                  # zoo name (cnnkit models), a saved model folder, or '' = the default
-    pretrained: bool = False         # load the zoo model's published weights
-    recipe: str = ""                 # a named speed recipe (cnnkit.recipes: fast, fast-long, mnist-fast); it sets the network, optimiser, schedule and augmentation
+    model: str = setting("", "zoo name (cnnkit models), a saved model folder, or '' = the default",
+                         metavar="NAME|PATH", group="model")
+    pretrained: bool = setting(False, "load the zoo model's published weights", group="model")
+    recipe: str = setting("", "a named speed recipe (cnnkit.recipes: fast, fast-long, mnist-fast); "
+                          "it sets the network, optimiser, schedule and augmentation",
+                          metavar="NAME", group="model")
     # -- optimisation
-    epochs: int = 5                  # passes over the training images
-    batch_size: int = 64             # images per step
-    optimizer: str = "adam"          # adam | adamw | sgd | rmsprop
-    lr: float | None = None          # learning rate per step (None = the optimizer's Keras default)
-    momentum: float = 0.0            # sgd / rmsprop momentum
-    weight_decay: float = 0.0        # decoupled (adamw) or L2 (others) weight decay per step
-    schedule: str = "constant"       # learning-rate schedule over all steps: constant | cosine | linear | step
-    warmup_epochs: float = 0.0       # epochs of linear warm-up from 0 to lr
-    step_epochs: int = 0             # 'step' schedule: multiply lr by 0.1 every this many epochs (0 = epochs // 3)
-    augment: str = ""                # batched augmentation, e.g. 'flip,crop=4' or 'flip,rotate=15,zoom=0.1' ('' = none)
-    patience: int = 0                # early stopping: epochs without val_loss improvement (0 = off)
-    label_smoothing: float = 0.0     # 0-1; 0 = off
+    epochs: int = setting(5, "passes over the training images", unit="epochs", metavar="N",
+                          group="optimisation")
+    batch_size: int = setting(64, "images per step (the global batch with --nproc)",
+                              unit="images", metavar="N", group="optimisation")
+    optimizer: str = setting("adam", "the optimizer", choices=OPTIMIZERS, group="optimisation")
+    lr: float | None = setting(None, "learning rate per step (None = the optimizer's Keras "
+                               "default)", metavar="LR", group="optimisation",
+                               aliases=("--learning-rate",))
+    momentum: float = setting(0.0, "sgd / rmsprop momentum", unit="0-1", group="optimisation")
+    weight_decay: float = setting(0.0, "decoupled (adamw) or L2 (others) weight decay",
+                                  unit="per step", group="optimisation")
+    schedule: str = setting("constant", "learning-rate schedule over all steps",
+                            choices=SCHEDULES, group="optimisation")
+    warmup_epochs: float = setting(0.0, "linear warm-up from 0 to lr", unit="epochs",
+                                   metavar="EPOCHS", group="optimisation")
+    step_epochs: int = setting(0, "'step' schedule: multiply lr by 0.1 every this many epochs "
+                               "(0 = epochs // 3)", unit="epochs", metavar="EPOCHS",
+                               group="optimisation")
+    augment: str = setting("", "batched augmentation, e.g. 'flip,crop=4' or "
+                           "'flip,rotate=15,zoom=0.1' ('' = none)", metavar="SPEC",
+                           group="optimisation")
+    patience: int = setting(0, "early stopping: epochs without val_loss improvement (0 = off)",
+                            unit="epochs", metavar="EPOCHS", group="optimisation")
+    label_smoothing: float = setting(0.0, "label smoothing (0 = off)", unit="0-1",
+                                     group="optimisation")
     # -- run
-    seed: int = 0                    # seeds Python, NumPy, PyTorch, the loader's shuffle and augmentation
-    device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"          # auto (bf16 autocast on CUDA) | fp32 | bf16 | fp16
-    jit_compile: bool = False        # CPU: compiled kernels for relu conv -> 2x2 max-pool blocks (seconds to compile once; needs a C++ compiler)
-    output: str = "runs"             # parent folder of run directories
-    name: str = ""                   # run directory name ('' = <data>-<model>); never overwritten (-2, -3, ...)
-    checkpoint_every: int = 1        # epochs between resume checkpoints (0 = only when interrupted)
-    report: bool = True              # write plots and report.html
-    verbose: str = "auto"            # auto (bar in a terminal, one line per epoch when piped) | 0 | 1 | 2
+    seed: int = setting(0, "seeds Python, NumPy, PyTorch, the loader's shuffle and augmentation")
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N | mps")
+    precision: str = setting("auto", "autocast: auto (bf16 on CUDA) | fp32 | bf16 | fp16",
+                             choices=PRECISIONS)
+    jit_compile: bool = setting(False, "CPU: compiled kernels for relu conv -> 2x2 max-pool "
+                                "blocks (seconds to compile once; needs a C++ compiler)")
+    output: str = setting("runs", "parent folder of run directories", metavar="DIR")
+    name: str = setting("", "run directory name ('' = <data>-<model>); never overwritten (-2, "
+                        "-3, ...)")
+    checkpoint_every: int = setting(1, "epochs between resume checkpoints (0 = only when "
+                                    "interrupted)", unit="epochs", metavar="EPOCHS")
+    report: bool = setting(True, "write plots and report.html")
+    verbose: str = setting("auto", "auto (bar in a terminal, one line per epoch when piped) | 0 | "
+                           "1 | 2", choices=VERBOSITY)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "TrainConfig":
@@ -92,10 +136,10 @@ class TrainConfig:
             bad("lr", "must be a positive number")
         if self.schedule not in SCHEDULES:
             bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
-        if self.optimizer.lower() not in ("adam", "adamw", "sgd", "rmsprop"):
-            bad("optimizer", "must be one of adam, adamw, sgd, rmsprop")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            bad("precision", "must be auto, fp32, bf16 or fp16")
+        if self.optimizer.lower() not in OPTIMIZERS:
+            bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            bad("precision", f"must be one of {', '.join(PRECISIONS)}")
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
             bad("image_size", "must be [height, width] in pixels")
         if not 0 <= self.label_smoothing < 1:
@@ -105,8 +149,8 @@ class TrainConfig:
                 bad(name, "must be >= 0")
         if self.warmup_epochs < 0:
             bad("warmup_epochs", "must be >= 0")
-        if self.verbose not in ("auto", "0", "1", "2"):
-            bad("verbose", "must be auto, 0, 1 or 2")
+        if self.verbose not in VERBOSITY:
+            bad("verbose", f"must be one of {', '.join(VERBOSITY)}")
         from .cli_args import output_dir_problem
         from .utils import device_problem
         for name, problem in (("device", device_problem(self.device)),

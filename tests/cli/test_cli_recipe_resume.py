@@ -33,18 +33,18 @@ CUT_AT = 13  # the 13th batch: step 5 of epoch 2
 # runs the command line.
 DRIVER = f"""
 import os, signal, sys
-from cnnkit import distributed, recipes
+from cnnkit import recipes
+from cnnkit.run.loader import ResumableLoader
 recipes.register(recipes.Recipe(**{RECIPE!r}))
 at = int(os.environ.get("KILL_AT", "0"))
 if at and os.environ.get("RANK", "0") == "0":
-    for cls in (recipes._Loader, distributed.ResumableShardedLoader):
-        def iterate(self, original=cls.__iter__, seen=[0]):
-            for batch in original(self):
-                seen[0] += 1
-                if seen[0] == at:
-                    os.kill(os.getpid(), getattr(signal, os.environ["KILL_SIGNAL"]))
-                yield batch
-        cls.__iter__ = iterate
+    def iterate(self, original=ResumableLoader.__iter__, seen=[0]):
+        for batch in original(self):
+            seen[0] += 1
+            if seen[0] == at:
+                os.kill(os.getpid(), getattr(signal, os.environ["KILL_SIGNAL"]))
+            yield batch
+    ResumableLoader.__iter__ = iterate
 from cnnkit.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -99,8 +99,9 @@ def _evaluations(run: Path) -> list:
 def test_recipe_ctrl_c_inside_an_epoch_saves_and_resumes_to_the_same_weights(
         whole, recipe, tmp_path, monkeypatch, capsys):
     from cnnkit.cli import main
+    from cnnkit.run.loader import ResumableLoader
     from cnnkit.runs import RunDir, load_checkpoint
-    original, seen = recipe._Loader.__iter__, {"n": 0}
+    original, seen = ResumableLoader.__iter__, {"n": 0}
 
     def ctrl_c_at_step_13(self):
         for batch in original(self):
@@ -109,16 +110,16 @@ def test_recipe_ctrl_c_inside_an_epoch_saves_and_resumes_to_the_same_weights(
                 os.kill(os.getpid(), signal.SIGINT)
             yield batch
 
-    monkeypatch.setattr(recipe._Loader, "__iter__", ctrl_c_at_step_13)
+    monkeypatch.setattr(ResumableLoader, "__iter__", ctrl_c_at_step_13)
     assert main(["train", *ARGS, "--output", str(tmp_path), "--name", "cut"]) == 130
-    monkeypatch.setattr(recipe._Loader, "__iter__", original)
+    monkeypatch.setattr(ResumableLoader, "__iter__", original)
     run = tmp_path / "cut"
     out = capsys.readouterr().out
     assert "interrupted at epoch 2, step 5" in out and f"cnnkit train --resume {run}" in out
     assert (run / "last" / "model.safetensors").is_file() and not (run / "metrics.json").exists()
     ckpt = load_checkpoint(RunDir(run))
     assert (ckpt.epoch, ckpt.step, ckpt.meta["recipe"]["steps_done"]) == (1, 5, 13)
-    assert any(k.startswith("lookahead.") for k in ckpt.tensors)  # the average is saved too
+    assert any(".ema." in k for k in ckpt.tensors)  # the lookahead average is saved too
     assert {p.suffix for p in (run / "checkpoint").iterdir()} == {".json", ".safetensors"}
 
     assert main(["train", "--resume", str(run)]) == 0

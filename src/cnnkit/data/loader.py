@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["as_tensors", "as_images", "as_labels", "InMemoryLoader", "Resumable", "LayoutError"]
+__all__ = ["as_tensors", "as_images", "as_labels", "InMemoryLoader", "LayoutError"]
+# (a run's resumable, rank-sharded loader is cnnkit.run.loader.ResumableLoader)
 
 
 class LayoutError(ValueError):
@@ -145,35 +146,3 @@ class InMemoryLoader:
         if self.sample_weight is not None:
             batch.append(self.sample_weight[idx])
         return tuple(batch) if len(batch) > 1 else batch[0]
-
-
-class Resumable:
-    """Mixin for a shuffling ``InMemoryLoader`` (or subclass) that training can continue inside
-    an epoch: it remembers the shuffle generator's state at each epoch start and can skip the
-    first ``skip`` steps of the next epoch, so the same order is drawn again and the steps
-    already done are not repeated.
-
-        class RunLoader(Resumable, InMemoryLoader): ...
-        loader.generator.set_state(saved_epoch_start_state); loader.skip = steps_done
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.skip = 0
-        self.yielded = 0
-        self.epoch_start_state = self.generator.get_state()
-
-    def __iter__(self):
-        self.epoch_start_state = self.generator.get_state()
-        skip, self.skip = self.skip, 0
-        self.yielded = skip
-        for i, batch in enumerate(super().__iter__()):
-            if i < skip:
-                continue
-            self.yielded += 1
-            yield batch
-
-    @property
-    def epoch_complete(self) -> bool:
-        """Whether the epoch being (or last) iterated yielded all its steps."""
-        return self.yielded >= len(self)

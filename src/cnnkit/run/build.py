@@ -1,0 +1,138 @@
+"""What an ordinary run trains: the model ``cfg.model`` names, compiled as ``cfg`` says,
+with its augmentation and learning-rate schedule (a recipe builds its own: ``cnnkit.recipes``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import ConfigError, TrainConfig
+from .data import Data, DataError
+
+__all__ = ["UnknownModelName", "default_model", "build_model", "compile_model", "augment",
+           "schedule"]
+
+
+class UnknownModelName(ValueError):
+    """``--model`` names no zoo model and no saved model folder."""
+
+
+def default_model(input_shape=(28, 28, 1), num_classes: int = 10):
+    """Seed 001's two-conv Keras network (for 28×28×1 digits by default)."""
+    from .. import Sequential, layers
+    return Sequential([
+        layers.Input(tuple(input_shape)),
+        layers.Conv2D(32, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dense(num_classes, activation="softmax"),
+    ], name="mnist-2conv")
+
+
+def build_model(cfg: TrainConfig, data: Data):
+    """The model ``cfg.model`` names, shaped for ``data``: a saved model folder, a zoo name,
+    or (empty) the default: seed 001's network for the bundled digits, 'simple-cnn' otherwise."""
+    from ..models import registry
+    shape, classes = data.input_shape, len(data.class_names)
+    name = cfg.model
+    if name and Path(name).expanduser().is_dir():
+        from ..models.saving import load_model
+        model = load_model(Path(name).expanduser())
+        if tuple(model.input_shape or ()) != shape:
+            raise UnknownModelName(f"--model {name}: takes input {tuple(model.input_shape or ())} "
+                                   f"but the data is {shape}; pass --image-size or another model")
+        if model.class_names and len(model.class_names) != classes:
+            raise UnknownModelName(f"--model {name}: has {len(model.class_names)} classes, the data "
+                                   f"{classes}")
+        model.class_names = list(data.class_names)
+        model.train()
+        return model
+    if not name and cfg.data == "bundled":
+        model = default_model(shape, classes)
+        model.class_names = list(data.class_names)
+        return model
+    name = name or "simple-cnn"
+    try:
+        registry.get_entry(name)
+    except KeyError as err:
+        raise UnknownModelName(f"--model {name!r}: {err} Valid names: "
+                               f"{', '.join(registry.list_models())}; or a saved model folder") from None
+    return registry.create(name, num_classes=classes, input_shape=shape,
+                           pretrained=cfg.pretrained, class_names=list(data.class_names))
+
+
+def compile_model(model, cfg: TrainConfig, device=None):
+    """``model.compile`` with the optimizer, loss, precision and kernels ``cfg`` names."""
+    from ..train import losses as losses_mod
+    from ..train import optim as optim_mod
+    opt = optim_mod.get(cfg.optimizer, cfg.lr)
+    opt.weight_decay = cfg.weight_decay
+    if cfg.momentum and cfg.optimizer.lower() in ("sgd", "rmsprop"):
+        opt.kwargs["momentum"] = cfg.momentum
+    loss = losses_mod.get("sparse_categorical_crossentropy")
+    loss.label_smoothing = cfg.label_smoothing
+    if device is None:
+        device = None if cfg.device == "auto" else cfg.device
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], device=device,
+                  precision=cfg.precision, jit_compile=cfg.jit_compile)
+    return model
+
+
+def augment(cfg: TrainConfig):
+    """The batched augmentation ``cfg.augment`` spells (None for none)."""
+    if not cfg.augment:
+        return None
+    from ..data.augment import parse_augment_spec
+    try:
+        return parse_augment_spec(cfg.augment)
+    except (ValueError, KeyError) as err:
+        raise DataError(f"--augment {cfg.augment!r}: {err}") from err
+
+
+def schedule(cfg: TrainConfig, optimizer, steps_per_epoch: int):
+    """A per-step LambdaLR for ``cfg.schedule`` with ``cfg.warmup_epochs`` of warm-up."""
+    from ..train.schedules import lambda_lr, warmup_then
+    if cfg.schedule == "constant" and not cfg.warmup_epochs:
+        return None
+    try:
+        factor = warmup_then(cfg.schedule, cfg.epochs * steps_per_epoch,
+                             int(round(cfg.warmup_epochs * steps_per_epoch)),
+                             (cfg.step_epochs or max(1, cfg.epochs // 3)) * steps_per_epoch)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    return lambda_lr(optimizer, factor)
+
+
+def plan_ordinary(ctx):
+    """The builder of an ordinary (non-recipe) run: ``cfg``'s model, optimizer, schedule,
+    augmentation, validation and early stopping (see ``run.orchestrator.Plan``)."""
+    import torch
+
+    from ..train.callbacks import EarlyStopping
+    from .evaluate import Validate
+    from .loader import ResumableLoader, shard
+    from .orchestrator import Plan
+    cfg, data = ctx.cfg, ctx.data
+    model = build_model(cfg, data)
+    compile_model(model, cfg, device=ctx.device if ctx.multi else None)
+    device = model.device
+    loader = ResumableLoader(*data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
+                             device=device)
+    callbacks = []
+    if data.val is not None and len(data.val[0]):
+        mine = shard(len(data.val[0]), ctx.rank, ctx.world)
+        callbacks.append(Validate(data.val[0][mine].to(device), data.val[1][mine].to(device),
+                                  batch_size=max(cfg.batch_size, 256), timer=ctx.clock,
+                                  reduce_ranks=ctx.multi and len(data.val[0]) >= ctx.world))
+    if cfg.patience:
+        callbacks.append(EarlyStopping(monitor="val_loss" if callbacks else "loss",
+                                       patience=cfg.patience, verbose=1 if ctx.rank == 0 else 0))
+    aug_gen = torch.Generator(device="cpu")
+    # rank 0 draws what a single process would; the other ranks their own streams
+    aug_gen.manual_seed((cfg.seed * 1_000_003 + 17 + 7919 * ctx.rank) % 2**63)
+    return Plan(model=model, loader=loader, epochs=cfg.epochs, name=model.name,
+                label=f"model: {model.name} ({model.count_params():,} parameters) on {device}",
+                scheduler=schedule(cfg, model.optimizer, len(loader)), augment=augment(cfg),
+                aug_gen=aug_gen, callbacks=callbacks)

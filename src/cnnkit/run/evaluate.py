@@ -1,0 +1,129 @@
+"""The one evaluation path: loss, accuracy and (optionally) per-sample outputs of a model.
+
+Per-epoch validation (``Validate``), a recipe's held-out accuracy with test-time
+augmentation, a run's final metrics, ``cnnkit evaluate`` and the report all call
+:func:`evaluate`, so ``history.csv``, ``metrics.json`` and the report give the same numbers
+for the same weights on the same split. The loss is the model's compiled loss (label
+smoothing included), computed as the training loop computes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..train.callbacks import Callback
+from ..train.engine import _autocast, _memory_format, _to_float, model_outputs
+
+__all__ = ["evaluate", "Validate", "TTA_MODES"]
+
+TTA_MODES = ("none", "flip", "flip_translate")
+
+
+def _tta_outputs(model, x, loss, tta: str):
+    """Model outputs for float batch ``x``, averaged over the test-time augmentations."""
+    out, is_logits = model_outputs(model, _memory_format(model, x), loss)
+    if tta == "none":
+        return out.float(), is_logits
+
+    def run(v):
+        return model_outputs(model, _memory_format(model, v), loss)[0].float()
+    out = 0.5 * out.float() + 0.5 * run(x.flip(-1))
+    if tta == "flip_translate":
+        pad = torch.nn.functional.pad(x, (1,) * 4, mode="reflect")
+        h, w = x.shape[-2:]
+        shifted = [0.5 * run(v) + 0.5 * run(v.flip(-1))
+                   for v in (pad[..., 0:h, 0:w], pad[..., 2:h + 2, 2:w + 2])]
+        out = 0.5 * out + 0.25 * (shifted[0] + shifted[1])
+    return out, is_logits
+
+
+@torch.no_grad()
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
+             tta: str = "none", precision: str | None = None, per_sample: bool = False,
+             class_names=None, reduce_ranks: bool = False) -> dict:
+    """Evaluate ``model`` on uint8 (or float) N×C×H×W ``images`` with int64 ``labels``.
+
+    Returns ``{"loss", "accuracy", "n"}``; with ``per_sample`` also numpy ``probabilities``
+    (N, K), ``per_sample_loss``, ``predicted``, ``labels`` and, given ``class_names``, the
+    ``report`` (per-class precision/recall/F1, confusion matrix). ``tta``: 'none', 'flip'
+    (mean of the image and its mirror) or 'flip_translate'. ``reduce_ranks``: each rank
+    passes its shard and the sums are added over the ranks of a data-parallel job.
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    loss = getattr(model, "loss", None)
+    dev = getattr(model, "device", None) or next(model.parameters()).device
+    precision = precision or getattr(model, "precision", "auto")
+    was = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    probs, losses, preds = [], [], []
+    try:
+        for lo in range(0, len(images), batch_size):
+            x = _to_float(model, images[lo:lo + batch_size].to(dev, non_blocking=True))
+            y = labels[lo:lo + batch_size].to(dev, non_blocking=True)
+            with _autocast(dev, precision):
+                out, is_logits = _tta_outputs(model, x, loss, tta)
+            if loss is not None:
+                values = loss.per_sample(out, y, is_logits)
+                loss_sum += values.double().sum()
+            pred = out.argmax(1)
+            correct += (pred == y).sum()
+            if per_sample:
+                p = out.softmax(1) if is_logits and out.shape[1] > 1 else \
+                    (out.sigmoid() if is_logits else out)
+                probs.append(p.cpu())
+                preds.append(pred.cpu())
+                if loss is not None:
+                    losses.append(values.float().cpu())
+    finally:
+        model.train(was)
+    n = len(images)
+    total_loss, n_correct = float(loss_sum), float(correct)
+    if reduce_ranks:
+        from ..train import ddp
+        total_loss, n_correct, n = ddp.all_reduce_sum([total_loss, n_correct, float(n)])
+    result = {"loss": total_loss / n if n and loss is not None else float("nan"),
+              "accuracy": n_correct / n if n else float("nan"), "n": int(n)}
+    if per_sample:
+        y = labels.cpu().numpy().astype(np.int64)
+        result.update(probabilities=torch.cat(probs).numpy() if probs else np.zeros((0, 0)),
+                      predicted=torch.cat(preds).numpy() if preds else np.zeros(0, np.int64),
+                      per_sample_loss=torch.cat(losses).numpy() if losses else np.zeros(0),
+                      labels=y)
+        if class_names is not None:
+            from ..metrics import classification_report
+            result["report"] = classification_report(y, result["predicted"], list(class_names),
+                                                     num_classes=len(class_names))
+    return result
+
+
+class Validate(Callback):
+    """At each epoch end, evaluate on the held-out ``(images, labels)`` and add ``val_loss``
+    and ``val_accuracy`` to the logs (for the callbacks after it, the history and the bar).
+
+    Under a data-parallel job each rank passes its shard and the numbers are summed over
+    the ranks. ``timer``: a ``run.timer.Clock`` paused while evaluating (training time only)."""
+
+    def __init__(self, images, labels, *, batch_size: int = 256, tta: str = "none",
+                 precision: str | None = None, reduce_ranks: bool = False, timer=None):
+        super().__init__()
+        self.images, self.labels = images, labels
+        self.kwargs = dict(batch_size=batch_size, tta=tta, precision=precision,
+                           reduce_ranks=reduce_ranks)
+        self.timer = timer
+        self.seconds = 0.0   # evaluation seconds of the last epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .timer import Clock
+        clock = Clock(self.model).start()
+        if self.timer is not None:
+            self.timer.pause()
+        ev = evaluate(self.model, self.images, self.labels, **self.kwargs)
+        self.seconds = clock.stop()
+        if self.timer is not None:
+            self.timer.resume()
+        if logs is not None:
+            logs["val_loss"], logs["val_accuracy"] = ev["loss"], ev["accuracy"]

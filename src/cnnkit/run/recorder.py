@@ -1,0 +1,215 @@
+"""What a run keeps as it trains: history.csv, checkpoints, best/ and last/.
+
+Weights are serialised once per epoch where they can be: the checkpoint holds them. The best
+weights so far stay in memory (a CPU copy) and are written to best/ only when no
+checkpoint holds them any more (a later checkpoint is about to replace the one that does,
+or this epoch writes none), on an interrupt and at the end; last/ is written on an
+interrupt and at the end.
+
+In a data-parallel job it runs on every rank (a checkpoint gathers each rank's RNG states
+and buffers) but only rank 0 (``main``) writes files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..train.callbacks import Callback
+
+__all__ = ["RunRecorder"]
+
+
+def _cpu_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _split_state(state: dict, prefix: str) -> tuple[dict, dict]:
+    """(tensors under ``prefix.<key>``, the JSON-able rest) of a callback's state_dict."""
+    tensors, plain = {}, {}
+    for key, value in (state or {}).items():
+        if isinstance(value, torch.Tensor):
+            tensors[f"{prefix}.{key}"] = value
+        else:
+            plain[key] = value
+    return tensors, plain
+
+
+class RunRecorder(Callback):
+    """Last in the callback list: sees the epoch's logs after every other callback."""
+
+    def __init__(self, run, plan, *, interrupt, ckpt, cut, clock, every: int, main: bool,
+                 multi: bool):
+        super().__init__()
+        self.run, self.plan, self.interrupt, self.ckpt = run, plan, interrupt, ckpt
+        self.cut, self.clock, self.every = cut, clock, every
+        self.main, self.multi = main, multi
+        self.loader = plan.loader
+        meta = ckpt.meta if ckpt is not None else {}
+        self.rows: list[dict] = list(meta.get("history") or [])
+        self.best: dict = dict(meta.get("best") or {})
+        self.best_state = None
+        if ckpt is not None and self.best.get("in_checkpoint"):
+            self.best_state = ckpt.group("model")  # best/ was not written: these are its weights
+        # a cut epoch's seconds, carried over to the run that finishes it
+        self.partial: dict = dict(meta.get("partial_epoch") or {})
+        self.stopped_at = None    # (epoch, step) when interrupted
+        self.saved_interrupt = False
+        self.last_state = None
+        if ckpt is not None:
+            clock.total = float(meta.get("train_seconds", 0.0))
+
+    # -- events -----------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        from .checkpoint import set_rng_state
+        if self.ckpt is not None:
+            for index, cb in enumerate(self.plan.callbacks):
+                if hasattr(cb, "load_state_dict"):
+                    key = f"callbacks.{index}"
+                    state = dict((self.ckpt.meta.get("callbacks") or {}).get(str(index)) or {})
+                    state.update(self.ckpt.group(key))
+                    if state:
+                        cb.load_state_dict(state)
+            set_rng_state(self.ckpt.tensors, self.ckpt.meta["rng"], self._generators())
+        if self.interrupt.hit:
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.epoch_start = self.clock.seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        timing = self.model.timing[-1] if getattr(self.model, "timing", None) else {}
+        spent = {"epoch_s": self.clock.seconds - self.epoch_start,
+                 "data_wait_s": timing.get("data_wait_s", 0.0),
+                 "compute_s": timing.get("compute_s", 0.0)}
+        spent = {k: v + float(self.partial.get(k, 0.0)) for k, v in spent.items()}
+        if self.cut():
+            self.partial = spent
+            self.stopped_at = (epoch, self.loader.yielded)
+            self._save_interrupted(epoch, self.loader.yielded, self.loader.epoch_start_state)
+            return
+        self.partial = {}
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
+        row["lr"] = float(self.model.optimizer.param_groups[0]["lr"])
+        row.update({k: round(v, 4) for k, v in spent.items()})
+        row["seconds"] = round(self.clock.seconds, 3)
+        self.rows.append(row)
+        if self.main:
+            self.run.write_history(self.rows)
+        done = epoch + 1
+        improved = self._track_best(logs, done)
+        finished = done == self.params.get("epochs") or self.plan.finished()
+        if (self.every and done % self.every == 0) or self.interrupt.hit or finished:
+            self._checkpoint(done, 0, self.loader.generator.get_state())
+        elif improved and self.main:
+            self._write_best()  # no checkpoint holds these weights
+        if self.interrupt.hit:
+            self.stopped_at = (done, 0)
+            self.saved_interrupt = True
+            if self.main:
+                self.model.save(self.run.last)
+                self._write_best()
+
+    def on_train_end(self, logs=None):
+        if self.interrupt.hit and not self.saved_interrupt:
+            # stopped before any step ran: checkpoint where we stand
+            epoch = self.rows[-1]["epoch"] if self.rows else (self.ckpt.epoch if self.ckpt else 0)
+            self.stopped_at = (epoch, self.loader.skip)
+            self._save_interrupted(epoch, self.loader.skip, self.loader.generator.get_state())
+
+    # -- best / last --------------------------------------------------------------------
+    def _track_best(self, logs, done: int) -> bool:
+        if not self.plan.keep_best:
+            return False
+        monitor = "val_accuracy" if "val_accuracy" in logs else "accuracy"
+        value = logs.get(monitor)
+        if value is None or not math.isfinite(value) or (
+                self.best and value <= self.best.get("value", -math.inf)):
+            return False
+        self.best = {"monitor": monitor, "value": float(value), "epoch": done,
+                     "written": False}
+        self.best_state = _cpu_state(self.model)
+        return True
+
+    def _write_best(self) -> None:
+        if self.best_state is None or self.best.get("written"):
+            return
+        current = _cpu_state(self.model)
+        self.model.load_state_dict(self.best_state)
+        self.model.save(self.run.best)
+        self.model.load_state_dict(current)
+        self.best["written"] = True
+
+    def save_final(self) -> str:
+        """Write last/ and best/ at the end of training; the model is left holding the weights
+        the final evaluation reports (best when the plan keeps a best, else the last)."""
+        self.model.save(self.run.last)
+        if not self.plan.keep_best or self.best_state is None:
+            self.model.save(self.run.best)  # (a recipe keeps its final weights only)
+            return "last"
+        if self.best.get("epoch") == (self.rows[-1]["epoch"] if self.rows else None):
+            self.model.save(self.run.best)  # the last epoch was the best
+        else:
+            self.last_state = _cpu_state(self.model)
+            self.model.load_state_dict(self.best_state)
+            if not self.best.get("written"):
+                self.model.save(self.run.best)
+        self.best["written"] = True
+        return "best"
+
+    def restore_last(self) -> None:
+        """Put the last weights back after the final evaluation of the best (as Keras's
+        ``fit`` leaves them)."""
+        if self.last_state is not None:
+            self.model.load_state_dict(self.last_state)
+            self.last_state = None
+
+    def train_seconds(self) -> float:
+        return self.clock.seconds
+
+    # -- checkpoints -------------------------------------------------------------------
+    def _generators(self) -> dict:
+        return {"augment": self.plan.aug_gen} if self.plan.aug_gen is not None else {}
+
+    def _callback_state(self) -> tuple[dict, dict]:
+        tensors, plain = {}, {}
+        for index, cb in enumerate(self.plan.callbacks):
+            if hasattr(cb, "state_dict"):
+                t, p = _split_state(cb.state_dict(), f"callbacks.{index}")
+                tensors.update(t)
+                plain[str(index)] = p
+        return tensors, plain
+
+    def _checkpoint(self, epoch: int, step: int, loader_state) -> None:
+        from ..train import ddp
+        from .checkpoint import rank_local_tensors, save_checkpoint
+        self.clock.pause()  # writing is not training
+        tensors, plain = self._callback_state()
+        ranks = None
+        if self.multi:  # a collective: every rank takes part, rank 0 writes
+            ranks = ddp.gather_tensors(rank_local_tensors(self.model, self._generators(), tensors))
+        if self.main:
+            if self.best and not self.best.get("written") and self.best.get("epoch") != epoch:
+                self._write_best()  # the checkpoint that held the best weights is replaced
+            in_ckpt = bool(self.best) and not self.best.get("written") and \
+                self.best.get("epoch") == epoch and step == 0
+            best = {**self.best, "in_checkpoint": in_ckpt} if self.best else {}
+            save_checkpoint(self.run, model=self.model, optimizer=self.model.optimizer,
+                            epoch=epoch, step=step, generators=self._generators(),
+                            loader_state=loader_state, scheduler=self.plan.scheduler,
+                            tensors=tensors, ranks=ranks,
+                            extra={"history": self.rows, "best": best, "callbacks": plain,
+                                   "partial_epoch": self.partial,
+                                   "train_seconds": self.clock.total, **self.plan.meta()})
+        self.clock.resume()
+
+    def _save_interrupted(self, epoch: int, step: int, loader_state) -> None:
+        if self.main:
+            self.model.save(self.run.last)
+            self._write_best()
+        self._checkpoint(epoch, step, loader_state)
+        self.saved_interrupt = True
