@@ -179,3 +179,16 @@ def test_a_cuda_index_this_machine_lacks(monkeypatch, capsys):
     assert_one_line(code, err, "'cuda:7': this machine has 1 CUDA device (cuda:0)", command="predict")
     from cnnkit.utils import device_problem
     assert device_problem("cuda:0") is None and device_problem("cuda") is None
+
+
+def test_train_refuses_one_class_before_writing_a_run(tmp_path, capsys):
+    """Refused data leaves nothing behind: no half-made run directory."""
+    folder = tmp_path / "photos" / "only"
+    folder.mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    runs = tmp_path / "runs"
+    code, err = answer(["train", "--data", str(tmp_path / "photos"), "--epochs", "1",
+                        "--output", str(runs)], capsys)
+    assert code == 2 and "two classes" in err[-1]
+    assert not runs.exists() or not any(runs.iterdir())

@@ -241,7 +241,7 @@ def _context(cfg: TrainConfig, log, multi: bool) -> tuple[Context, Callable]:
 
 def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool) -> TrainResult:
     from ..models.summary import summary_text
-    from ..train import ddp
+    from ..train import ddp, sanity
     from . import directory
     from .recorder import RunRecorder
 
@@ -255,6 +255,8 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
         if main:
             directory.note_resume(run, cfg, ckpt, epochs)
     elif main:
+        # refuse data that cannot train before the run directory exists (nothing left behind)
+        sanity.refuse_untrainable(model, getattr(model, "loss", None), ctx.data.train[1])
         run = directory.new_run_dir(cfg.output, cfg.name or f"{ctx.data.tag}-{plan.name}")
         directory.write_run_files(run, cfg, argv, ctx.device, ctx.data,
                                   f"recipe {plan.name}" if cfg.recipe else plan.name,

@@ -82,6 +82,15 @@ def _refuse_one_class(model, labels: torch.Tensor) -> None:
             "folder)")
 
 
+def refuse_untrainable(model, loss, labels: torch.Tensor | None) -> None:
+    """The refusals of :func:`check_fit` that need only the labels, for callers (the run
+    orchestrator) that must refuse before they write anything."""
+    if labels is None:
+        return
+    _refuse_one_class(model, labels)
+    check_targets(loss, labels)
+
+
 # ------------------------------------------------------------------------------ warnings
 
 def _counts(labels: torch.Tensor, n: int) -> list[int]:
