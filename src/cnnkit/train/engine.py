@@ -162,7 +162,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
             cbs.on_train_batch_end(step, batch_logs)
             running = lambda: {"loss": float(total_loss) / max(seen, 1),  # noqa: E731
                                **{m.name: m.result() for m in metrics}}
-            bar.update(step + 1, running)
+            bar.update(step + 1, running, seen)
             t_wait = time.perf_counter()
             timing.compute_s += t_wait - t_start
             if nan_batch is not None or model.stop_training:
