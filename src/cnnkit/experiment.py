@@ -876,7 +876,7 @@ def _train_recipe_rank(cfg: TrainConfig, *, argv, log, run, ckpt, multi: bool) -
 
 def predictions(model, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, K) for uint8 N×C×H×W images."""
-    return model.predict(images, batch_size=batch_size)
+    return model.predict(images, batch_size=batch_size, verbose=1)  # progress on long test sets
 
 
 def evaluate_arrays(model, images, labels, class_names, batch_size: int = 256) -> dict:

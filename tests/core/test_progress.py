@@ -264,3 +264,60 @@ def test_task_in_a_terminal_is_a_bar_that_clears(monkeypatch):
     frames = _frames(out.getvalue())
     assert frames and all(f.startswith("evaluating:") for f in frames), frames
     assert "0/3" in frames[0] and not out.getvalue().endswith("\n")  # cleared: nothing left
+
+
+def test_heartbeat_prints_while_a_long_stage_runs():
+    import time
+
+    from cnnkit.train.progress import Task
+
+    out = io.StringIO()
+    with Task("exporting model.onnx", total=2, unit="stage", stream=out, interval_s=0.05,
+              heartbeat=True, rate=False) as task:
+        task.advance(0, note="tracing")
+        time.sleep(0.4)  # one long stage, no advance() calls
+        task.advance(2)
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3, lines
+    assert lines[0].startswith("exporting model.onnx: 0/2 stages (0%) - 0s elapsed - tracing"), lines
+    assert lines[-1].startswith("exporting model.onnx: 2 stages in ")
+
+
+def _tiny_compiled():
+    import numpy as np
+
+    import cnnkit
+
+    model = cnnkit.Sequential([cnnkit.layers.Input((8, 8, 1)), cnnkit.layers.Flatten(),
+                               cnnkit.layers.Dense(3)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).random((40, 8, 8, 1), dtype=np.float32)
+    return model, x, np.arange(40) % 3
+
+
+def test_evaluate_and_predict_show_progress(monkeypatch, capsys):
+    monkeypatch.setenv("CNNKIT_PROGRESS_INTERVAL", "1e-9")
+    model, x, y = _tiny_compiled()
+    model.evaluate(x, y, batch_size=10, verbose=1)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("evaluating: 1/4 batches (25%) - ") and "ETA" in err[0], err
+    assert err[-1].startswith("evaluating: 4 batches in "), err
+    model.predict(x, batch_size=10, verbose=1)
+    assert capsys.readouterr().err.startswith("predicting: 1/4 batches (25%)")
+    model.evaluate(x, y, batch_size=10, verbose=0)
+    model.predict(x, batch_size=10)  # Model.predict's default verbose=0: silent
+    assert capsys.readouterr().err == ""
+
+
+def test_export_shows_its_stages(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("CNNKIT_PROGRESS_INTERVAL", "1e-9")
+    from cnnkit.export import export
+
+    model, _, _ = _tiny_compiled()
+    export(model, tmp_path / "m.pt", n_check=4)
+    err = capsys.readouterr().err.splitlines()
+    stages = [ln for ln in err if ln.startswith("exporting m.pt: ")]
+    assert stages[0] == "exporting m.pt: 0/3 stages (0%) - 0s elapsed - tracing the model", err
+    assert any(ln.endswith(" - writing torchscript") for ln in stages), err
+    assert any(ln.endswith(" - checking torchscript against PyTorch on 4 images") for ln in stages), err
+    assert stages[-1].startswith("exporting m.pt: 3 stages in "), err

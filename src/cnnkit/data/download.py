@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..train.progress import Task
 from .cache import atomic_path
 
 __all__ = ["download", "file_md5", "DownloadError", "ChecksumError"]
@@ -44,10 +45,12 @@ def _fetch(url: str, dest: Path, md5: str | None, timeout: float, quiet: bool) -
             if not quiet:
                 size = f" ({total / 1e6:.1f} MB)" if total else ""
                 print(f"cnnkit: downloading {url}{size}", file=sys.stderr, flush=True)
-            while chunk := resp.read(_CHUNK):
-                out.write(chunk)
-                h.update(chunk)
-                got += len(chunk)
+            with Task(f"downloading {dest.name}", total, "B", enabled=not quiet) as task:
+                while chunk := resp.read(_CHUNK):
+                    out.write(chunk)
+                    h.update(chunk)
+                    got += len(chunk)
+                    task.advance(len(chunk))
             if total is not None and got != total:
                 raise DownloadError(f"{url}: partial download, {got} of {total} bytes")
             out.flush()

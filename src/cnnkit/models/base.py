@@ -367,7 +367,7 @@ class Model(nn.Module):
         with self._labels_checked_on_first_batch(labels):
             logs = engine.evaluate_loop(self, batches,
                                         self.loss, self.metrics_list, device=self.device,
-                                        precision=self.precision)
+                                        precision=self.precision, verbose=verbose)
         if verbose in (1, 2) or (verbose == "auto" and use_bar(1)):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
@@ -389,7 +389,7 @@ class Model(nn.Module):
         images, _ = self._images_labels(x, None)
         device = self.device or next(self.parameters()).device
         out = engine.predict_loop(self, InMemoryLoader(images, None, batch_size or 256, device=device),
-                                  device=device, precision=self.precision)
+                                  device=device, precision=self.precision, verbose=verbose)
         if self.output_activation is None and self.output_kind == "logits":
             out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
         result = out.numpy()

@@ -21,7 +21,7 @@ from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import CallbackList
 from .history import History
-from .progress import EpochProgress
+from .progress import EpochProgress, track
 
 __all__ = ["fit_loop", "evaluate_loop", "predict_loop", "StepTiming"]
 
@@ -202,8 +202,8 @@ def history_callback(history: History):
 
 @torch.no_grad()
 def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
-                  callbacks: CallbackList | None = None) -> dict:
-    """Mean loss and metrics over ``data`` in eval mode."""
+                  callbacks: CallbackList | None = None, verbose=0) -> dict:
+    """Mean loss and metrics over ``data`` in eval mode; ``verbose``: progress over the batches."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     perf.ensure_configured(device)
     metrics = [copy.copy(m) for m in metrics]  # do not disturb the training metrics' state
@@ -214,7 +214,7 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
     total, seen = torch.zeros((), device=device), 0
     for m in metrics:
         m.reset()
-    for batch in data:
+    for batch in track(data, "evaluating", unit="batch", enabled=bool(verbose)):
         x, y, w = _split_batch(batch, device)
         x = _memory_format(model, _to_float(model, x))
         with _autocast(device, precision):
@@ -234,14 +234,16 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
 
 
 @torch.no_grad()
-def predict_loop(model, data, *, device=None, precision="auto", logits: bool = False) -> torch.Tensor:
-    """Stack the model's outputs over ``data`` (on the CPU). ``logits`` skips a final softmax."""
+def predict_loop(model, data, *, device=None, precision="auto", logits: bool = False,
+                 verbose=0) -> torch.Tensor:
+    """Stack the model's outputs over ``data`` (on the CPU). ``logits`` skips a final softmax.
+    ``verbose``: progress over the batches (``cnnkit.train.progress.track``)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     perf.ensure_configured(device)
     was_training = model.training
     model.eval()
     outs = []
-    for batch in data:
+    for batch in track(data, "predicting", unit="batch", enabled=bool(verbose)):
         x, _, _ = _split_batch(batch, device)
         x = _memory_format(model, x)
         with _autocast(device, precision):

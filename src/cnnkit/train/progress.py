@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 
 __all__ = ["EpochProgress", "Task", "track", "use_bar", "terminal_width", "line_interval",
@@ -66,6 +67,10 @@ def duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _plural(unit: str) -> str:
+    return unit + ("es" if unit.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 def _rate_eta(done: float, total, elapsed: float) -> tuple[float, float | None]:
@@ -189,13 +194,17 @@ class Task:
     ``delay_s``, and cleared at the end. Otherwise a line every ``line_interval()`` seconds,
     and a closing line when at least one was printed, so quick work stays silent.
     ``unit="B"`` counts bytes (shown as MB). ``note``: what the work is doing now (a stage).
+    ``heartbeat``: work that advances in a few long stages (exporting) also gets its line
+    from a background thread while a stage runs; ``rate=False`` leaves out the speed and
+    ETA, which mean nothing for stages of different lengths.
     """
 
     def __init__(self, desc: str, total: int | None = None, unit: str = "item", *,
                  enabled: bool = True, stream=None, clock=time.perf_counter,
-                 interval_s: float | None = None, delay_s: float = 1.0):
+                 interval_s: float | None = None, delay_s: float = 1.0, heartbeat: bool = False,
+                 rate: bool = True):
         self.desc, self.total, self.unit = desc, total, unit
-        self.enabled = enabled
+        self.enabled, self.rate = enabled, rate
         self.stream = stream or sys.stderr
         self.clock = clock
         self.interval_s = line_interval() if interval_s is None else interval_s
@@ -209,6 +218,14 @@ class Task:
             self.bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B",
                             leave=False, delay=delay_s, file=self.stream,
                             **_bar_width(self.stream))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if heartbeat and self.bar is None and enabled and self.interval_s > 0:
+            threading.Thread(target=self._beat, daemon=True, name="cnnkit-progress").start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval_s)):
+            self._line_if_due()
 
     def __enter__(self) -> Task:
         return self
@@ -219,7 +236,7 @@ class Task:
     def _amount(self, n: float) -> str:
         if self.unit == "B":
             return f"{n / 1e6:.1f} MB"
-        return f"{n:g} {self.unit}s" if n != 1 else f"1 {self.unit}"
+        return f"{n:g} {_plural(self.unit)}" if n != 1 else f"1 {self.unit}"
 
     def advance(self, n: int = 1, note: str | None = None) -> None:
         self.done += n
@@ -230,24 +247,32 @@ class Task:
                 self.bar.set_postfix_str(note, refresh=False)
             self.bar.update(n)
             return
-        if not self.enabled or self.interval_s <= 0:
-            return
-        now = self.clock()
-        if now - self._last >= self.interval_s:
+        if self.enabled and self.interval_s > 0:
+            self._line_if_due()
+
+    def _line_if_due(self) -> None:
+        with self._lock:
+            now = self.clock()
+            if now - self._last < self.interval_s or self._stop.is_set():
+                return
             rate, eta = _rate_eta(self.done, self.total, now - self.start)
             of = f"/{self._amount(self.total)} ({100 * self.done / self.total:.0f}%)" \
                 if self.total else ""
             done = f"{self.done / 1e6:.1f}" if self.unit == "B" and self.total else \
                 (f"{self.done:g}" if self.total else self._amount(self.done))
-            speed = f"{rate / 1e6:.1f} MB/s" if self.unit == "B" else f"{rate:.1f} {self.unit}s/s"
+            speed = f"{rate / 1e6:.1f} MB/s - " if self.unit == "B" else \
+                f"{rate:.1f} {_plural(self.unit)}/s - "
             left = f" - ETA {duration(eta)}" if eta is not None else ""
+            if not self.rate:
+                speed, left = "", ""
             now_doing = f" - {self.note}" if self.note else ""
-            print(f"{self.desc}: {done}{of} - {speed} - {duration(now - self.start)} elapsed"
+            print(f"{self.desc}: {done}{of} - {speed}{duration(now - self.start)} elapsed"
                   f"{left}{now_doing}", file=self.stream, flush=True)
             self.lines += 1
             self._last = now
 
     def close(self) -> None:
+        self._stop.set()
         if self.bar is not None:
             self.bar.close()
             self.bar = None
