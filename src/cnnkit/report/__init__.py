@@ -30,25 +30,29 @@ def gradcam_overlays(model, images_nhwc: np.ndarray):
 
 def write_plots(run, model, split, ev: dict, class_names, history: list[dict], seed: int = 0,
                 n_samples: int = 16, n_top: int = 12) -> list:
-    """Draw the curves, confusion matrix, sample predictions, top losses and timing."""
+    """Draw the curves, confusion matrix, sample predictions, top losses and timing, each
+    for a laptop window (``x.png``) and for a phone (``x.narrow.png``)."""
     out = run.plots
     written = []
-    if history:
-        written.append(plots.curves(history, "accuracy", out / "accuracy.png"))
-        written.append(plots.curves(history, "loss", out / "loss.png"))
-        written.append(plots.timing(history, out / "timing.png"))
     images, _ = split
     y, pred, probs = ev["labels"], ev["predicted"], ev["probabilities"]
-    written.append(plots.confusion(ev["report"]["confusion_matrix"], class_names,
-                                   out / "confusion_matrix.png"))
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(y), size=min(n_samples, len(y)), replace=False))
-    written.append(plots.prediction_grid(images[pick], y[pick], pred[pick], probs[pick],
-                                         class_names, out / "samples.png"))
     order = np.argsort(-ev["per_sample_loss"], kind="stable")[:min(n_top, len(y))]
     shown = plots.to_display(images[order])
     overlays = gradcam_overlays(model, shown)
-    written.append(plots.top_losses(shown, y[order], pred[order], ev["per_sample_loss"][order],
-                                    probs[order], class_names, out / "top_losses.png",
-                                    overlays=overlays))
+    for narrow in (False, True):
+        def file(name):
+            return plots.narrow_path(out / name) if narrow else out / name
+        if history:
+            written.append(plots.curves(history, "accuracy", file("accuracy.png"), narrow=narrow))
+            written.append(plots.curves(history, "loss", file("loss.png"), narrow=narrow))
+            written.append(plots.timing(history, file("timing.png"), narrow=narrow))
+        written.append(plots.confusion(ev["report"]["confusion_matrix"], class_names,
+                                       file("confusion_matrix.png"), narrow=narrow))
+        written.append(plots.prediction_grid(images[pick], y[pick], pred[pick], probs[pick],
+                                             class_names, file("samples.png"), narrow=narrow))
+        written.append(plots.top_losses(shown, y[order], pred[order], ev["per_sample_loss"][order],
+                                        probs[order], class_names, file("top_losses.png"),
+                                        overlays=overlays, narrow=narrow))
     return written
