@@ -143,10 +143,14 @@ def _zoo_block_name(features: nn.Module, parts: list[str], module: nn.Module) ->
         before = [c for _, c in children[:at] if any(c is b for b in blocks)]
         return f"block{len(before)}" if before else None
     name = f"block{next(i for i, b in enumerate(blocks, 1) if b is child)}"
+    convs = [m for m in child.modules() if isinstance(m, nn.Conv2d)]
     inside = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    if not inside and len(parts) > 2:  # an activation inside the block: the conv before it
+        order = list(child.modules())
+        at_module = next((i for i, m in enumerate(order) if m is module), 0)
+        inside = [m for m in order[:at_module] if isinstance(m, nn.Conv2d)]
     if len(parts) == 2 or not inside:
         return name
-    convs = [m for m in child.modules() if isinstance(m, nn.Conv2d)]
     return f"{name}_conv{next(i for i, c in enumerate(convs, 1) if c is inside[-1])}"
 
 

@@ -226,6 +226,8 @@ def test_zoo_layers_are_named_by_block(tmp_path, saved_figures):
     assert E.explain(vgg, img).layer == "block3"  # module.features.2: the third conv block
     assert E.explain(vgg, img, layer="block2").layer == "block2"
     assert E.explain(vgg, img, layer="block2_conv1").layer == "block2_conv1"
+    first = E.find_target_layer(vgg, img, "first")  # conv, BatchNorm, ReLU of the first block
+    assert first == "module.features.0.2" and E.layer_label(vgg, first) == "block1_conv1"
     E.plot_filters(vgg, tmp_path / "filters.png")
     assert saved_figures[-1].get_suptitle() == "block1_conv1: 32 filters 3×3"
     with pytest.raises(ValueError, match=r"no layer named 'block9'; conv layers: \['block1_conv1'"):
