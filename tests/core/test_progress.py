@@ -321,3 +321,18 @@ def test_export_shows_its_stages(monkeypatch, capsys, tmp_path):
     assert any(ln.endswith(" - writing torchscript") for ln in stages), err
     assert any(ln.endswith(" - checking torchscript against PyTorch on 4 images") for ln in stages), err
     assert stages[-1].startswith("exporting m.pt: 3 stages in "), err
+
+
+def test_track_over_an_iterable_without_a_length():
+    import torch
+
+    from cnnkit.train.progress import track
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(range(3))
+
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
+    out = io.StringIO()
+    assert [int(b) for b in track(loader, "evaluating", stream=out, interval_s=1e-9)] == [0, 1, 2]
+    assert out.getvalue().splitlines()[0].startswith("evaluating: 1 item - ")

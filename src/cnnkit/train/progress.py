@@ -286,7 +286,10 @@ def track(iterable, desc: str, total: int | None = None, unit: str = "item", *,
           enabled: bool = True, **task_options):
     """Yield from ``iterable``, advancing a ``Task`` by one per item."""
     if total is None and hasattr(iterable, "__len__"):
-        total = len(iterable)
+        try:
+            total = len(iterable)
+        except TypeError:  # e.g. a DataLoader over an IterableDataset
+            total = None
     with Task(desc, total, unit, enabled=enabled, **task_options) as task:
         for item in iterable:
             yield item
