@@ -336,3 +336,12 @@ def test_track_over_an_iterable_without_a_length():
     out = io.StringIO()
     assert [int(b) for b in track(loader, "evaluating", stream=out, interval_s=1e-9)] == [0, 1, 2]
     assert out.getvalue().splitlines()[0].startswith("evaluating: 1 item - ")
+
+
+@pytest.mark.parametrize("verbose,shown", [("auto", True), (1, True), (2, False), (0, False)])
+def test_validation_inside_fit_shows_progress(monkeypatch, capsys, verbose, shown):
+    monkeypatch.setenv("CNNKIT_PROGRESS_INTERVAL", "1e-9")
+    model, x, y = _tiny_compiled()
+    model.fit(x, y, epochs=1, batch_size=10, validation_data=(x, y), verbose=verbose)
+    err = capsys.readouterr().err
+    assert ("evaluating: 1/" in err) == shown, err

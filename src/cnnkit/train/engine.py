@@ -180,7 +180,8 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
             break
         if val_data is not None:
             val_logs = evaluate_loop(model, val_data, loss, metrics, device=device,
-                                     precision=precision, callbacks=cbs)
+                                     precision=precision, callbacks=cbs,
+                                     verbose=verbose in (1, "auto"))
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         model.timing.append(timing.as_dict())
         cbs.on_epoch_end(epoch, logs)
