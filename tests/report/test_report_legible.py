@@ -93,3 +93,20 @@ def test_each_picture_once_with_its_phone_version_and_no_repeated_caption(report
     assert page.count(f'<source media="{NARROW_MEDIA}" srcset="data:image/png;base64,') == 6
     for name in ("accuracy", "loss", "confusion_matrix", "samples", "top_losses", "timing"):
         assert (report_run / "plots" / f"{name}.narrow.png").is_file()
+
+
+def test_top_losses_name_the_grad_cam_layer_as_the_user_knows_it(tmp_path, figures):
+    import cnnkit
+    from cnnkit import layers
+    from cnnkit.report import gradcam_overlays
+
+    model = cnnkit.Sequential([layers.Input((12, 12, 1)), layers.Conv2D(4, 3, activation="relu"),
+                               layers.Conv2D(4, 3, activation="relu"), layers.Flatten(),
+                               layers.Dense(3)])
+    images = np.random.default_rng(1).integers(0, 256, (2, 12, 12, 1), dtype=np.uint8)
+    overlays, layer = gradcam_overlays(model, images)
+    assert overlays.shape == (2, 12, 12, 3) and layer == "conv2d_1"
+    probs = np.full((2, 3), 1 / 3)
+    plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, ["a", "b", "c"], tmp_path / "t.png",
+                     overlays=overlays, layer=layer)
+    assert figures[-1].get_suptitle().endswith("(right: Grad-CAM at conv2d_1 for the predicted class)")

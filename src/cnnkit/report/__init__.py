@@ -15,17 +15,19 @@ __all__ = ["write_plots", "write_report", "render_report", "plots", "gradcam_ove
 
 
 def gradcam_overlays(model, images_nhwc: np.ndarray):
-    """Grad-CAM overlays (N×H×W×3 uint8) for the predicted classes, or None when
-    ``cnnkit.explain`` is not installed or cannot explain this model."""
+    """(Grad-CAM overlays N×H×W×3 uint8 for the predicted classes, the layer as the user
+    knows it), or (None, None) when ``cnnkit.explain`` is not installed or cannot explain
+    this model."""
     try:
         from .. import explain
     except ImportError:
-        return None
+        return None, None
     try:
         ex = explain.explain(model, images_nhwc)
-        return np.stack([explain.overlay(img, heat) for img, heat in zip(images_nhwc, ex.heatmaps)])
+        return (np.stack([explain.overlay(img, heat) for img, heat in zip(images_nhwc, ex.heatmaps)]),
+                ex.layer)
     except Exception:  # noqa: BLE001 - a model Grad-CAM cannot explain: plain top losses
-        return None
+        return None, None
 
 
 def write_plots(run, model, split, ev: dict, class_names, history: list[dict], seed: int = 0,
@@ -40,7 +42,7 @@ def write_plots(run, model, split, ev: dict, class_names, history: list[dict], s
     pick = np.sort(rng.choice(len(y), size=min(n_samples, len(y)), replace=False))
     order = np.argsort(-ev["per_sample_loss"], kind="stable")[:min(n_top, len(y))]
     shown = plots.to_display(images[order])
-    overlays = gradcam_overlays(model, shown)
+    overlays, layer = gradcam_overlays(model, shown)
     for narrow in (False, True):
         def file(name):
             return plots.narrow_path(out / name) if narrow else out / name
@@ -54,5 +56,5 @@ def write_plots(run, model, split, ev: dict, class_names, history: list[dict], s
                                              class_names, file("samples.png"), narrow=narrow))
         written.append(plots.top_losses(shown, y[order], pred[order], ev["per_sample_loss"][order],
                                         probs[order], class_names, file("top_losses.png"),
-                                        overlays=overlays, narrow=narrow))
+                                        overlays=overlays, layer=layer, narrow=narrow))
     return written

@@ -152,10 +152,12 @@ def prediction_grid(images, actual, predicted, probabilities, class_names, path,
 
 def top_losses(images, actual, predicted, losses, probabilities, class_names, path,
                heatmaps=None, overlays=None, cols: int | None = None,
-               title: str = "Top losses: the most confident mistakes", narrow: bool = False) -> Path:
+               title: str = "Top losses: the most confident mistakes", narrow: bool = False,
+               layer: str | None = None) -> Path:
     """The highest-loss images, each titled with actual/predicted, loss and probability.
 
-    ``overlays``: N×H×W×3 uint8 Grad-CAM overlays shown beside each image (optional).
+    ``overlays``: N×H×W×3 uint8 Grad-CAM overlays shown beside each image (optional);
+    ``layer``: the layer they were taken at, named in the title.
     ``cols``: images (or image + overlay pairs) per row; default 3 pairs or 4 images, and
     1 pair or 2 images when ``narrow``.
     """
@@ -177,7 +179,8 @@ def top_losses(images, actual, predicted, losses, probabilities, class_names, pa
         if pair:
             ax2 = fig.add_subplot(rows, cols * per, i * per + 2)
             _show(ax2, overlays[i])
-    note = ("\n" if narrow else " ") + "(right: Grad-CAM for the predicted class)" if pair else ""
+    at = f" at {layer}" if layer else ""
+    note = ("\n" if narrow else " ") + f"(right: Grad-CAM{at} for the predicted class)" if pair else ""
     fig.suptitle(title + note, fontsize=11 if narrow else 13)
     return _save(fig, path)
 
