@@ -71,7 +71,7 @@ class TrainConfig:
     name: str = ""                   # run directory name ('' = <data>-<model>); never overwritten (-2, -3, ...)
     checkpoint_every: int = 1        # epochs between resume checkpoints (0 = only when interrupted)
     report: bool = True              # write plots and report.html
-    verbose: str = "auto"            # auto (bar in a terminal, one line per epoch when piped) | 0 | 1 | 2
+    verbose: str = "auto"            # auto (bar in a terminal, a line every 15 s when piped) | 0 | 1 | 2
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "TrainConfig":
