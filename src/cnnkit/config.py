@@ -114,7 +114,7 @@ class TrainConfig:
     checkpoint_every: int = setting(1, "epochs between resume checkpoints (0 = only when "
                                     "interrupted)", unit="epochs", metavar="EPOCHS")
     report: bool = setting(True, "write plots and report.html")
-    verbose: str = setting("auto", "auto (bar in a terminal, one line per epoch when piped) | 0 | "
+    verbose: str = setting("auto", "auto (bar in a terminal, a line every 15 s when piped) | 0 | "
                            "1 | 2", choices=VERBOSITY)
 
     # ------------------------------------------------------------------ validation

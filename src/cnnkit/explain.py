@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["grad_cam", "explain", "Explanation", "class_scores", "find_target_layer", "overlay",
+           "layer_label",
            "feature_maps", "plot_feature_maps", "plot_filters", "save_explanations",
            "explain_files"]
 
@@ -128,23 +129,71 @@ def _conv_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
-def _layer_name(path: str, module: nn.Module) -> str:
-    """A Keras-facade layer's own name (``conv2d_1``), else the module path (``layer4``)."""
-    name = getattr(module, "name", None)
-    return name if isinstance(name, str) and path and name else path
+def _zoo_block_name(features: nn.Module, parts: list[str], module: nn.Module) -> str | None:
+    """``features.2`` of a zoo net -> ``block2`` (its 2nd child holding a conv), and a conv
+    inside it -> ``block2_conv1``, as Keras names VGG's layers. A child without a conv (the
+    activation after a bare conv) is named after the block before it; None before any block."""
+    children = list(features.named_children())
+    blocks = [c for _, c in children if any(isinstance(m, nn.Conv2d) for m in c.modules())]
+    at = next((i for i, (n, _) in enumerate(children) if n == parts[1]), None)
+    if at is None:
+        return None
+    child = children[at][1]
+    if not any(child is b for b in blocks):
+        before = [c for _, c in children[:at] if any(c is b for b in blocks)]
+        return f"block{len(before)}" if before else None
+    name = f"block{next(i for i, b in enumerate(blocks, 1) if b is child)}"
+    convs = [m for m in child.modules() if isinstance(m, nn.Conv2d)]
+    inside = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    if not inside and len(parts) > 2:  # an activation inside the block: the conv before it
+        order = list(child.modules())
+        at_module = next((i for i, m in enumerate(order) if m is module), 0)
+        inside = [m for m in order[:at_module] if isinstance(m, nn.Conv2d)]
+    if len(parts) == 2 or not inside:
+        return name
+    return f"{name}_conv{next(i for i, c in enumerate(convs, 1) if c is inside[-1])}"
+
+
+def layer_label(model: nn.Module, path: str) -> str:
+    """The layer at module ``path`` as the user knows it: a Keras-facade layer's own name
+    (``conv2d_1``), a zoo net's block (``block3``, ``block2_conv1``), else the path inside the
+    user's own module (``features.2``, ``layer4``), without cnnkit's ``module.`` wrapper."""
+    modules = dict(model.named_modules())
+    module = modules.get(path)
+    own = getattr(module, "name", None)
+    if path and isinstance(own, str) and own:
+        return own
+    wrapped = hasattr(model, "preprocess") and path.startswith("module.")
+    inner = path[len("module."):] if wrapped else path
+    parts = inner.split(".")
+    from .models.transfer import ZooModel
+    features = modules.get(("module." if wrapped else "") + "features")
+    if isinstance(model, ZooModel) and parts[0] == "features" and len(parts) >= 2 \
+            and features is not None:
+        return _zoo_block_name(features, parts, module) or inner
+    return inner
+
+
+def _layer_name(model: nn.Module, path: str, module: nn.Module) -> str:
+    return layer_label(model, path) if path else path
 
 
 def _resolve_layer(model: nn.Module, layer) -> tuple[str, nn.Module]:
-    """``layer``: a module, a module path from ``named_modules()`` or a Keras layer name."""
+    """``layer``: a module, a module path from ``named_modules()``, a Keras layer name, or a
+    name ``layer_label`` gives (``block3``, ``features.2`` for ``module.features.2``)."""
     for path, m in model.named_modules():
         if m is layer or path == layer:
-            return _layer_name(path, m), m
+            return _layer_name(model, path, m), m
     if isinstance(layer, nn.Module):
         raise ValueError("layer is not a submodule of the model")
     for path, m in model.named_modules():
         if path and getattr(m, "name", None) == layer:
             return layer, m
-    raise ValueError(f"no layer named {layer!r}; conv layers: {_conv_names(model)}")
+    for path, m in model.named_modules():
+        if path and layer_label(model, path) == layer:
+            return layer, m
+    labels = [layer_label(model, p) for p in _conv_names(model)]
+    raise ValueError(f"no layer named {layer!r}; conv layers: {labels}")
 
 
 def _declared_layer(model: nn.Module) -> nn.Module | None:
@@ -338,7 +387,7 @@ def _grid_figure(tiles: list[np.ndarray], title: str | None, cmap: str | None, p
         ax.imshow(tile, cmap=cmap, interpolation="nearest")
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=11)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
@@ -373,17 +422,37 @@ def plot_filters(model: nn.Module, path, layer=None):
 
 # ---------------------------------------------------------------- files
 
+def _gradcam_figure(picture: np.ndarray, heatmap: np.ndarray, title: str, layer: str, path: Path):
+    """The image beside its Grad-CAM overlay with a colour bar for the heat, ~800 px wide."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.4, 4.6), dpi=100, layout="constrained")
+    left, right, bar = fig.subplots(1, 3, width_ratios=[1, 1, 0.06])
+    for ax, shown, caption in ((left, picture, "image"),
+                               (right, overlay(picture, heatmap), f"Grad-CAM at {layer}")):
+        ax.imshow(shown, interpolation="nearest")
+        ax.set_title(caption, fontsize=11)
+        ax.set_axis_off()
+    fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps["jet"]), cax=bar,
+                 label="share of the strongest evidence")
+    fig.suptitle(title, fontsize=13)
+    fig.savefig(path, format="png")
+
+
 def save_explanations(model: nn.Module, images, out_dir, *, class_names=None, labels=None,
-                      class_index=None, layer=None, names=None, min_side: int = 192,
-                      batch_size: int = 32) -> list[Path]:
-    """Write one PNG per image: the image beside its Grad-CAM overlay, titled with the
-    predicted class and probability (and the true class when ``labels`` are given).
+                      class_index=None, layer=None, names=None, sources=None,
+                      min_side: int = 192, batch_size: int = 32) -> list[Path]:
+    """Write one PNG per image: the image beside its Grad-CAM overlay and a colour bar, titled
+    with the image's name, the predicted class and probability (and the true class when
+    ``labels`` are given), the overlay captioned with the layer.
 
     images: an N×H×W×C array, N×C×H×W tensor or list of images. names: file stems
-    (default 000, 001, ...). Returns the written paths.
+    (default 000, 001, ...). sources: the names shown in the titles (default: ``names``,
+    e.g. the files the images came from). Returns the written paths.
     """
-    from PIL import Image, ImageDraw
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     batch = _to_batch(images)
@@ -394,26 +463,22 @@ def save_explanations(model: nn.Module, images, out_dir, *, class_names=None, la
         ci = class_index
         if ci is not None and np.ndim(ci) == 1:
             ci = list(ci)[start:start + batch_size]
+        if layer is None:  # found once (a module path), reused for later batches
+            layer = _declared_layer(model) or find_target_layer(model, part[:1])
         ex = explain(model, part, ci, layer)
-        layer = ex.layer  # found once, reused for later batches
         for j, img in enumerate(part):
             i = start + j
             pic = _enlarge(_display_image(img), min_side)
-            over = overlay(pic, ex.heatmaps[j])
             c = int(ex.class_indices[j])
             label = class_names[c] if class_names else str(c)
-            text = f"{label} {ex.probabilities[j, c]:.2f}"
+            stem = names[i] if names is not None else f"{i:03d}"
+            source = sources[i] if sources is not None else stem
+            text = f"{source}: predicted {label} ({ex.probabilities[j, c]:.0%})"
             if labels is not None:
                 t = int(labels[i])
-                text = f"true {class_names[t] if class_names else t} / pred {text}"
-            h, w = pic.shape[:2]
-            canvas = Image.new("RGB", (2 * w + 8, h + 22), "white")
-            canvas.paste(Image.fromarray(pic), (0, 22))
-            canvas.paste(Image.fromarray(over), (w + 8, 22))
-            ImageDraw.Draw(canvas).text((4, 4), text, fill="black")
-            stem = names[i] if names is not None else f"{i:03d}"
+                text += f", true {class_names[t] if class_names else t}"
             paths.append(out / f"{stem}_gradcam.png")
-            canvas.save(paths[-1])
+            _gradcam_figure(pic, ex.heatmaps[j], text, ex.layer, paths[-1])
     return paths
 
 
@@ -436,11 +501,13 @@ def explain_files(model, image_paths, out_dir, *, class_index: int | None = None
     stems = [p.stem for p in image_paths]
     out = Path(out_dir)
     written = save_explanations(model, arrays, out, class_index=class_index, layer=layer,
-                                names=stems)
-    for stem, arr in zip(stems, arrays):
-        maps = feature_maps(model, arr, feature_layer)
+                                names=stems, sources=[p.name for p in image_paths])
+    for path, stem, arr in zip(image_paths, stems, arrays):
+        shown = feature_layer if feature_layer is not None else find_target_layer(model, arr, "first")
+        name, _ = _resolve_layer(model, shown)
+        maps = feature_maps(model, arr, shown)
         written.append(plot_feature_maps(maps, out / f"{stem}_features.png",
-                                         title=f"{stem}: feature maps"))
+                                         title=f"{path.name}: feature maps of {name}"))
     if filters:
         written.append(plot_filters(model, out / "filters.png"))
     return written

@@ -28,6 +28,7 @@ from torch import nn
 
 from .explain import class_scores, scaled_input, tensor_ready
 from .serve.images import model_input_shape
+from .train.progress import Task
 
 __all__ = ["export", "load_exported", "is_exported", "ExportResult", "ExportedModel",
            "ParityError", "ExportFileError", "deployable", "FORMATS"]
@@ -167,7 +168,10 @@ def export(model: nn.Module, path, format: str | None = None, *, input_shape=Non
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training, device = model.training, next(model.parameters(), torch.empty(0)).device
     wrapper = deployable(model.cpu())  # export and compare on the CPU, in float32, eval mode
+    task = Task(f"exporting {path.name}", total=3 if check else 2, unit="stage",
+                enabled=verbose, heartbeat=True, rate=False)
     try:
+        task.advance(0, "tracing the model")
         images = _parity_images(shape, samples, n_check)
         with torch.no_grad():
             reference = wrapper(torch.from_numpy(images)).numpy()
@@ -191,15 +195,18 @@ def export(model: nn.Module, path, format: str | None = None, *, input_shape=Non
                                    np.repeat(images[:1], 2, axis=0))
         metadata = json.dumps(spec)
         program = _program(wrapper, example)
+        task.advance(1, f"writing {fmt}")
         if fmt == "onnx":
             _export_onnx(wrapper, program, example, path, opset, metadata)
         else:
             _export_torchscript(wrapper, program, example, path, metadata)
+        task.advance(1, f"checking {fmt} against PyTorch on {len(images)} images" if check else None)
         diff = float("nan")
         if check:
             got = load_exported(path, spec=spec).predict(images)
             diff = float(np.abs(got - reference).max())
             spec["parity"] = {"samples": len(images), "max_abs_diff": diff, "atol": atol}
+            task.advance(1)
             if verbose:
                 print(f"parity: max |{fmt} - pytorch| = {diff:.3g} over {len(images)} images "
                       f"x {k} classes (tolerance {atol:g})")
@@ -209,6 +216,7 @@ def export(model: nn.Module, path, format: str | None = None, *, input_shape=Non
             raise ParityError(f"{path}: exported model differs from PyTorch by {diff:.3g} "
                               f"(> {atol:g}) on {len(images)} images")
     finally:
+        task.close()
         model.to(device).train(was_training)
     if verbose:
         print(f"exported {path} ({fmt}, input uint8 N×{shape[0]}×{shape[1]}×{shape[2]}, "

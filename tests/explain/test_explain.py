@@ -61,7 +61,9 @@ def test_default_class_is_the_prediction(model, image):
 def test_auto_layer_follows_the_data_flow(model, image):
     # the ReLU after the last conv (in-place, so the hook's clone matters)
     assert E.find_target_layer(model, image) == "module.4"
-    assert E.explain(model, image).layer == "module.4"
+    # named as in the user's own module, without cnnkit's "module." wrapper; found again by it
+    assert E.explain(model, image).layer == "4"
+    assert E.explain(model, image, layer="4").layer == "4"
 
 
 def test_auto_layer_on_a_resnet_skips_1x1_maps():
@@ -180,3 +182,53 @@ def test_keras_facade_model_uses_keras_layer_names(tmp_path):
     assert E.explain(model, img, layer="conv2d").layer == "conv2d"
     assert E.feature_maps(model, img, "conv2d").min() >= 0  # post-activation maps
     assert E.plot_filters(model, tmp_path / "f.png").exists()
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The matplotlib figures saved during the test."""
+    from matplotlib.figure import Figure
+
+    saved, original = [], Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved
+
+
+def test_gradcam_png_is_large_titled_with_the_file_and_has_a_colour_bar(model, tmp_path,
+                                                                        saved_figures):
+    picture = tmp_path / "holiday photo.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(
+        picture)
+    written = E.explain_files(model, [picture], tmp_path / "out", filters=False)
+    gradcam = next(p for p in written if p.name == "holiday photo_gradcam.png")
+    assert Image.open(gradcam).size[0] >= 800
+    fig = saved_figures[0]
+    title = fig.get_suptitle()
+    assert title.startswith("holiday photo.png: predicted ") and title.endswith("%)"), title
+    image_ax, overlay_ax, bar_ax = fig.axes
+    assert overlay_ax.get_title() == "Grad-CAM at 4"
+    assert bar_ax.get_ylabel() == "share of the strongest evidence"
+    assert [t.get_text() for t in bar_ax.get_yticklabels()][0] in ("0.0", "0")
+    assert saved_figures[1].get_suptitle() == "holiday photo.png: feature maps of 1"  # conv 0 + ReLU
+
+
+def test_zoo_layers_are_named_by_block(tmp_path, saved_figures):
+    from cnnkit.models.registry import create
+
+    torch.manual_seed(0)
+    vgg = create("vgg-small", num_classes=3, input_shape=(16, 16, 3))
+    img = np.random.default_rng(6).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert E.explain(vgg, img).layer == "block3"  # module.features.2: the third conv block
+    assert E.explain(vgg, img, layer="block2").layer == "block2"
+    assert E.explain(vgg, img, layer="block2_conv1").layer == "block2_conv1"
+    first = E.find_target_layer(vgg, img, "first")  # conv, BatchNorm, ReLU of the first block
+    assert first == "module.features.0.2" and E.layer_label(vgg, first) == "block1_conv1"
+    E.plot_filters(vgg, tmp_path / "filters.png")
+    assert saved_figures[-1].get_suptitle() == "block1_conv1: 32 filters 3×3"
+    with pytest.raises(ValueError, match=r"no layer named 'block9'; conv layers: \['block1_conv1'"):
+        E.explain(vgg, img, layer="block9")

@@ -66,3 +66,25 @@ def test_upload_shows_prediction_and_overlay(browser, tiny_model, tmp_path):
             page.close()
     assert shot.stat().st_size > 10_000
     keep_artifact(shot)
+
+
+def test_result_card_names_the_file(browser, tiny_model, tmp_path):
+    from PIL import Image
+
+    picture = tmp_path / "holiday photo <1>.png"  # a name that must be shown as text, not HTML
+    Image.new("RGB", (40, 30), (200, 120, 40)).save(picture)
+    with running(create_app(tiny_model)) as url:
+        page = browser.new_page(viewport={"width": 390, "height": 900})
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(url + "/")
+            page.wait_for_function(
+                "document.getElementById('model').textContent.includes('4 classes')")
+            page.set_input_files("#file", str(picture))
+            page.wait_for_selector("#result.shown")
+            heading = page.inner_text("#result #file-name")
+            caption = page.inner_text("#preview-caption")
+        finally:
+            page.close()
+    assert heading.startswith("holiday photo <1>.png") and heading.endswith(" KB"), heading
+    assert caption == "Your image: holiday photo <1>.png"

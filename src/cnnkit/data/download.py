@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..train.progress import Task
 from .cache import atomic_path, remove_stale_parts
 
 __all__ = ["download", "file_md5", "offline", "open_url", "DownloadError", "ChecksumError",
@@ -68,16 +69,6 @@ def file_md5(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _progress_bar(total: int | None, name: str, quiet: bool):
-    if quiet or not total or total <= (1 << 20):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is optional
-        return None
-    return tqdm(total=total, unit="B", unit_scale=True, desc=name)
-
-
 def _fetch(url: str, dest: Path, md5: str | None, sha256_prefix: str | None, timeout: float,
            deadline_s: float | None, quiet: bool) -> None:
     start = time.monotonic()
@@ -90,8 +81,7 @@ def _fetch(url: str, dest: Path, md5: str | None, sha256_prefix: str | None, tim
             if not quiet:
                 size = f" ({total / 1e6:.1f} MB)" if total else ""
                 print(f"cnnkit: downloading {url}{size}", file=sys.stderr, flush=True)
-            bar = _progress_bar(total, dest.name, quiet)
-            try:
+            with Task(f"downloading {dest.name}", total, "B", enabled=not quiet) as task:
                 # read1: whatever has arrived (at most one wait of `timeout`), so the deadline
                 # is checked between small reads even when the server sends a byte at a time
                 while chunk := resp.read1(_CHUNK):
@@ -99,8 +89,7 @@ def _fetch(url: str, dest: Path, md5: str | None, sha256_prefix: str | None, tim
                     for h in hashes.values():
                         h.update(chunk)
                     got += len(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
+                    task.advance(len(chunk))
                     elapsed = time.monotonic() - start
                     if deadline_s is not None and elapsed > deadline_s and (total is None or got < total):
                         of = f" of {total}" if total else ""
@@ -108,9 +97,6 @@ def _fetch(url: str, dest: Path, md5: str | None, sha256_prefix: str | None, tim
                             f"{url}: gave up after {elapsed:.0f} s (deadline_s={deadline_s:g}): only "
                             f"{got}{of} bytes arrived ({got / max(elapsed, 1e-9):.0f} bytes/s). The server "
                             "is too slow; try again later or fetch the file another way")
-            finally:
-                if bar is not None:
-                    bar.close()
             if total is not None and got != total:
                 raise DownloadError(f"{url}: partial download, {got} of {total} bytes")
             out.flush()

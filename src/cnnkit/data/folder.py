@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..train.progress import Task
 from .cache import atomic_path, cache_root, files_fingerprint
 from .decode import COLOR_MODES, RESAMPLE, decode_image, sniff_format
 from ._warn import warn
@@ -197,10 +198,12 @@ def _decode_all(entries: list[FileEntry], color_mode: str, image_size, interpola
     rows = list(enumerate(e.path for e in entries))
     chunk = max(1, min(256, -(-n // (4 * workers))))
     parts = [rows[i:i + chunk] for i in range(0, n, chunk)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for f in [pool.submit(_decode_chunk, p, out, ok, native, reasons, kwargs)
-                  for p in parts]:
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            Task(f"decoding {root}", total=n, unit="file") as task:
+        for f, p in [(pool.submit(_decode_chunk, p, out, ok, native, reasons, kwargs), p)
+                     for p in parts]:
             f.result()
+            task.advance(len(p))
     if image_size is None:
         out = _stack_native(native, ok, channels, interpolation, root)
     skipped = [(entries[i].path, reasons[i]) for i in sorted(reasons)]

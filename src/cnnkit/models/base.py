@@ -491,7 +491,8 @@ class Model(KerasWeightsMixin, nn.Module):
         with self._labels_checked_on_first_batch(labels):
             logs = engine.evaluate_loop(self, batches,
                                         self.loss, self.metrics_list, device=self.device,
-                                        precision=self.precision, callbacks=cbs, steps=steps)
+                                        precision=self.precision, callbacks=cbs, steps=steps,
+                                        verbose=verbose)
         if verbose in (1, 2) or (verbose == "auto" and use_bar(1)):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         return fit_args.evaluate_result(logs, return_dict)
@@ -540,7 +541,8 @@ class Model(KerasWeightsMixin, nn.Module):
                                             callbacks, "on_predict_batch_begin", "on_predict_batch_end"))
         cbs = engine.CallbackList(callbacks or [], self, {"verbose": verbose, "epochs": 1, "steps": steps})
         out = engine.predict_loop(self, InMemoryLoader(images, None, size, device=device),
-                                  device=device, precision=self.precision, callbacks=cbs, steps=steps)
+                                  device=device, precision=self.precision, callbacks=cbs, steps=steps,
+                                  verbose=verbose)
         result = out.numpy()
         return result[0] if single else result
 

@@ -12,7 +12,11 @@ import html
 import json
 from pathlib import Path
 
+from .plots import narrow_path
+
 __all__ = ["write_report", "render_report", "PLOTS"]
+
+NARROW_MEDIA = "(max-width: 700px)"  # windows that get the x.narrow.png pictures
 
 # (file in plots/, section title, alt text)
 PLOTS = {
@@ -37,14 +41,17 @@ h1{margin:0 0 4px 0;font-size:26px} h2{margin:28px 0 10px;font-size:20px;
 .row{display:flex;flex-wrap:wrap;gap:16px}
 figure{background:#fff;border:1px solid #d0d7de;border-radius:8px;margin:0;padding:8px}
 figure img{max-width:100%;display:block;margin:0 auto}
-.row figure{flex:1 1 420px;max-width:calc(50% - 8px)}
-figure.square img{max-width:720px} figcaption{color:#59636e;font-size:12px;margin-top:4px}
+.row figure{flex:1 1 420px;min-width:0}
+figure.square img{max-width:min(900px,100%)}
+.scroll{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;background:#fff;font-size:13px}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}
 th{background:#f0f3f6}
 pre{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:10px;overflow-x:auto;
  font-size:12px;line-height:1.25}
+pre.wrap{white-space:pre-wrap;overflow-wrap:anywhere}
+@media (max-width:700px){main{padding:12px}}
 .note{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:6px 10px;margin:6px 0}
 """
 
@@ -53,18 +60,28 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
+def _png_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
 def _img(path: Path, alt: str, cls: str = "") -> str:
+    """The picture, with its phone-width version (``x.narrow.png``) for windows under
+    ``NARROW_MEDIA``. No caption: each picture carries its title."""
     if not path.is_file():
         return f'<p class="note">{_e(alt)}: not drawn ({_e(path.name)} is missing)</p>'
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure class="{cls}"><img alt="{_e(alt)}" data-plot="{_e(path.stem)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{_e(alt)}</figcaption></figure>')
+    narrow = narrow_path(path)
+    source = (f'<source media="{NARROW_MEDIA}" srcset="{_png_uri(narrow)}">'
+              if narrow.is_file() else "")
+    return (f'<figure class="{cls}"><picture>{source}<img alt="{_e(alt)}" '
+            f'data-plot="{_e(path.stem)}" src="{_png_uri(path)}"></picture></figure>')
 
 
 def _table(header: list[str], rows: list[list], cls: str = "") -> str:
+    """A table that scrolls sideways inside its box instead of widening the page."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{body}</tbody></table></div>')
 
 
 def _fmt(v, digits: int = 4) -> str:
@@ -172,7 +189,7 @@ def render_report(run_dir) -> str:
             ["setting", "value"], [[k, json.dumps(v) if not isinstance(v, str) else v]
                                    for k, v in cfg.items()], "config"))
     if command:
-        parts.append(f"<h2 id='command'>Command</h2><pre>{_e(command)}</pre>")
+        parts.append(f"<h2 id='command'>Command</h2><pre class='wrap'>{_e(command)}</pre>")
     if env:
         parts.append("<h2 id='env'>Environment</h2>" + _table(
             ["", ""], [[k, v if isinstance(v, str) else json.dumps(v)] for k, v in env.items()], "env"))

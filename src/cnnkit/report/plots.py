@@ -7,8 +7,11 @@ Each function takes plain arrays and writes one PNG:
 - ``prediction_grid``: images captioned "Actual: cat | Predicted: dog", as the tutorial draws one
 - ``top_losses``: the worst mistakes, each beside its Grad-CAM heatmap when one is given
 
-(The two image grids are one montage in one axes, captions as its texts: fast to draw.)
 - ``timing``: seconds per epoch spent waiting for data vs computing
+
+Every function draws for a laptop window by default and, with ``narrow=True``, for a phone
+(report.html shows that one below 700 px). Each is sized so that its smallest text is at
+least ``LEGIBLE_PX`` CSS pixels tall where the page shows it (``SHOWN_PX``).
 """
 
 from __future__ import annotations
@@ -18,9 +21,20 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["curves", "confusion", "prediction_grid", "top_losses", "timing", "to_display"]
+__all__ = ["curves", "confusion", "prediction_grid", "top_losses", "timing", "to_display",
+           "narrow_path"]
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"
+LEGIBLE_PX = 10.5
+# CSS pixels report.html gives a picture: a full-width figure in a 1280 px window, a half-width
+# one (the curves), the confusion matrix (its max-width), and any figure in a 390 px window.
+SHOWN_PX = {"wide": 1114, "half": 540, "square": 900, "narrow": 324}
+
+
+def narrow_path(path) -> Path:
+    """Where the phone-width version of the picture at ``path`` goes: ``x.png`` -> ``x.narrow.png``."""
+    path = Path(path)
+    return path.with_name(path.stem + ".narrow" + path.suffix)
 
 
 def _save(fig: Figure, path) -> Path:
@@ -49,9 +63,9 @@ def _show(ax, image: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def curves(rows: list[dict], key: str, path, title: str | None = None) -> Path:
+def curves(rows: list[dict], key: str, path, title: str | None = None, narrow: bool = False) -> Path:
     """``key`` ('accuracy' or 'loss') and ``val_<key>`` per epoch from history rows."""
-    fig = Figure(figsize=(6, 4))
+    fig = Figure(figsize=(3.6, 2.9) if narrow else (6, 4))
     ax = fig.add_subplot()
     epochs = [r["epoch"] for r in rows]
     for k, label, style in ((key, f"training {key}", "-o"), (f"val_{key}", f"validation {key}", "-s")):
@@ -69,23 +83,29 @@ def curves(rows: list[dict], key: str, path, title: str | None = None) -> Path:
     return _save(fig, path)
 
 
-def confusion(cm, class_names: list[str], path, title: str = "Confusion matrix") -> Path:
-    """Rows: actual class, columns: predicted; colour is the share of the row."""
+def confusion(cm, class_names: list[str], path, title: str = "Confusion matrix",
+              narrow: bool = False) -> Path:
+    """Rows: actual class, columns: predicted; colour is the share of the row (the colour
+    bar is left out of the narrow picture: the counts are in the cells)."""
     cm = np.asarray(cm)
     k = len(cm)
     size = min(4 + 0.5 * k, 30)
-    fig = Figure(figsize=(size + 1.5, size))
+    small = k > 12
+    fig = Figure(figsize=(3.6, 3.6) if narrow else (size + 1.5, size))
     ax = fig.add_subplot()
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the actual class")
+    if not narrow:
+        bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        bar.set_label("share of the actual class", fontsize=11)
+        bar.ax.tick_params(labelsize=11)
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
-    small = k > 12
+    label_pt = 7 if small else (10 if narrow else 11)
     ax.set_xticklabels(class_names, rotation=45 if not small else 90, ha="right" if not small else "center",
-                       fontsize=8 if small else 10)
-    ax.set_yticklabels(class_names, fontsize=8 if small else 10)
+                       fontsize=label_pt, rotation_mode="anchor" if not small else "default")
+    ax.set_yticklabels(class_names, fontsize=label_pt)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("Actual")
     ax.set_title(title)
@@ -94,7 +114,7 @@ def confusion(cm, class_names: list[str], path, title: str = "Confusion matrix")
             for j in range(k):
                 if cm[i, j]:
                     ax.text(j, i, str(int(cm[i, j])), ha="center", va="center",
-                            fontsize=7 if small else 9,
+                            fontsize=6 if small else (9.5 if narrow else 10.5),
                             color="white" if share[i, j] > 0.5 else "black")
     return _save(fig, path)
 
@@ -104,81 +124,72 @@ def _grid(n: int, cols: int) -> tuple[int, int]:
     return -(-n // cols), cols
 
 
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
-
-
-def _tiles(tiles: list[np.ndarray], captions: list[str], colors: list[str], cols: int,
-           tile_inches: tuple[float, float], title: str, fontsize: float, loc: str = "center"):
-    """One figure, ONE axes: the tiles laid out in a montage image, each with its caption
-    above it (an axes per tile costs ~0.1 s each to build and draw; a report has ~40)."""
-    n = len(tiles)
-    rows, cols = _grid(max(n, 1), cols)
-    h = max((t.shape[0] for t in tiles), default=1)
-    w = max((t.shape[1] for t in tiles), default=1)
-    band = int(np.ceil(0.42 * h))           # caption space above each tile, in tile pixels
-    gap = max(1, w // 12)
-    canvas = np.full((rows * (h + band), cols * (w + gap), 3), 255, np.uint8)
-    fig = Figure(figsize=(tile_inches[0] * cols, tile_inches[1] * rows))
-    ax = fig.add_axes((0, 0, 1, 0.94 if title else 1))
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        y0, x0 = r * (h + band) + band, c * (w + gap)
-        canvas[y0:y0 + tile.shape[0], x0:x0 + tile.shape[1]] = _as_rgb(tile)
-        x = x0 if loc == "left" else x0 + tile.shape[1] / 2
-        ax.text(x, y0 - band * 0.08, captions[i], ha=loc, va="bottom", fontsize=fontsize,
-                color=colors[i])
-    ax.imshow(canvas, interpolation="nearest", aspect="equal")
-    ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=13 if loc == "center" else 12)
-    return fig
+def _actual_predicted(actual: str, predicted: str, narrow: bool) -> str:
+    """The tutorial's "Actual: cat | Predicted: dog", on two lines where tiles are narrow."""
+    return f"Actual: {actual}" + ("\n" if narrow else " | ") + f"Predicted: {predicted}"
 
 
 def prediction_grid(images, actual, predicted, probabilities, class_names, path,
-                    title: str = "Sample predictions", cols: int = 4) -> Path:
-    """One tile per image captioned "Actual: cat | Predicted: dog" (green right, red wrong)."""
+                    title: str = "Sample predictions", cols: int | None = None,
+                    narrow: bool = False) -> Path:
+    """One tile per image titled "Actual: cat | Predicted: dog" (green right, red wrong)."""
     images = to_display(images)
-    captions, colors = [], []
-    for i in range(len(images)):
+    n = len(images)
+    rows, cols = _grid(max(n, 1), cols or (2 if narrow else 4))
+    tile = 1.9 if narrow else 3.2
+    fig = Figure(figsize=(tile * cols, (tile + 0.6) * rows + 0.4), layout="constrained")
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        _show(ax, images[i])
         a, p = int(actual[i]), int(predicted[i])
-        text = f"Actual: {class_names[a]} | Predicted: {class_names[p]}"
-        if probabilities is not None:
-            text += f"\n({float(probabilities[i][p]):.0%} sure)"
-        captions.append(text)
-        colors.append(RIGHT if a == p else WRONG)
-    fig = _tiles(list(images), captions, colors, cols, (3.2, 3.3), title, 9)
+        prob = float(probabilities[i][p]) if probabilities is not None else None
+        text = _actual_predicted(class_names[a], class_names[p], narrow)
+        if prob is not None:
+            text += f"\n({prob:.0%} sure)"
+        ax.set_title(text, fontsize=9.5 if narrow else 10.5, color=RIGHT if a == p else WRONG)
+    fig.suptitle(title, fontsize=13)
     return _save(fig, path)
 
 
 def top_losses(images, actual, predicted, losses, probabilities, class_names, path,
-               heatmaps=None, overlays=None, cols: int = 4,
-               title: str = "Top losses: the most confident mistakes") -> Path:
-    """The highest-loss images, each captioned with actual/predicted, loss and probability.
+               heatmaps=None, overlays=None, cols: int | None = None,
+               title: str = "Top losses: the most confident mistakes", narrow: bool = False,
+               layer: str | None = None) -> Path:
+    """The highest-loss images, each titled with actual/predicted, loss and probability.
 
-    ``overlays``: N×H×W×3 uint8 Grad-CAM overlays shown beside each image (optional).
+    ``overlays``: N×H×W×3 uint8 Grad-CAM overlays shown beside each image (optional);
+    ``layer``: the layer they were taken at, named in the title.
+    ``cols``: images (or image + overlay pairs) per row; default 3 pairs or 4 images, and
+    1 pair or 2 images when ``narrow``.
     """
     images = to_display(images)
+    n = len(images)
     pair = overlays is not None
-    tiles, captions, colors = [], [], []
-    for i in range(len(images)):
+    per = 2 if pair else 1
+    rows, cols = _grid(max(n, 1), cols or {(False, False): 4, (False, True): 3,
+                                           (True, False): 2, (True, True): 1}[narrow, pair])
+    panel = 1.9 if (narrow or pair) else 2.8
+    fig = Figure(figsize=(panel * cols * per, (panel + 0.75) * rows + 0.4), layout="constrained")
+    for i in range(n):
+        ax = fig.add_subplot(rows, cols * per, i * per + 1)
+        _show(ax, images[i])
         a, p = int(actual[i]), int(predicted[i])
-        tile = _as_rgb(images[i])
+        ax.set_title(_actual_predicted(class_names[a], class_names[p], narrow and not pair) + "\n"
+                     f"loss {float(losses[i]):.2f}, p(pred) {float(probabilities[i][p]):.2f}",
+                     fontsize=10, color=WRONG if a != p else RIGHT, loc="left")
         if pair:
-            spacer = np.full((tile.shape[0], max(1, tile.shape[1] // 16), 3), 255, np.uint8)
-            tile = np.concatenate([tile, spacer, _as_rgb(np.asarray(overlays[i]))], axis=1)
-        tiles.append(tile)
-        captions.append(f"Actual: {class_names[a]} | Predicted: {class_names[p]}\n"
-                        f"loss {float(losses[i]):.2f}, p(pred) {float(probabilities[i][p]):.2f}")
-        colors.append(WRONG if a != p else RIGHT)
-    fig = _tiles(tiles, captions, colors, cols, (2.6 * (2 if pair else 1), 3.1),
-                 title + (" (right: Grad-CAM for the predicted class)" if pair else ""), 8.5,
-                 loc="left")
+            ax2 = fig.add_subplot(rows, cols * per, i * per + 2)
+            _show(ax2, overlays[i])
+    at = f" at {layer}" if layer else ""
+    note = ("\n" if narrow else " ") + f"(right: Grad-CAM{at} for the predicted class)" if pair else ""
+    fig.suptitle(title + note, fontsize=11 if narrow else 13)
     return _save(fig, path)
 
 
-def timing(rows: list[dict], path, title: str = "Time per epoch: waiting for data vs computing") -> Path:
-    fig = Figure(figsize=(6, 3.6))
+def timing(rows: list[dict], path, title: str = "Time per epoch: waiting for data vs computing",
+           narrow: bool = False) -> Path:
+    """Stacked bars per epoch; the legend sits under the chart, where it covers no bar."""
+    fig = Figure(figsize=(3.6, 3.0) if narrow else (6, 3.6))
     ax = fig.add_subplot()
     epochs = [r["epoch"] for r in rows]
     wait = np.array([r.get("data_wait_s") or 0.0 for r in rows], dtype=float)
@@ -187,9 +198,10 @@ def timing(rows: list[dict], path, title: str = "Time per epoch: waiting for dat
     ax.bar(epochs, wait, bottom=comp, label=f"data wait ({wait.sum():.1f}s)", color="#fb8500")
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Seconds")
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title.replace(": ", ":\n", 1) if narrow else title, fontsize=11)
     if epochs:
         ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(epochs[0], epochs[-1], 10).round())
-    ax.legend()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2 if narrow else -0.17), ncol=2,
+              frameon=False)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)

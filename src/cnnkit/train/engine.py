@@ -24,7 +24,7 @@ from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import CallbackList
 from .history import History
-from .progress import EpochProgress
+from .progress import EpochProgress, track
 
 
 def _penalty_and_constrain(model):
@@ -333,7 +333,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
                 nan_batch = step
             batch_logs = BatchLogs(total_loss, seen, metrics) if batch_logs_wanted else {}
             cbs.on_train_batch_end(step, batch_logs)
-            bar.update(step + 1, lambda: _running_logs(total_loss, seen, metrics))
+            bar.update(step + 1, lambda: _running_logs(total_loss, seen, metrics), seen)
             t_wait = time.perf_counter()
             timing.compute_s += t_wait - t_start
             if nan_batch is not None or model.stop_training:
@@ -357,7 +357,8 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
         state.validated = None if val_data is None else should_validate(epoch, validation_freq)
         if state.validated:
             val_logs = evaluate_loop(model, val_data, loss, metrics, device=device,
-                                     precision=precision, callbacks=cbs, steps=validation_steps)
+                                     precision=precision, callbacks=cbs, steps=validation_steps,
+                                     verbose=verbose in (1, "auto"))
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         model.timing.append(timing.as_dict())
         cbs.on_epoch_end(epoch, logs)
@@ -380,9 +381,10 @@ def history_callback(history: History):
 
 @torch.no_grad()
 def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
-                  callbacks: CallbackList | None = None, steps: int | None = None) -> dict:
+                  callbacks: CallbackList | None = None, steps: int | None = None,
+                  verbose=0) -> dict:
     """Mean loss and metrics over ``data`` (the first ``steps`` batches) in eval mode, with
-    Keras's ``on_test_*`` events on ``callbacks``."""
+    Keras's ``on_test_*`` events on ``callbacks``; ``verbose``: progress over the batches."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     perf.ensure_configured(device)
     metrics = [copy.copy(m) for m in metrics]  # do not disturb the training metrics' state
@@ -395,9 +397,8 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
     penalty, _ = _penalty_and_constrain(model)  # Keras's loss includes model.losses
     for m in metrics:
         m.reset()
-
-
-    for step, batch in enumerate(data):
+    batches = track(data, "evaluating", unit="batch", enabled=bool(verbose))
+    for step, batch in enumerate(batches):
         if steps is not None and step >= steps:
             break
         callbacks.on_test_batch_begin(step, {})
@@ -424,9 +425,11 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
 
 @torch.no_grad()
 def predict_loop(model, data, *, device=None, precision="auto", logits: bool = False,
-                 callbacks: CallbackList | None = None, steps: int | None = None) -> torch.Tensor:
+                 callbacks: CallbackList | None = None, steps: int | None = None,
+                 verbose=0) -> torch.Tensor:
     """Stack the model's outputs over ``data`` (the first ``steps`` batches; on the CPU), with
-    Keras's ``on_predict_*`` events. ``logits`` skips a final softmax."""
+    Keras's ``on_predict_*`` events. ``logits`` skips a final softmax. ``verbose``: progress
+    over the batches (``cnnkit.train.progress.track``)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     perf.ensure_configured(device)
     was_training = model.training
@@ -434,7 +437,8 @@ def predict_loop(model, data, *, device=None, precision="auto", logits: bool = F
     callbacks = callbacks if callbacks is not None else CallbackList([], model, {})
     callbacks.on_predict_begin({})
     outs = []
-    for step, batch in enumerate(data):
+    batches = track(data, "predicting", unit="batch", enabled=bool(verbose))
+    for step, batch in enumerate(batches):
         if steps is not None and step >= steps:
             break
         callbacks.on_predict_batch_begin(step, {})
