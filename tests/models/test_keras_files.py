@@ -20,7 +20,7 @@ pytest.importorskip("h5py")
 
 import cnnkit  # noqa: E402
 from cnnkit import layers  # noqa: E402
-from cnnkit.models.keras_io import KerasFileError, functional  # noqa: E402
+from cnnkit.models.keras_io import KerasFileError  # noqa: E402
 from cnnkit.models.keras_io.graph import parse_model_config  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "keras" / "files"
@@ -78,14 +78,6 @@ def test_flatten_order_is_asked_of_the_layer(monkeypatch, tmp_path):
     assert not torch.equal(kernels["channels_first"], kernels["channels_last"])
 
 
-NEW_LAYERS = ("ZeroPadding2D", "DepthwiseConv2D", "LeakyReLU", "SeparableConv2D", "LayerNormalization",
-              "PReLU", "Conv2DTranspose", "GroupNormalization", "ELU", "Cropping2D", "UpSampling2D",
-              "SpatialDropout2D", "Softmax", "Permute", "Reshape")
-has_new_layers = all(isinstance(getattr(layers, n, None), type) for n in NEW_LAYERS)
-needs_new_layers = pytest.mark.skipif(not has_new_layers, reason="this cnnkit lacks some of the newer layers")
-
-
-@needs_new_layers
 def test_newer_layers_convert_through_their_keras_weights(tmp_path):
     """Layers with no entry in the table convert through their own Keras-layout
     get_weights / set_weights, both ways."""
@@ -96,8 +88,6 @@ def test_newer_layers_convert_through_their_keras_weights(tmp_path):
     np.testing.assert_allclose(outputs(cnnkit.load_model(tmp_path / "again.keras"), x), y, atol=2e-5, rtol=0)
 
 
-@needs_new_layers
-@pytest.mark.skipif(not functional.available(), reason="this cnnkit has no functional API")
 def test_image_classification_from_scratch_network_gives_keras_outputs():
     x, y = golden("xception_mini")  # SeparableConv2D, residual add, GlobalAveragePooling2D
     np.testing.assert_allclose(outputs(cnnkit.load_model(GOLDEN / "xception_mini.keras"), x), y,
@@ -236,10 +226,6 @@ def test_branching_functional_model_parses_to_a_graph():
     assert graph.layers[name["Conv2D"]].path == ("conv2d",)  # where Keras 3 keeps its weights
 
 
-needs_functional = pytest.mark.skipif(not functional.available(), reason="this cnnkit has no functional API")
-
-
-@needs_functional
 def test_branching_functional_models_give_keras_outputs():
     x, y = golden("residual")
     np.testing.assert_allclose(outputs(cnnkit.load_model(GOLDEN / "residual.keras"), x), y, atol=1e-5, rtol=0)
@@ -263,14 +249,12 @@ def test_keras2_functional_file_parses_to_a_graph():
     assert graph.layers[name["Conv2D"]].legacy_path == (name["Conv2D"],)
 
 
-@needs_functional
 def test_keras2_functional_file_gives_keras_outputs():
     x, y = golden("keras2_residual")
     np.testing.assert_allclose(outputs(cnnkit.load_model(GOLDEN / "keras2_residual.h5"), x), y,
                                atol=1e-5, rtol=0)
 
 
-@needs_functional
 def test_functional_model_weights_round_trip_through_weights_h5(tmp_path):
     model = cnnkit.load_model(GOLDEN / "two_inputs.keras").eval()
     model.save_weights(tmp_path / "w.weights.h5")
@@ -284,13 +268,6 @@ def test_functional_model_weights_round_trip_through_weights_h5(tmp_path):
         got = other([nchw(data["x0"]), nchw(data["x1"])])
     for i, out in enumerate(got):
         np.testing.assert_allclose(out.numpy(), data[f"y{i}"], atol=1e-5, rtol=0)
-
-
-@pytest.mark.skipif(functional.available(), reason="this cnnkit has the functional API")
-def test_branching_model_is_refused_in_one_line_without_functional_api():
-    with pytest.raises(KerasFileError, match="Add: no cnnkit equivalent") as err:
-        cnnkit.load_model(GOLDEN / "residual.keras")
-    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("damage, expected", [
@@ -403,7 +380,6 @@ def test_written_keras_file_has_keras_layout(tmp_path, name):
     assert_same_keras_file(GOLDEN / f"{name}.keras", tmp_path / "out.keras", tmp_path)
 
 
-@needs_functional
 @pytest.mark.parametrize("name", ["two_inputs", "residual"])
 def test_written_functional_file_has_keras_layout(tmp_path, name):
     cnnkit.load_model(GOLDEN / f"{name}.keras").save(tmp_path / "out.keras")
@@ -493,18 +469,16 @@ def test_real_keras_loads_cnnkit_file_with_same_outputs(tmp_path):
     names = ["mine", "seq", "mine_h5"]
     arrays = dict(x_mine=x, y_mine=outputs(model, x), x_seq=xs, y_seq=outputs(seq, xs),
                   x_mine_h5=x, y_mine_h5=outputs(model, x))
-    if has_new_layers:
-        newer = cnnkit.load_model(GOLDEN / "new_layers.keras")
-        newer.save(tmp_path / "newer.keras")
-        xn, _ = golden("new_layers")
-        names.append("newer")
-        arrays.update(x_newer=xn, y_newer=outputs(newer, xn))
-    if functional.available():
-        graph = cnnkit.load_model(GOLDEN / "residual.keras")
-        graph.save(tmp_path / "graph.keras")
-        xg, _ = golden("residual")
-        names.append("graph")
-        arrays.update(x_graph=xg, y_graph=outputs(graph, xg))
+    newer = cnnkit.load_model(GOLDEN / "new_layers.keras")
+    newer.save(tmp_path / "newer.keras")
+    xn, _ = golden("new_layers")
+    names.append("newer")
+    arrays.update(x_newer=xn, y_newer=outputs(newer, xn))
+    graph = cnnkit.load_model(GOLDEN / "residual.keras")
+    graph.save(tmp_path / "graph.keras")
+    xg, _ = golden("residual")
+    names.append("graph")
+    arrays.update(x_graph=xg, y_graph=outputs(graph, xg))
     np.savez(tmp_path / "io.npz", **arrays)
     script = (
         "import os, sys, numpy as np\n"

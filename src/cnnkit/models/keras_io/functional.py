@@ -7,15 +7,10 @@ weights follow each layer's Flatten order along the calls (:func:`convert.graph_
 
 from __future__ import annotations
 
-import importlib.util
 
 from .convert import graph_orders, load_layers
 from .errors import KerasFileError
 from .layer_map import Unsupported
-
-
-def available() -> bool:
-    return importlib.util.find_spec("cnnkit.models.functional") is not None
 
 
 def build_functional(graph, layer_by_name: dict, store, source: str):
@@ -47,7 +42,7 @@ def build_functional(graph, layer_by_name: dict, store, source: str):
 
 # -- writing: a cnnkit functional model -> Keras 3's functional config ------------------------
 def is_functional(model) -> bool:
-    return available() and type(model).__name__ == "Functional" and hasattr(model, "get_config")
+    return type(model).__name__ == "Functional" and hasattr(model, "get_config")
 
 
 def _keras_tensor(by_name: dict, ref) -> dict:

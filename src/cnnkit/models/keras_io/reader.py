@@ -62,10 +62,6 @@ def build_model(graph: Graph, store, source: str):
     specs = chain if chain is not None else list(graph.layers.values())
     layers = build_layers(specs, source)
     if chain is None:
-        if not functional.available():
-            raise KerasFileError(f"{source} holds a functional model with branches or several "
-                                 f"inputs/outputs ({len(graph.layers)} layers); this cnnkit "
-                                 "converts Sequential-shaped models only (it has no functional API)")
         return functional.build_functional(graph, {s.name: layer for s, layer in zip(specs, layers)},
                                            store, source)
     try:
