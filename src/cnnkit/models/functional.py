@@ -20,6 +20,7 @@ from ..keras_tensor import KerasTensor, flatten, to_keras_shape
 from ..layers import Layer, default_name
 from ..layers.merging import InputLayer
 from .base import Model
+from .sequential import Sequential
 
 __all__ = ["Functional", "map_graph"]
 
@@ -197,18 +198,8 @@ class Functional(Model):
         act = getattr(layer, "activation_name", None)
         return act if act in ("softmax", "sigmoid") else None
 
-    @property
-    def output_kind(self):
-        if self.output_activation:
-            return "probabilities"
-        loss = getattr(self, "loss", None)
-        if loss is not None and loss.name in ("mse", "mae"):
-            return "raw"
-        return "logits"
-
-    @output_kind.setter
-    def output_kind(self, value):
-        pass  # derived from the output layer; Model.__init__ assigns it
+    # derived from the output layer (output_activation) and the loss, as a Sequential's is
+    output_kind = Sequential.output_kind
 
     def _num_outputs(self):
         shape = self._outputs[0].torch_shape
