@@ -8,6 +8,22 @@ A saved config can only name a class in the registry: nothing read from a file p
 from __future__ import annotations
 
 
+class KerasObject:
+    """What initializers, regularizers and constraints share: Keras's ``get_config`` /
+    ``from_config`` pair (the config is the constructor's arguments) and a repr of it."""
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
 class SerialRegistry:
     def __init__(self, kind: str, base: type, names: dict[str, type]):
         self.kind = kind

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._serial import SerialRegistry
+from ._serial import KerasObject, SerialRegistry
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "max_norm",
            "min_max_norm", "non_neg", "unit_norm", "get", "serialize", "step_function"]
@@ -23,20 +23,9 @@ def _axes(axis):
     return tuple(int(a) for a in axis) if isinstance(axis, (list, tuple)) else int(axis)
 
 
-class Constraint:
+class Constraint(KerasObject):
     def __call__(self, w: torch.Tensor) -> torch.Tensor:
         return w
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class _Norm(Constraint):

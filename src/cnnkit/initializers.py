@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ._serial import SerialRegistry
+from ._serial import KerasObject, SerialRegistry
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeNormal",
@@ -45,17 +45,10 @@ def _generator(seed):
     return gen
 
 
-class Initializer:
+class Initializer(KerasObject):
     """Base: ``__call__(shape, dtype=None)`` returns a new tensor in Keras's layout."""
 
     elementwise = True  # each value drawn independently: layout does not matter
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
 
     def _draw(self, out: torch.Tensor, keras_shape: tuple) -> None:
         raise NotImplementedError
@@ -73,10 +66,6 @@ class Initializer:
                 self._draw(tensor, tuple(keras_shape))
             else:
                 tensor.copy_(from_keras(self(keras_shape, dtype=tensor.dtype)))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Constant(Initializer):

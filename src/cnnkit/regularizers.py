@@ -10,26 +10,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._serial import SerialRegistry
+from ._serial import KerasObject, SerialRegistry
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize",
            "collect_losses", "penalty_function"]
 
 
-class Regularizer:
+class Regularizer(KerasObject):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _factor(name: str, value) -> float:
