@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,7 @@ def bad_files():
 class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
     partial: set[str] = set()
+    trickle: set[str] = set()  # paths sent one byte every 20 ms
     hits: list[str] = []
 
     def do_GET(self):  # noqa: N802 - http.server's name
@@ -130,7 +132,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.wfile.write(data)
+        if self.path not in self.trickle:
+            self.wfile.write(data)
+            return
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.02)
+        except OSError:  # the client gave up
+            pass
 
     def log_message(self, *args):  # keep test output quiet
         pass
@@ -139,10 +150,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def http_files():
     """A local HTTP server on 127.0.0.1: set ``.files[path] = bytes``; ``.partial`` paths are
-    cut in half; ``.hits`` lists requests; ``.url`` is the base address."""
-    handler = type("Handler", (_Handler,), {"files": {}, "partial": set(), "hits": []})
+    cut in half, ``.trickle`` paths sent a byte every 20 ms; ``.hits`` lists requests; ``.url``
+    is the base address."""
+    handler = type("Handler", (_Handler,), {"files": {}, "partial": set(), "trickle": set(),
+                                            "hits": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.timeout = 5
+    server.daemon_threads, server.block_on_close = True, False  # a trickle never holds shutdown
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import os
-import threading
 import time
 
 import pytest
@@ -18,48 +16,10 @@ from cnnkit.data.download import DeadlineError, DownloadError, OfflineError, dow
 from cnnkit.models import registry, weights
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    trickle: set[str] = set()  # paths sent one byte every 20 ms
-    hits: list[str] = []
-
-    def do_GET(self):  # noqa: N802 - http.server's name
-        self.hits.append(self.path)
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        try:
-            if self.path not in self.trickle:
-                self.wfile.write(data)
-                return
-            for i in range(len(data)):
-                self.wfile.write(data[i:i + 1])
-                self.wfile.flush()
-                time.sleep(0.02)
-        except OSError:  # the client gave up
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def server():
-    handler = type("Handler", (_Handler,), {"files": {}, "trickle": set(), "hits": []})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads, httpd.block_on_close = True, False
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
-        yield handler
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+def server(http_files):
+    """tests/data/conftest.py's local server, which counts every request it gets."""
+    return http_files
 
 
 def _files(folder):
