@@ -142,23 +142,17 @@ def test_load_weights_from_keras3_weights_file():
     np.testing.assert_allclose(after, y_other, atol=1e-5, rtol=0)
 
 
-def test_load_weights_from_a_whole_keras_file():
-    model = cnnkit.load_model(GOLDEN / "gap_cnn.keras")
+@pytest.mark.parametrize("model_file, weights_file, case", [
+    ("gap_cnn.keras", "gap_cnn.keras", "gap_cnn"),  # a whole .keras file as the weights
+    ("keras2_cnn.h5", "keras2_cnn_weights.h5", "keras2_cnn"),  # Keras 2: layers matched in order
+])
+def test_load_weights_into_zeroed_model_gives_keras_outputs(model_file, weights_file, case):
+    model = cnnkit.load_model(GOLDEN / model_file)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-    model.load_weights(GOLDEN / "gap_cnn.keras")
-    x, y = golden("gap_cnn")
-    np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
-
-
-def test_load_weights_from_keras2_weights_file_matches_layers_in_order():
-    model = cnnkit.load_model(GOLDEN / "keras2_cnn.h5")
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-    model.load_weights(GOLDEN / "keras2_cnn_weights.h5")
-    x, y = golden("keras2_cnn")
+    model.load_weights(GOLDEN / weights_file)
+    x, y = golden(case)
     np.testing.assert_allclose(outputs(model, x), y, atol=1e-5, rtol=0)
 
 
