@@ -116,6 +116,11 @@ class TrainConfig:
     report: bool = setting(True, "write plots and report.html")
     verbose: str = setting("auto", "auto (bar in a terminal, a line every 15 s when piped) | 0 | "
                            "1 | 2", choices=VERBOSITY)
+    log: str = setting("", "experiment loggers fed each epoch's history.csv row: tensorboard, "
+                       "mlflow or both, comma-separated ('' = none); files under the run "
+                       "directory (docs/CLI.md, Loggers)", metavar="LOGGERS")
+    mlflow_uri: str = setting("", "--log mlflow: the tracking store, a local folder ('' = "
+                              "mlruns/ in the run directory); never a server", metavar="DIR")
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "TrainConfig":
@@ -157,6 +162,10 @@ class TrainConfig:
                               ("output", output_dir_problem(self.output))):
             if problem:
                 bad(name, problem)
+        from .run.loggers import log_problem
+        problem = log_problem(self.log, self.mlflow_uri)
+        if problem:
+            bad("log" if "--mlflow-uri" not in problem else "mlflow_uri", problem)
         if self.recipe:
             default = TrainConfig()
             clash = [n for n in RECIPE_DECIDES if getattr(self, n) != getattr(default, n)]

@@ -293,10 +293,14 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
 
     recorder = RunRecorder(run, plan, interrupt=interrupt, ckpt=ckpt, cut=cut, clock=ctx.clock,
                            every=cfg.checkpoint_every, main=main, multi=multi)
+    from .loggers import run_loggers  # --log: fed the recorder's rows, so it comes after it
+    loggers = run_loggers(cfg, run, recorder, interrupt=interrupt,
+                          resumed=ckpt is not None) if main else None
     callbacks: list[Callback] = []
     if multi:  # the stop agreed, the logs averaged and the gradients shared, before the rest
         callbacks += [ddp.StopTogether(interrupt), ddp.ReduceLogs(), ddp.DataParallel()]
     callbacks += [SkipWhenCut(cb, cut) for cb in plan.callbacks] + [recorder]
+    callbacks += [loggers] if loggers else []
     augment = plan.augment
     if augment is not None and plan.aug_gen is not None:
         aug, gen = plan.augment, plan.aug_gen
@@ -326,6 +330,8 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
     metrics = finish(run, model, ctx.data, cfg, history=history, best=recorder.best,
                      weights=weights, notes=plan.notes, log=log,
                      planned=plan.planned_epochs or cfg.epochs)
+    if loggers:
+        loggers.finish(metrics)
     recorder.restore_last()
     return TrainResult(run, model, ctx.data, history, metrics, False, None, seconds)
 

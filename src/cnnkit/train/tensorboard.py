@@ -44,6 +44,7 @@ class TensorBoard(Callback):
         self._writers = {}
         self._batch_step = 0
         self._graph_written = False
+        self.purge_step = None  # a resumed run: events from this step on are hidden (re-trained)
         if self.update_freq != "epoch":  # only then a batch hook (batch logs cost a host sync each)
             self.on_train_batch_end = self._batch_end
 
@@ -51,8 +52,13 @@ class TensorBoard(Callback):
 
     def _writer(self, name):
         if name not in self._writers:
-            self._writers[name] = self._writer_class(str(self.log_dir / name))
+            self._writers[name] = self._writer_class(str(self.log_dir / name),
+                                                     purge_step=self.purge_step)
         return self._writers[name]
+
+    def write_text(self, tag: str, text: str, step: int = 0) -> None:
+        """A text (markdown) summary in ``train/``, e.g. a run's settings."""
+        self._writer("train").add_text(tag, text, step)
 
     def on_train_begin(self, logs=None):
         if self.write_graph and not self._graph_written:
@@ -84,7 +90,8 @@ class TensorBoard(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        if "learning_rate" not in logs and getattr(self.model, "optimizer", None) is not None:
+        has_rate = "learning_rate" in logs or "lr" in logs  # (a run's history names it lr)
+        if not has_rate and getattr(self.model, "optimizer", None) is not None:
             try:
                 logs["learning_rate"] = float(self.model.learning_rate)
             except (AttributeError, RuntimeError):
