@@ -6,6 +6,7 @@
     cnnkit predict runs/NAME photo.jpg pics/      # top classes for images
     cnnkit summary MODEL | cnnkit models | cnnkit check PATH
     cnnkit report runs/NAME | explain | export | serve
+    cnnkit runs [DIR] | cnnkit compare RUN RUN ...  # list runs; curves and settings side by side
 
 `cnnkit COMMAND --help` explains each command, with examples.
 """
@@ -641,6 +642,8 @@ def build_parser() -> Parser:
                    help="pixels of all images of one request, read from their headers "
                    "[default: 100000000]; more is answered 413")
     p.set_defaults(func=cmd_serve)
+    from .cli_runs import add_commands as add_runs_commands
+    add_runs_commands(sub, _sub)  # cnnkit runs | compare
     return parser
 
 
