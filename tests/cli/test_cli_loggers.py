@@ -133,3 +133,13 @@ def test_a_missing_logger_package_names_the_extra(monkeypatch):
     assert loggers.log_problem("tensorboard, MLflow") == \
         "--log mlflow needs the mlflow package: pip install 'cnnkit[mlflow]'"
     assert loggers.parse_log("tensorboard, MLflow,tensorboard") == ["tensorboard", "mlflow"]
+
+
+def test_the_report_says_where_the_logs_are(logged_run):
+    from cnnkit.report import render_report
+    page = render_report(logged_run)
+    if "tensorboard" in HAVE:
+        assert f"tensorboard --logdir {logged_run / 'tensorboard'}" in page
+    if "mlflow" in HAVE:
+        saved = json.loads((logged_run / "mlflow.json").read_text())
+        assert f"MLflow: run {saved['run_id']} in {saved['tracking_uri']}" in page

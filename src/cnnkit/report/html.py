@@ -141,6 +141,8 @@ def render_report(run_dir) -> str:
                                    "(saved in best/)." if metrics.get("best") else "") + "</p>")
     for note in metrics.get("notes") or []:
         parts.append(f"<p class='note'>{_e(note)}</p>")
+    from ..run.loggers import describe_logs  # --log tensorboard,mlflow
+    parts += [f"<p class='logs'>{_e(line)}</p>" for line in describe_logs(run.path)]
 
     plots = run.plots
     parts.append("<h2 id='curves'>Training curves</h2><div class='row'>"

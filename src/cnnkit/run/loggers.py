@@ -25,7 +25,7 @@ import json
 
 from ..train.callbacks import Callback
 
-__all__ = ["LOGGERS", "parse_log", "log_problem", "RunLoggers", "run_loggers"]
+__all__ = ["LOGGERS", "parse_log", "log_problem", "RunLoggers", "run_loggers", "describe_logs"]
 
 # --log name -> (module it needs, the extra that installs it)
 LOGGERS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
@@ -142,3 +142,21 @@ def run_loggers(cfg, run, recorder, *, interrupt, resumed: bool) -> RunLoggers |
     if not parse_log(cfg.log):
         return None
     return RunLoggers(run, cfg, recorder, interrupt=interrupt, resumed=resumed)
+
+
+def describe_logs(run_path) -> list[str]:
+    """A line per logger that wrote into the run directory, saying how to open it (report.html)."""
+    from pathlib import Path
+    path = Path(run_path)
+    lines = []
+    if (path / TENSORBOARD_DIR).is_dir():
+        lines.append(f"TensorBoard: {TENSORBOARD_DIR}/ (train, validation): "
+                     f"tensorboard --logdir {path / TENSORBOARD_DIR}")
+    if (path / MLFLOW_FILE).is_file():
+        try:
+            saved = json.loads((path / MLFLOW_FILE).read_text())
+            lines.append(f"MLflow: run {saved['run_id']} in {saved['tracking_uri']}: "
+                         f"mlflow ui --backend-store-uri {saved['tracking_uri']}")
+        except (OSError, ValueError, KeyError, TypeError):
+            lines.append(f"MLflow: {MLFLOW_FILE} is unreadable")
+    return lines
