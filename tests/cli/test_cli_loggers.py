@@ -40,7 +40,9 @@ def _tensorboard_scalars(run) -> dict[str, list[tuple[int, float]]]:
 
 
 def _mlflow_run(run):
+    import os
     from mlflow.tracking import MlflowClient
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads file stores only so
     saved = json.loads((run / "mlflow.json").read_text())
     client = MlflowClient(tracking_uri=saved["tracking_uri"])
     return client, client.get_run(saved["run_id"])

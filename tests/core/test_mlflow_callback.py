@@ -11,9 +11,10 @@ import model_helpers
 
 
 @pytest.mark.filterwarnings("ignore::cnnkit.DataWarning")  # a few random validation images
-def test_fit_logs_each_epoch_to_a_local_store(tmp_path):
+def test_fit_logs_each_epoch_to_a_local_store(tmp_path, monkeypatch):
     pytest.importorskip("mlflow", reason="mlflow-skinny is an optional extra (cnnkit[mlflow])")
     from mlflow.tracking import MlflowClient
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads file stores only so
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (24, 16, 16, 3), dtype=np.uint8)
     y = rng.integers(0, 4, 24)

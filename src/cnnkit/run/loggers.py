@@ -156,7 +156,8 @@ def describe_logs(run_path) -> list[str]:
         try:
             saved = json.loads((path / MLFLOW_FILE).read_text())
             lines.append(f"MLflow: run {saved['run_id']} in {saved['tracking_uri']}: "
-                         f"mlflow ui --backend-store-uri {saved['tracking_uri']}")
+                         "MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri "
+                         f"{saved['tracking_uri']}")
         except (OSError, ValueError, KeyError, TypeError):
             lines.append(f"MLflow: {MLFLOW_FILE} is unreadable")
     return lines
