@@ -145,3 +145,40 @@ def test_the_report_says_where_the_logs_are(logged_run):
     if "mlflow" in HAVE:
         saved = json.loads((logged_run / "mlflow.json").read_text())
         assert f"MLflow: run {saved['run_id']} in {saved['tracking_uri']}" in page
+
+
+@pytest.mark.slow
+def test_a_kill_between_checkpoints_leaves_no_epoch_logged_twice(tmp_path):
+    """Checkpoints at epochs 2 and 4; SIGKILL during epoch 4, once epoch 3 is logged, so the
+    resumed run re-trains epoch 3, which the first try had already logged (TensorBoard:
+    purged on resume) or kept back (MLflow: no checkpoint held it yet)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli_helpers import cnnkit_env, run_cli
+    run = tmp_path / "k"
+    proc = subprocess.Popen([sys.executable, "-m", "cnnkit", "train", *TINY, "--epochs", "4",
+                             "--checkpoint-every", "2", "--log", ",".join(HAVE), "--no-report",
+                             "--output", str(tmp_path), "--name", "k"],
+                            env=cnnkit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (run / "history.csv").is_file() and len(_history(run)) >= 3:
+            time.sleep(0.3)  # the loggers run right after the row is written; epoch 4 takes longer
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    run_cli("train", "--resume", run)
+    history = _history(run)
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    if "tensorboard" in HAVE:
+        _assert_same_as_history(history, _tensorboard_scalars(run))
+    if "mlflow" in HAVE:
+        client, mlrun = _mlflow_run(run)
+        logged = {k: [(m.step, m.value) for m in client.get_metric_history(mlrun.info.run_id, k)]
+                  for k in history[0] if k != "epoch"}
+        _assert_same_as_history(history, logged)

@@ -15,7 +15,9 @@ Params: the TrainConfig (MLflow params; a "config" text in TensorBoard). At the 
 also gets the test metrics and, as artifacts, metrics.json, history.csv, config.toml and
 report.html. A resumed run writes to the same log dir (TensorBoard hides events from the
 resumed step on, so epochs re-trained after a hard kill are not shown twice) and continues
-the same MLflow run (id from mlflow.json).
+the same MLflow run (id from mlflow.json); MLflow, which cannot delete a point, gets an
+epoch once a checkpoint holds it (at once with ``--checkpoint-every 1``, the default), so a
+kill between checkpoints leaves nothing a resume logs again.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class RunLoggers(Callback):
         self.interrupt, self.resumed = interrupt, resumed
         self.names = parse_log(cfg.log)
         self.loggers: dict[str, Callback] = {}
+        self.pending: list[tuple[int, dict]] = []  # MLflow rows no checkpoint holds yet
         self.logged = recorder.rows[-1]["epoch"] if recorder.rows else 0  # history.csv's epochs
 
     def _tensorboard(self):
@@ -108,16 +111,33 @@ class RunLoggers(Callback):
             logger.on_train_begin(logs)
             self.loggers[name] = logger
 
+    def _checkpointed(self) -> int:
+        """Epochs the run's checkpoint holds: a resume after a kill re-trains those after it."""
+        try:
+            return int(json.loads((self.run.checkpoint / "state.json").read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _flush_mlflow(self, upto: int) -> None:
+        while self.pending and self.pending[0][0] < upto:
+            epoch, row = self.pending.pop(0)
+            self.loggers["mlflow"].on_epoch_end(epoch, row)
+
     def on_epoch_end(self, epoch, logs=None):
         rows = self.recorder.rows
         if not rows or rows[-1]["epoch"] != epoch + 1 or epoch + 1 <= self.logged:
             return  # an epoch cut short: no history row, nothing logged
         self.logged = epoch + 1
         row = {k: v for k, v in rows[-1].items() if k != "epoch"}
-        for logger in self.loggers.values():
-            logger.on_epoch_end(epoch, row)
+        if "tensorboard" in self.loggers:  # at once: a resume purges what it re-trains
+            self.loggers["tensorboard"].on_epoch_end(epoch, row)
+        if "mlflow" in self.loggers:  # once a checkpoint holds the epoch (MLflow cannot purge)
+            self.pending.append((epoch, row))
+            self._flush_mlflow(self._checkpointed())
 
     def on_train_end(self, logs=None):
+        if "mlflow" in self.loggers:
+            self._flush_mlflow(self.logged)  # training ended: no epoch is re-trained now
         for logger in self.loggers.values():
             logger.on_train_end(logs)
         if self.interrupt.hit and "mlflow" in self.loggers:
