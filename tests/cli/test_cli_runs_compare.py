@@ -15,13 +15,13 @@ from cnnkit.config import TrainConfig
 from cnnkit.run.directory import new_run_dir
 
 
-def _fake_run(root, name, *, lr, accs, finished=True, model="simple-cnn"):
+def _fake_run(root, name, *, lr, accs, finished=True, model="simple-cnn", source="cifar10"):
     """A run directory as a run leaves it (config, env, history, metrics), without training."""
     run = new_run_dir(root, name)
     cfg = TrainConfig(data="cifar10", model=model, lr=lr, epochs=len(accs) + (0 if finished else 2))
     run.write_json(run.config_json, cfg.to_dict())
     run.write_json(run.env, {"time": f"2026-01-0{len(list(root.iterdir()))}T10:00:00+0000",
-                             "data": "cifar10: 900 training, 100 validation, 0 test images of "
+                             "data": f"{source}: 900 training, 100 validation, 0 test images of "
                                      "32x32x3, 10 classes", "model": model})
     run.write_history([{"epoch": i + 1, "loss": 2.0 - a, "accuracy": a, "val_loss": 2.1 - a,
                         "val_accuracy": a - 0.05, "lr": lr, "epoch_s": 3.0, "seconds": 3.0 * (i + 1)}
@@ -40,7 +40,8 @@ def two_runs(tmp_path):
     root = tmp_path / "runs"
     root.mkdir()
     a = _fake_run(root, "slow-lr", lr=0.001, accs=[0.3, 0.5, 0.6])
-    b = _fake_run(root, "fast-lr", lr=0.01, accs=[0.4, 0.7], finished=False, model="resnet-cifar")
+    b = _fake_run(root, "fast-lr", lr=0.01, accs=[0.4, 0.7], finished=False, model="resnet-cifar",
+                  source="/data/sets/cifar10-jpeg/train")
     return root, a, b
 
 
@@ -52,7 +53,7 @@ def test_runs_lists_data_model_epochs_best_final_and_time(two_runs, capsys):
                                 "test_acc", "time", "status"]
     assert lines[1].split() == ["slow-lr", "cifar10", "simple-cnn", "3/3", "val_acc", "0.5500",
                                 "@3", "0.5500", "0.5000", "10.0s", "finished"]
-    assert lines[2].split() == ["fast-lr", "cifar10", "resnet-cifar", "2/4", "val_acc", "0.6500",
+    assert lines[2].split() == ["fast-lr", "…/cifar10-jpeg/train", "resnet-cifar", "2/4", "val_acc", "0.6500",
                                 "@2", "0.6500", "-", "6.0s", "running", "or", "killed"]
     assert main(["runs", str(root), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)

@@ -118,6 +118,15 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _data_label(data: str, width: int = 28) -> str:
+    """env.json's data line -> its source: a name, or a folder's last parts ('…/cifar10-jpeg/train')."""
+    source = data.split(": ")[0]
+    if "/" not in source:
+        return _short(source, width)
+    parts = Path(source).parts[-2:]
+    return _short(("…/" if len(Path(source).parts) > 2 else "") + "/".join(parts), width)
+
+
 def runs_table(summaries: list[RunSummary]) -> str:
     """The runs as an aligned text table, one line each."""
     header = ["run", "data", "model", "epochs", "best", "final val_acc", "test_acc", "time",
@@ -126,7 +135,7 @@ def runs_table(summaries: list[RunSummary]) -> str:
     for s in summaries:
         best = (f"{s.best['monitor'].replace('accuracy', 'acc')} {s.best['value']:.4f} "
                 f"@{s.best['epoch']}" if s.best else "-")
-        lines.append([s.name, _short(s.data.split(":")[0], 28), _short(s.model, 24),
+        lines.append([s.name, _data_label(s.data), _short(s.model, 24),
                       f"{s.epochs}/{s.planned}", best,
                       _num(s.final.get("val_accuracy", s.final.get("accuracy"))),
                       _num(s.test_accuracy),
