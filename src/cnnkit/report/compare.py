@@ -78,7 +78,8 @@ def render_compare(summaries: list[RunSummary]) -> str:
              "<meta name='viewport' content='width=device-width, initial-scale=1'>"
              f"<title>cnnkit compare: {_e(' vs '.join(names))}</title><style>{_CSS}"
              ".swatch{display:inline-block;width:12px;height:12px;border-radius:2px;"
-             "margin-right:6px;vertical-align:-1px} table.runs td:first-child{white-space:nowrap}</style></head><body><main>",
+             "margin-right:6px;vertical-align:-1px} table.runs td:first-child{white-space:nowrap}"
+             "</style></head><body><main>",
              f"<h1>Comparing {len(summaries)} runs</h1>"]
     rows = []
     for i, s in enumerate(summaries):

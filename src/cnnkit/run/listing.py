@@ -119,7 +119,8 @@ def _short(text: str, width: int) -> str:
 
 
 def _data_label(data: str, width: int = 28) -> str:
-    """env.json's data line -> its source: a name, or a folder's last parts ('…/cifar10-jpeg/train')."""
+    """env.json's data line -> its source: a name, or a folder's last parts
+    ('…/cifar10-jpeg/train')."""
     source = data.split(": ")[0]
     if "/" not in source:
         return _short(source, width)

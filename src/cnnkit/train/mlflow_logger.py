@@ -48,8 +48,8 @@ def mlflow_client(uri: str):
     try:
         from mlflow.tracking import MlflowClient
     except ImportError as err:
-        raise ImportError("cnnkit.callbacks.MLflowLogger needs MLflow: pip install 'cnnkit[mlflow]' "
-                          "(or pip install mlflow-skinny)") from err
+        raise ImportError("cnnkit.callbacks.MLflowLogger needs MLflow: pip install "
+                          "'cnnkit[mlflow]' (or pip install mlflow-skinny)") from err
     os.environ.setdefault(_ALLOW_FILE_STORE, "true")
     return MlflowClient(tracking_uri=uri)
 
