@@ -13,7 +13,7 @@ from cnnkit.cli import build_parser, main
 from cli_helpers import TINY
 
 SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "models", "check", "report",
-               "explain", "export", "serve"]
+               "explain", "export", "serve", "runs", "compare"]
 
 RUN_FILES = ["config.json", "config.toml", "command.txt", "env.json", "summary.txt", "history.csv",
              "metrics.json", "best/config.json", "best/model.safetensors", "last/config.json",
