@@ -11,8 +11,8 @@ denormal floats to zero (tiny activations late in training otherwise cost ~100x 
 keeps freed activation memory in the process instead of handing it back to the OS after
 every step (see ``keep_freed_memory``), and leaves the rest to oneDNN. On a GPU it turns on cuDNN autotuning and TF32 matmuls.
 ``fast_bf16_cpu()`` says whether this CPU has bfloat16 dot-product instructions (AVX512-BF16
-or AMX), where ``torch.autocast('cpu', torch.bfloat16)`` makes convolutions several times
-faster; the recipes use it to choose their CPU precision.
+or AMX); ``default_precision`` (the recipes' CPU precision) goes by a measurement instead
+(``cnnkit.speed.measure``), since flags say what exists, not how fast torch uses it.
 """
 
 from __future__ import annotations
@@ -68,13 +68,10 @@ def fast_bf16_cpu() -> bool:
 
 
 def default_precision(device: torch.device | str) -> str:
-    """'bf16' on CUDA and on CPUs with native bfloat16, else 'fp32' (the engine's names)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bf16"
-    if device.type == "cpu" and fast_bf16_cpu():
-        return "bf16"
-    return "fp32"
+    """'bf16' on CUDA and on CPUs where bf16 measures faster than fp32 (``cnnkit.speed.measure``:
+    a ~50 ms micro-benchmark, cached per CPU), else 'fp32' (the engine's names)."""
+    from .speed import policy
+    return policy.default_precision(device)
 
 
 def idle_cores(window_s: float = 0.25) -> float | None:
@@ -212,6 +209,10 @@ def settings() -> dict:
         "mkldnn": torch.backends.mkldnn.is_available(),
         "malloc_keeps_freed": bool(_MALLOC_TUNED.get("on", False)),
     }
+    from .speed.measure import measured_already
+    measured = measured_already()  # the bf16/fp32 micro-benchmark, where it was taken
+    if measured is not None:
+        out["cpu_bf16_speedup"] = round(measured.bf16_speedup, 2)
     if torch.cuda.is_available():
         out.update(cuda=torch.cuda.get_device_name(0), cudnn_benchmark=torch.backends.cudnn.benchmark,
                    tf32=torch.backends.cuda.matmul.allow_tf32)

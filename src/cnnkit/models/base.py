@@ -24,6 +24,7 @@ from ..train import losses as losses_mod
 from ..train import optim as optim_mod
 from ..train import sanity
 from ..metrics import get as get_metric
+from ..speed import policy as speed_policy
 from ..utils import pick_device
 from . import subclass
 from .preprocess import Preprocess
@@ -246,6 +247,7 @@ class Model(KerasWeightsMixin, nn.Module):
         self.device = pick_device(device)
         self.precision = precision
         self.jit_compile = bool(jit_compile)
+        speed_policy.check_flags(self.device, precision, self.jit_compile)  # slower here: warn
         self.to(self.device)
         opt = optim_mod.get(optimizer, learning_rate)
         self._deferred_optimizer = None
