@@ -171,3 +171,12 @@ def test_cache_off_neither_reads_nor_writes(fresh, monkeypatch):
     monkeypatch.setattr(measure, "_run", lambda: NATIVE)
     assert measure.measure() == NATIVE
     assert not (fresh / "perf").exists()
+
+
+def test_env_json_records_the_speed_settings_and_the_measurement(fresh, monkeypatch):
+    from cnnkit.run.directory import environment
+    monkeypatch.setattr(measure, "_MEASURED", {"m": NATIVE})
+    speed = environment(seed=0, device="cpu")["speed"]
+    assert speed["threads"] == torch.get_num_threads()
+    assert speed["cpu_bf16_speedup"] == round(NATIVE.bf16_speedup, 2)
+    json.dumps(speed)  # env.json can hold it
