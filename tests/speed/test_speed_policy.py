@@ -180,3 +180,15 @@ def test_env_json_records_the_speed_settings_and_the_measurement(fresh, monkeypa
     assert speed["threads"] == torch.get_num_threads()
     assert speed["cpu_bf16_speedup"] == round(NATIVE.bf16_speedup, 2)
     json.dumps(speed)  # env.json can hold it
+
+
+def test_jit_compile_auto_is_eager_as_on_keras_torch_backend():
+    model = cnnkit.Model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)),
+                         input_shape=(2, 2, 1))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", device="cpu",
+                  jit_compile="auto")
+    assert model.jit_compile is False
+    assert policy.resolve_jit_compile(True) is True and policy.resolve_jit_compile(False) is False
+    with pytest.raises(ValueError, match=r"^jit_compile must be True, False or 'auto', got 'yes'$"):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", device="cpu",
+                      jit_compile="yes")

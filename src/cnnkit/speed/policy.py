@@ -31,7 +31,7 @@ import torch
 
 __all__ = ["PerformanceWarning", "Plan", "DevicePolicy", "POLICIES", "plan", "for_device",
            "autocast_dtype", "default_precision", "bf16_is_fast", "jit_kernels_fast",
-           "check_flags", "BF16_FAST"]
+           "resolve_jit_compile", "check_flags", "BF16_FAST"]
 
 BF16_FAST = 1.3  # bf16 counts as faster (or slower) only beyond this ratio: timing noise
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -134,6 +134,17 @@ def jit_kernels_fast(capability: str | None = None) -> bool:
     if capability is None:
         capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
     return str(capability).upper().startswith("AVX512")
+
+
+def resolve_jit_compile(value) -> bool:
+    """Keras's ``jit_compile`` argument -> whether cnnkit's compiled kernels run. ``'auto'``
+    (Keras 3's default) is eager, as on Keras's torch backend: a compile costs seconds that
+    a short fit does not earn back. ValueError for anything but True, False or 'auto'."""
+    if value == "auto":
+        return False
+    if isinstance(value, bool) or value in (0, 1):
+        return bool(value)
+    raise ValueError(f"jit_compile must be True, False or 'auto', got {value!r}")
 
 
 _WARNED: set[str] = set()  # flags warned about in this process
