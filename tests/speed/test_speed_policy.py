@@ -192,3 +192,17 @@ def test_jit_compile_auto_is_eager_as_on_keras_torch_backend():
     with pytest.raises(ValueError, match=r"^jit_compile must be True, False or 'auto', got 'yes'$"):
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", device="cpu",
                       jit_compile="yes")
+
+
+def test_the_old_import_paths_are_the_speed_package_modules():
+    import cnnkit.kernels
+    import cnnkit.perf
+    from cnnkit import speed
+    from cnnkit.speed import fused_step, kernels, perf as speed_perf
+    from cnnkit.train import optim
+    assert cnnkit.perf is speed_perf and perf is speed_perf  # monkeypatching one patches both
+    assert cnnkit.kernels is kernels
+    assert optim.step_function is fused_step.step_function
+    assert optim.clear_grads is fused_step.clear_grads
+    from cnnkit.perf import fast_bf16_cpu
+    assert fast_bf16_cpu is speed.perf.fast_bf16_cpu

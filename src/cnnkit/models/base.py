@@ -235,7 +235,7 @@ class Model(KerasWeightsMixin, nn.Module):
         """Choose optimizer, loss and metrics by Keras name or object; pick the device.
 
         ``jit_compile=True`` (Keras's name) compiles what cnnkit has compiled kernels for: on
-        CPUs, the relu Conv2D -> 2x2 MaxPooling2D blocks of a Sequential (``cnnkit.kernels``;
+        CPUs, the relu Conv2D -> 2x2 MaxPooling2D blocks of a Sequential (``cnnkit.speed.kernels``;
         seconds to compile at the first batch, a C++ compiler needed, eager fallback);
         ``'auto'`` is eager, as on Keras's torch backend. A choice slower on this machine
         (bf16 without fast bf16, the kernels without AVX-512) is honoured with one

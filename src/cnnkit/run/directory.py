@@ -184,7 +184,7 @@ def environment(seed: int, device) -> dict:
     git = _git_commit()
     if git:
         env["git_commit"] = git
-    from .. import perf
+    from ..speed import perf
     env["speed"] = perf.settings()  # threads, CPU capability, bf16 (measured where it was)
     return env
 

@@ -75,7 +75,7 @@ class Plan:
     channels_last: bool
     data_on_device: bool
     nan_check_every: int
-    jit_kernels: bool  # cnnkit.kernels' compiled conv -> pool blocks run
+    jit_kernels: bool  # cnnkit.speed.kernels' compiled conv -> pool blocks run
     cudnn_benchmark: bool
     tf32: bool
 
@@ -166,7 +166,7 @@ def check_flags(device, precision: str = "auto", jit_compile: bool = False, *,
     if precision == "bf16":
         m = _measurement(measurement)
         if m.bf16_speedup < 1 / BF16_FAST:
-            from ..perf import fast_bf16_cpu
+            from .perf import fast_bf16_cpu
             native = "native bf16" if fast_bf16_cpu() else "no native bf16"
             texts.append(("precision", (
                 f"precision='bf16' on this CPU ({m.cpu}; {native}) runs matmuls and "

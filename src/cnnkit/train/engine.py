@@ -18,7 +18,7 @@ import warnings
 import torch
 
 from .. import constraints as constraints_mod
-from .. import perf
+from ..speed import perf
 from .. import regularizers as regularizers_mod
 from ..speed import policy as speed_policy
 from . import losses as losses_mod
