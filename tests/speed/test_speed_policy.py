@@ -206,3 +206,18 @@ def test_the_old_import_paths_are_the_speed_package_modules():
     assert optim.clear_grads is fused_step.clear_grads
     from cnnkit.perf import fast_bf16_cpu
     assert fast_bf16_cpu is speed.perf.fast_bf16_cpu
+
+
+@pytest.mark.slow  # a whole (tiny) cnnkit train run: ~10 s here
+def test_cnnkit_train_prints_the_warning_as_one_line_and_trains_in_bf16(fresh, monkeypatch,
+                                                                        tmp_path, capsys):
+    from cnnkit.cli import main
+    monkeypatch.setattr(measure, "_MEASURED", {"m": EMULATED})
+    code = main(["train", "--limit", "128", "--model", "mnist-1conv", "--batch-size", "32",
+                 "--verbose", "0", "--epochs", "1", "--no-report", "--device", "cpu",
+                 "--precision", "bf16", "--output", str(tmp_path / "runs"), "--name", "slow"])
+    assert code == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if "precision='bf16'" in ln]
+    assert len(lines) == 1 and lines[0].startswith("cnnkit: warning: precision='bf16' on this CPU")
+    config = json.loads((tmp_path / "runs" / "slow" / "config.json").read_text())
+    assert config["precision"] == "bf16"  # honoured
