@@ -221,3 +221,19 @@ def test_cnnkit_train_prints_the_warning_as_one_line_and_trains_in_bf16(fresh, m
     assert len(lines) == 1 and lines[0].startswith("cnnkit: warning: precision='bf16' on this CPU")
     config = json.loads((tmp_path / "runs" / "slow" / "config.json").read_text())
     assert config["precision"] == "bf16"  # honoured
+
+
+def test_python_m_cnnkit_speed_shows_the_measurement_and_decisions(fresh, monkeypatch, capsys):
+    from cnnkit.speed.__main__ import main
+    monkeypatch.setattr(measure, "_MEASURED", {"m": EMULATED})
+    assert main(["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["measurement"]["bf16_matmul_gflops"] == 0.8
+    assert out["decisions"]["recipes_cpu_precision"] == "fp32"
+    assert out["cache"] == str(measure.cache_path())
+    assert main([]) == 0
+    text = capsys.readouterr().out
+    assert "bf16 speedup 0.01x" in text and "recipes' CPU precision: fp32" in text
+    monkeypatch.setattr(measure, "_run", lambda: NATIVE)
+    assert main(["--refresh", "--json"]) == 0  # times again (here: the injected figures)
+    assert json.loads(capsys.readouterr().out)["decisions"]["recipes_cpu_precision"] == "bf16"
