@@ -237,3 +237,19 @@ def test_python_m_cnnkit_speed_shows_the_measurement_and_decisions(fresh, monkey
     monkeypatch.setattr(measure, "_run", lambda: NATIVE)
     assert main(["--refresh", "--json"]) == 0  # times again (here: the injected figures)
     assert json.loads(capsys.readouterr().out)["decisions"]["recipes_cpu_precision"] == "bf16"
+
+
+def test_an_op_that_cannot_run_counts_as_slow_and_the_figures_stay_valid(fresh, monkeypatch):
+    real_conv = measure.F.conv2d
+
+    def conv2d(x, w, **kwargs):
+        if x.dtype == torch.bfloat16:
+            raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'BFloat16'")
+        return real_conv(x, w, **kwargs)
+
+    monkeypatch.setattr(measure.F, "conv2d", conv2d)
+    m = measure.measure()
+    assert 0 < m.bf16_conv_gflops < 1e-3 < m.fp32_conv_gflops and m.threads == 1
+    assert not policy.bf16_is_fast(m)
+    monkeypatch.setattr(measure, "_MEASURED", {})
+    assert measure.measure() == m  # the tiny figure survives the cache (not rounded to 0)

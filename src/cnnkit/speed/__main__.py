@@ -33,7 +33,7 @@ def main(argv=None) -> int:
         print(json.dumps(out, indent=1))
         return 0
     m, d = out["measurement"], out["decisions"]
-    print(f"CPU: {m['cpu']} (torch {m['torch']}, measured with {m['threads']} threads)")
+    print(f"CPU: {m['cpu']} (torch {m['torch']}, measured on {m['threads']} thread{'s' if m['threads'] > 1 else ''})")
     print(f"matmul fp32 {m['fp32_matmul_gflops']:.1f} / bf16 {m['bf16_matmul_gflops']:.1f} GFLOP/s; "
           f"conv fp32 {m['fp32_conv_gflops']:.1f} / bf16 {m['bf16_conv_gflops']:.1f} GFLOP/s; "
           f"bf16 speedup {out['bf16_speedup']:.2f}x")

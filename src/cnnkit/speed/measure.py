@@ -7,9 +7,10 @@
 bf16 is fast only where the CPU multiplies it natively (AVX512-BF16, AMX); elsewhere oneDNN
 emulates it at well under 1 GFLOP/s. CPU flags say which instructions exist, not how fast
 torch's kernels use them, so the decision is taken from a measurement: a 256^3 matmul and a
-3x3 convolution (8 x 32 x 16 x 16, channels_last, 32 filters) in each dtype, each timed for
-~5 ms (at least 3 calls) in 2 interleaved rounds, best time kept, so that a busy moment hits
-both dtypes; a ratio near the 1.3x verdict (within 1/1.5 .. 1.5) is measured once more and
+3x3 convolution (8 x 32 x 16 x 16, channels_last, 32 filters) in each dtype, on one thread
+(the ratio is a property of a core, and one thread is not stalled at OpenMP barriers by
+other processes on a busy machine), each timed for ~5 ms (at least 3 calls) in 2 interleaved
+rounds, best time kept, so that a busy moment hits both dtypes; a ratio near the 1.3x verdict (within 1/1.5 .. 1.5) is measured once more and
 each op's better figure kept. Native bf16 measures ~1.8x fp32 here, emulated bf16 ~0.02x.
 
 The result is cached as JSON in ``$CNNKIT_CACHE/perf/cpu-<key>.json`` (default
@@ -40,6 +41,7 @@ FORMAT = 1  # the cache file's layout version
 _NUMBERS = ("fp32_matmul_gflops", "bf16_matmul_gflops", "fp32_conv_gflops", "bf16_conv_gflops")
 _MEASURED: dict = {}  # this process's measurement, once taken or read
 AMBIGUOUS = 1.5  # a bf16/fp32 ratio within 1/1.5 .. 1.5 is measured a second time
+UNSUPPORTED_S = 1e3  # seconds recorded for an op that raises (a finite, tiny throughput)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,8 +117,26 @@ def _run(budget_s: float = 0.005, rounds: int = 2) -> Measurement:
     conv_shape, filters = (8, 32, 16, 16), 32
     mm_flop = 2 * n ** 3
     conv_flop = 2 * math.prod(conv_shape) * filters * 9
+    threads = torch.get_num_threads()
+    # One thread: the bf16/fp32 ratio is a property of a core, and a single thread is not
+    # stalled at OpenMP barriers by other processes (2 threads on a busy 2-core machine
+    # measured 0.7 GFLOP/s fp32 here, 1 thread ~100).
+    torch.set_num_threads(1)
+    try:
+        best = _best_times(n, conv_shape, filters, budget_s, rounds)
+    finally:
+        torch.set_num_threads(threads)
+    ops = {"fp32_matmul": mm_flop, "bf16_matmul": mm_flop, "fp32_conv": conv_flop,
+           "bf16_conv": conv_flop}
+    rates = {f"{name}_gflops": flop / max(best[name], 1e-9) / 1e9 for name, flop in ops.items()}
+    return Measurement(cpu=cpu_name(), torch=torch.__version__, threads=1,
+                       **{k: float(f"{rates[k]:.4g}") for k in _NUMBERS})
+
+
+def _best_times(n: int, conv_shape: tuple, filters: int, budget_s: float, rounds: int) -> dict:
+    """Each op's fastest seconds: {'fp32_matmul': s, 'bf16_matmul': s, 'fp32_conv': s, ...}."""
     gen = torch.Generator().manual_seed(0)
-    best = {}
+    best: dict[str, float] = {}
     with torch.no_grad():
         ops = {}
         for dtype, tag in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
@@ -125,14 +145,16 @@ def _run(budget_s: float = 0.005, rounds: int = 2) -> Measurement:
                 memory_format=torch.channels_last)
             w = torch.randn(filters, conv_shape[1], 3, 3, generator=gen).to(dtype).contiguous(
                 memory_format=torch.channels_last)
-            ops[f"{tag}_matmul"] = (lambda a=a, b=b: a @ b, mm_flop)
-            ops[f"{tag}_conv"] = (lambda x=x, w=w: F.conv2d(x, w, padding=1), conv_flop)
+            ops[f"{tag}_matmul"] = lambda a=a, b=b: a @ b
+            ops[f"{tag}_conv"] = lambda x=x, w=w: F.conv2d(x, w, padding=1)
         for _ in range(rounds):
-            for name, (fn, _) in ops.items():
-                best[name] = min(best.get(name, math.inf), _best_seconds(fn, budget_s))
-    rates = {f"{name}_gflops": ops[name][1] / max(best[name], 1e-9) / 1e9 for name in ops}
-    return Measurement(cpu=cpu_name(), torch=torch.__version__, threads=torch.get_num_threads(),
-                       **{k: round(rates[k], 2) for k in _NUMBERS})
+            for name, fn in ops.items():
+                try:
+                    seconds = _best_seconds(fn, budget_s)
+                except RuntimeError:  # a dtype this torch build cannot run here: as slow as it gets
+                    seconds = UNSUPPORTED_S
+                best[name] = min(best.get(name, math.inf), seconds)
+    return best
 
 
 def _best_of(a: Measurement, b: Measurement) -> Measurement:
