@@ -1,7 +1,7 @@
 """A one-time micro-benchmark of this CPU: bf16 vs fp32 matmul and convolution throughput.
 
     from cnnkit.speed import measure
-    m = measure.measure()            # ~50 ms the first time on a machine, then read from cache
+    m = measure.measure()            # ~0.1 s the first time on a machine, then read from cache
     m.bf16_speedup                   # geometric mean of the matmul and conv bf16/fp32 ratios
 
 bf16 is fast only where the CPU multiplies it natively (AVX512-BF16, AMX); elsewhere oneDNN
@@ -11,7 +11,7 @@ torch's kernels use them, so the decision is taken from a measurement: a 256^3 m
 (the ratio is a property of a core, and one thread is not stalled at OpenMP barriers by
 other processes on a busy machine), each timed for ~5 ms (at least 3 calls) in 2 interleaved
 rounds, best time kept, so that a busy moment hits both dtypes; a ratio near the 1.3x verdict (within 1/1.5 .. 1.5) is measured once more and
-each op's better figure kept. Native bf16 measures ~1.8x fp32 here, emulated bf16 ~0.02x.
+each op's better figure kept. Native bf16 measures ~2x fp32 here, emulated bf16 ~0.015x.
 
 The result is cached as JSON in ``$CNNKIT_CACHE/perf/cpu-<key>.json`` (default
 ``~/.cache/cnnkit``), keyed by the CPU model and the torch version. Reading it never chooses
@@ -199,7 +199,7 @@ def _read(path: Path) -> Measurement | None:
         except ValueError as err:
             why = str(err)
     warnings.warn(f"cnnkit: ignoring the CPU speed cache {path}: {why}; measuring this CPU "
-                  "again (~50 ms)", RuntimeWarning, stacklevel=3)
+                  "again (~0.1 s)", RuntimeWarning, stacklevel=3)
     return None
 
 

@@ -69,7 +69,7 @@ def fast_bf16_cpu() -> bool:
 
 def default_precision(device: torch.device | str) -> str:
     """'bf16' on CUDA and on CPUs where bf16 measures faster than fp32 (``cnnkit.speed.measure``:
-    a ~50 ms micro-benchmark, cached per CPU), else 'fp32' (the engine's names)."""
+    a ~0.1 s micro-benchmark, cached per CPU), else 'fp32' (the engine's names)."""
     from . import policy
     return policy.default_precision(device)
 
