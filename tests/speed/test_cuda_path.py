@@ -94,10 +94,10 @@ def test_the_loader_puts_the_data_on_the_device_once(monkeypatch):
 @contextlib.contextmanager
 def _counting_host_syncs():
     """Counts the Python-level calls that read a tensor's value on the host (each a device
-    sync on a GPU): .item(), bool(), float(), int(), .tolist()."""
+    sync on a GPU): .item(), bool(), float(), int(), .tolist(), .cpu(), .numpy()."""
     count = [0]
     saved = {}
-    for name in ("item", "__bool__", "__float__", "__int__", "tolist"):
+    for name in ("item", "__bool__", "__float__", "__int__", "tolist", "cpu", "numpy"):
         saved[name] = real = getattr(torch.Tensor, name)
 
         def counted(self, *args, _real=real, **kwargs):
