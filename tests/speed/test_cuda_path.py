@@ -154,11 +154,28 @@ def test_gpu_check_runs_end_to_end_on_cpu_with_dry_run(tmp_path):
     assert report["resnet50"]["train_images_per_s"] > 0 and len(report["fast"]["runs"]) == 1
 
 
-def test_gpu_check_says_in_one_line_that_there_is_no_gpu(monkeypatch, capsys):
+@pytest.fixture
+def gpu_check():
     import importlib.util
     spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_stops_at_its_budget_saying_what_it_skipped(gpu_check, capsys, tmp_path):
+    import json
+    import time
+    report = {"seed003": {"epoch_s": 1.0}}
+    assert not gpu_check._over_budget(time.perf_counter(), 60, "ResNet-50", report, None)
+    assert gpu_check._over_budget(time.perf_counter() - 61, 60, "ResNet-50", report,
+                                  str(tmp_path / "r.json"))
+    assert capsys.readouterr().out.startswith("gpu_check: 60 s budget spent; skipped ResNet-50\n")
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["skipped"] == "ResNet-50" and saved["seed003"] == {"epoch_s": 1.0}
+
+
+def test_gpu_check_says_in_one_line_that_there_is_no_gpu(gpu_check, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert gpu_check.main([]) == 2
     out, err = capsys.readouterr()
