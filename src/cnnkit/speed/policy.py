@@ -43,7 +43,10 @@ class PerformanceWarning(UserWarning):
 
 @dataclasses.dataclass(frozen=True)
 class DevicePolicy:
-    """What a device type wants from the engine, whatever the flags."""
+    """What a device type wants from the engine, whatever the flags. The engine reads
+    ``auto_autocast`` and ``nan_check_every``; ``data_on_device`` and ``channels_last``
+    record what the in-memory loader and the facade's models do on every device (for the
+    plan and its tests; they are not switches)."""
 
     auto_autocast: torch.dtype | None  # precision='auto' -> this autocast dtype (None: fp32)
     nan_check_every: int  # steps between host syncs that check the loss is finite
