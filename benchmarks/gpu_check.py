@@ -53,8 +53,8 @@ def _sizes(dry_run: bool) -> dict:
 
 
 def _datasets_dir(given: str | None) -> Path:
-    candidates = [given, os.environ.get("CNNKIT_DATASETS"), HERE.parent.parent / "shared" / "datasets",
-                  HERE.parent / "shared" / "datasets"]
+    candidates = [given, os.environ.get("CNNKIT_DATASETS"),
+                  HERE.parent.parent / "shared" / "datasets", HERE.parent / "shared" / "datasets"]
     for c in candidates:
         if c and (Path(c) / "cifar10-jpeg" / "train").is_dir():
             return Path(c)
@@ -88,7 +88,8 @@ def seed003_epoch(x: np.ndarray, y: np.ndarray, device: str) -> dict:
         layers.Input((32, 32, 3)),
         layers.Conv2D(32, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
         layers.Conv2D(64, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
-        layers.Flatten(), layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax"),
+        layers.Flatten(), layers.Dense(64, activation="relu"),
+        layers.Dense(10, activation="softmax"),
     ], name="simple-cnn")
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
                   device=device)

@@ -24,7 +24,8 @@ def report(refresh: bool = False) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnnkit.speed", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cnnkit.speed",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--refresh", action="store_true", help="measure again, rewrite the cache")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
@@ -33,9 +34,11 @@ def main(argv=None) -> int:
         print(json.dumps(out, indent=1))
         return 0
     m, d = out["measurement"], out["decisions"]
-    print(f"CPU: {m['cpu']} (torch {m['torch']}, measured on {m['threads']} thread{'s' if m['threads'] > 1 else ''})")
-    print(f"matmul fp32 {m['fp32_matmul_gflops']:.1f} / bf16 {m['bf16_matmul_gflops']:.1f} GFLOP/s; "
-          f"conv fp32 {m['fp32_conv_gflops']:.1f} / bf16 {m['bf16_conv_gflops']:.1f} GFLOP/s; "
+    threads = f"{m['threads']} thread" + ("s" if m["threads"] > 1 else "")
+    print(f"CPU: {m['cpu']} (torch {m['torch']}, measured on {threads})")
+    print(f"matmul fp32 {m['fp32_matmul_gflops']:.1f} / bf16 {m['bf16_matmul_gflops']:.1f} "
+          f"GFLOP/s; conv fp32 {m['fp32_conv_gflops']:.1f} / bf16 "
+          f"{m['bf16_conv_gflops']:.1f} GFLOP/s; "
           f"bf16 speedup {out['bf16_speedup']:.2f}x")
     print(f"recipes' CPU precision: {d['recipes_cpu_precision']}; jit_compile kernels faster "
           f"here: {'yes' if d['jit_kernels_faster'] else 'no'}; cache: {out['cache']}")

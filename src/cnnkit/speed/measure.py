@@ -10,8 +10,9 @@ torch's kernels use them, so the decision is taken from a measurement: a 256^3 m
 3x3 convolution (8 x 32 x 16 x 16, channels_last, 32 filters) in each dtype, on one thread
 (the ratio is a property of a core, and one thread is not stalled at OpenMP barriers by
 other processes on a busy machine), each timed for ~5 ms (at least 3 calls) in 2 interleaved
-rounds, best time kept, so that a busy moment hits both dtypes; a ratio near the 1.3x verdict (within 1/1.5 .. 1.5) is measured once more and
-each op's better figure kept. Native bf16 measures ~2x fp32 here, emulated bf16 ~0.015x.
+rounds, best time kept, so that a busy moment hits both dtypes; a ratio near the 1.3x
+verdict (within 1/1.5 .. 1.5) is measured once more and each op's better figure kept.
+Native bf16 measures ~2x fp32 here, emulated bf16 ~0.015x.
 
 The result is cached as JSON in ``$CNNKIT_CACHE/perf/cpu-<key>.json`` (default
 ``~/.cache/cnnkit``), keyed by the CPU model and the torch version. Reading it never chooses

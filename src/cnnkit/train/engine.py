@@ -74,7 +74,9 @@ def _memory_format(model, x):
 
 def _autocast(device: torch.device, precision: str):
     dtype = speed_policy.autocast_dtype(device, precision)  # 'auto': bf16 on CUDA, fp32 on CPU
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def model_outputs(model, x, loss: losses_mod.Loss | None):
