@@ -24,6 +24,7 @@ from ..train import losses as losses_mod
 from ..train import optim as optim_mod
 from ..train import sanity
 from ..metrics import get as get_metric
+from ..speed import policy as speed_policy
 from ..utils import pick_device
 from . import subclass
 from .preprocess import Preprocess
@@ -230,12 +231,15 @@ class Model(KerasWeightsMixin, nn.Module):
 
     # -- compile / fit / evaluate / predict -----------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, learning_rate=None,
-                device=None, precision: str = "auto", jit_compile: bool = False):
+                device=None, precision: str = "auto", jit_compile: bool | str = False):
         """Choose optimizer, loss and metrics by Keras name or object; pick the device.
 
         ``jit_compile=True`` (Keras's name) compiles what cnnkit has compiled kernels for: on
-        CPUs, the relu Conv2D -> 2x2 MaxPooling2D blocks of a Sequential (``cnnkit.kernels``;
-        seconds to compile at the first batch, a C++ compiler needed, eager fallback)."""
+        CPUs, the relu Conv2D -> 2x2 MaxPooling2D blocks of a Sequential (``cnnkit.speed.kernels``;
+        seconds to compile at the first batch, a C++ compiler needed, eager fallback);
+        ``'auto'`` is eager, as on Keras's torch backend. A choice slower on this machine
+        (bf16 without fast bf16, the kernels without AVX-512) is honoured with one
+        ``cnnkit.PerformanceWarning``."""
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         self.loss = losses_mod.get(loss)
@@ -245,7 +249,8 @@ class Model(KerasWeightsMixin, nn.Module):
                           "pre-activation output, which is what you meant", UserWarning, stacklevel=2)
         self.device = pick_device(device)
         self.precision = precision
-        self.jit_compile = bool(jit_compile)
+        self.jit_compile = speed_policy.resolve_jit_compile(jit_compile)  # 'auto': eager
+        speed_policy.check_flags(self.device, precision, self.jit_compile)  # slower here: warn
         self.to(self.device)
         opt = optim_mod.get(optimizer, learning_rate)
         self._deferred_optimizer = None

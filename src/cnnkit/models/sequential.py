@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import kernels
+from ..speed import kernels
 from ..layers import InputSpec, Layer, Rescaling, ShapeError, default_name, keras_shape, keras_to_torch_shape
 from ..keras_tensor import KerasTensor
 from ..layers.merging import InputLayer

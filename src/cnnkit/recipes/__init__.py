@@ -52,7 +52,7 @@ from typing import Any
 
 import torch
 
-from .. import perf
+from ..speed import perf
 from ..data.loader import as_tensors
 from ..run.timer import Clock
 from ..train.schedules import triangle  # noqa: F401  (the recipes' schedule, old import path)

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from .. import perf
+from ..speed import perf
 from ..run.evaluate import evaluate
 from ..run.timer import Clock
 from ..train.callbacks import Callback

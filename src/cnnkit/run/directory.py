@@ -184,6 +184,8 @@ def environment(seed: int, device) -> dict:
     git = _git_commit()
     if git:
         env["git_commit"] = git
+    from ..speed import perf
+    env["speed"] = perf.settings()  # threads, CPU capability, bf16 (measured where it was)
     return env
 
 

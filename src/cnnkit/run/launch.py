@@ -60,5 +60,5 @@ def launch(nproc: int, argv: list[str], module: str = "cnnkit", env: dict | None
 
 
 def _physical_cores() -> int:
-    from ..perf import physical_cores
+    from ..speed.perf import physical_cores
     return physical_cores()

@@ -96,7 +96,7 @@ def init(backend: str | None = None, device_type: str | None = None,
     backend = backend or ("nccl" if dev_type == "cuda" else "gloo")
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     if dev_type == "cpu":
-        from .. import perf
+        from ..speed import perf
         perf.configure("cpu")  # physical cores // LOCAL_WORLD_SIZE threads per rank
     return True
 

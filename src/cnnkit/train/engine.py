@@ -18,8 +18,9 @@ import warnings
 import torch
 
 from .. import constraints as constraints_mod
-from .. import perf
+from ..speed import perf
 from .. import regularizers as regularizers_mod
+from ..speed import policy as speed_policy
 from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import CallbackList
@@ -72,10 +73,10 @@ def _memory_format(model, x):
 
 
 def _autocast(device: torch.device, precision: str):
-    if precision in ("bf16", "fp16") or (precision == "auto" and device.type == "cuda"):
-        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-        return torch.autocast(device.type, dtype=dtype)
-    return contextlib.nullcontext()
+    dtype = speed_policy.autocast_dtype(device, precision)  # 'auto': bf16 on CUDA, fp32 on CPU
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def model_outputs(model, x, loss: losses_mod.Loss | None):
@@ -276,7 +277,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
         aug_generator.manual_seed(int(torch.initial_seed()) % 2**63)
     state = FitState(aug_generator, optimizer, start_step)
     model.fit_state = state
-    on_cpu = device.type == "cpu"
+    nan_every = speed_policy.for_device(device).nan_check_every  # a host sync: 1 on CPU, 50 on CUDA
     optimizer_step = optim_mod.step_function(optimizer)
     penalty, constrain = _penalty_and_constrain(model)  # model.losses; constraints after each step
     loss_scale = getattr(optimizer, "loss_scale_factor", None)
@@ -329,7 +330,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
             with torch.no_grad():
                 for m in metrics:
                     m.update(outputs.detach().float(), y, is_logits)
-            if not keras_nan and (on_cpu or step % 50 == 0) and not torch.isfinite(batch_loss):
+            if not keras_nan and step % nan_every == 0 and not torch.isfinite(batch_loss):
                 nan_batch = step
             batch_logs = BatchLogs(total_loss, seen, metrics) if batch_logs_wanted else {}
             cbs.on_train_batch_end(step, batch_logs)
