@@ -468,8 +468,29 @@ def cmd_export(args) -> int:
     if args.format and args.format != by_suffix:
         raise CliError(f"--format {args.format} does not match {output}, whose suffix means "
                        f"{by_suffix}: name it .onnx for ONNX, .pt for TorchScript")
+    if args.int8 and (args.format or by_suffix) != "onnx":
+        raise CliError("--int8 quantizes an ONNX export: drop --format torchscript / the .pt name")
+    images = _int8_images(args.model, args.calibration) if args.int8 else None
     export(model, output, format=args.format, check=not args.no_check)  # it reports itself
+    if images is not None:
+        from .export import ParityError
+        from .export_int8 import quantize_int8
+        calib, held_out, where = images
+        try:
+            quantize_int8(output, calib, held_out=held_out, held_out_from=where)
+        except (ValueError, ParityError) as err:
+            raise CliError(str(err)) from err
     return 0
+
+
+def _int8_images(target: str, n_calibration: int):
+    """``--int8``: the run's training images that calibrate, and its held-out ones that
+    measure (cnnkit.export_int8.run_images), read before anything is written."""
+    from .export_int8 import run_images
+    try:
+        return run_images(target, n_calibration)
+    except ValueError as err:
+        raise CliError(str(err)) from err
 
 
 FORMAT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}  # --format -> the default file's suffix
@@ -617,6 +638,7 @@ def build_parser() -> Parser:
   cnnkit export runs/cifar10-jpeg-simple-cnn                 # runs/cifar10-jpeg-simple-cnn/model.onnx
   cnnkit export runs/cifar10-jpeg-simple-cnn --format torchscript   # .../model.pt
   cnnkit export my-model/ exported/model.onnx
+  cnnkit export runs/cifar10-jpeg-simple-cnn --int8          # + model.int8.onnx, its accuracy and speed
 """)
     p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
     p.add_argument("output", type=A.export_path, metavar="FILE", nargs="?", default=None,
@@ -626,6 +648,11 @@ def build_parser() -> Parser:
                    help="default: from the file suffix (onnx without a file name)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
     p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.add_argument("--int8", action="store_true", help="also write MODEL.int8.onnx (ONNX Runtime "
+                   "static quantization, calibrated on the run's training images) with its "
+                   "held-out accuracy and speed against float32 in MODEL.int8.onnx.json")
+    p.add_argument("--calibration", type=A.positive_int, default=300, metavar="N",
+                   help="training images (seeded) that calibrate --int8 [default: 300]")
     p.set_defaults(func=cmd_export)
 
     p = _sub(sub, "serve", "serve a model over HTTP",
