@@ -400,7 +400,19 @@ def cmd_models(args) -> int:
               f"{'yes' if i['pretrained'] else '-':<7}  {i['description']}")
     print(f"{len(infos)} models; `cnnkit summary NAME` shows one, "
           "`cnnkit train --model NAME` trains it")
+    if "timm/" not in pattern:
+        print(_timm_models_line())
     return 0
+
+
+def _timm_models_line() -> str:
+    """Where timm's models are: listed on request (there are ~1,400), or how to get them."""
+    try:
+        from .models.zoo.timm_models import TimmUnavailableError, timm_names
+        return (f"and {len(timm_names())} timm models as timm/NAME: "
+                "`cnnkit models 'timm/*'` lists them, `cnnkit models 'timm/resnet*'` some")
+    except TimmUnavailableError:
+        return "more as timm/NAME with timm installed: pip install 'cnnkit[timm]'"
 
 
 # ------------------------------------------------------------------------------- check / report
