@@ -22,6 +22,7 @@ _LAZY = {
     "utils": None, "datasets": None, "applications": None, "explain": None, "export": None,
     "models": None, "activations": None, "constraints": None, "initializers": None,
     "regularizers": None, "preprocessing": None, "backend": None, "saving": None,
+    "export_int8": None, "quantize_int8": ".export_int8",
 }
 
 __all__ = ["Input", "Model", "Sequential", "Trainer", "load_model", "layers", "callbacks", "losses",

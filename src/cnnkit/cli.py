@@ -492,7 +492,16 @@ def cmd_export(args) -> int:
             quantize_int8(output, calib, held_out=held_out, held_out_from=where)
         except (ValueError, ParityError) as err:
             raise CliError(str(err)) from err
+    _refresh_report(args.model)
     return 0
+
+
+def _refresh_report(target: str) -> None:
+    """A run's report.html lists its exports: write it again when it exists."""
+    root = Path(target).expanduser()
+    if (root / "report.html").is_file():
+        from .report import write_report
+        print(f"report: {write_report(root)}")
 
 
 def _int8_images(target: str, n_calibration: int):

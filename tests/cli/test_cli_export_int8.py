@@ -25,6 +25,9 @@ def test_export_int8_writes_the_file_and_its_numbers(tiny_run, capsys, monkeypat
     # the float model's held-out accuracy is the run's own final number
     assert spec["float_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert spec["int8_accuracy"] == pytest.approx(spec["float_accuracy"] + spec["accuracy_delta"])
+    report = (tiny_run / "report.html").read_text()  # written again, with the exports
+    assert "<h2 id='exports'>Exports</h2>" in report and "model.int8.onnx" in report
+    assert f"int8 {spec['int8_accuracy']:.4f} (delta {spec['accuracy_delta']:+.4f})" in report
 
 
 @pytest.mark.parametrize("extra,message", [
