@@ -126,21 +126,19 @@ def calibration_sample(images, n: int = 300, seed: int = 0) -> np.ndarray:
     return _nhwc(images[pick] if hasattr(images, "numpy") else np.asarray(images)[pick])
 
 
-class _Batches:
-    """ORT's CalibrationDataReader: the calibration images, ``batch`` at a time."""
+def _calibration_reader(images: np.ndarray, batch: int = 32):
+    """ORT's CalibrationDataReader over the calibration images, ``batch`` at a time."""
+    from onnxruntime.quantization import CalibrationDataReader
 
-    def __init__(self, images: np.ndarray, batch: int = 32):
-        from onnxruntime.quantization import CalibrationDataReader
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._starts = iter(range(0, len(images), batch))
 
-        class Reader(CalibrationDataReader):
-            def __init__(self):
-                self._it = iter(range(0, len(images), batch))
+        def get_next(self):
+            start = next(self._starts, None)
+            return None if start is None else {INPUT_NAME: images[start:start + batch]}
 
-            def get_next(self):
-                start = next(self._it, None)
-                return None if start is None else {INPUT_NAME: images[start:start + batch]}
-
-        self.reader = Reader()
+    return Reader()
 
 
 def _softmax_nodes(path: Path) -> list[str]:
@@ -157,7 +155,7 @@ def _quantize(float_path: Path, out: Path, images: np.ndarray, per_channel: bool
         warnings.simplefilter("ignore")
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(float_path), str(pre))
-        quantize_static(str(pre), str(out), _Batches(images).reader,
+        quantize_static(str(pre), str(out), _calibration_reader(images),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
@@ -209,16 +207,24 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
                          "not TorchScript; export with format='onnx' first")
     if not 0 <= min_agreement <= 1:
         raise ValueError(f"min_agreement must be in 0..1, got {min_agreement}")
-    threads = threads or int(os.environ.get("CNNKIT_THREADS", "0") or 0) or None
+    env_threads = os.environ.get("CNNKIT_THREADS", "").strip()
+    threads = threads or (int(env_threads) if env_threads.isdigit() else None) or None
     reference = load_exported(float_path, threads=threads)
     h, w, c = reference.input_shape
     calib = _nhwc(calibration_images, (h, w, c))
     if calib.dtype != np.uint8 or calib.shape[1:] != (h, w, c) or not len(calib):
         raise ValueError(f"calibration images must be uint8 N×{h}×{w}×{c} raw pixels (N×H×W×C, "
                          f"N >= 1), got {calib.dtype} {calib.shape}")
+    x = y = None
+    if held_out is not None:
+        x, y = _nhwc(held_out[0], (h, w, c)), np.asarray(held_out[1])
+        if len(x) != len(y) or (len(x) and x.shape[1:] != (h, w, c)):
+            raise ValueError(f"held_out must be (uint8 N×{h}×{w}×{c} images, N labels), got "
+                             f"{x.shape} images and {len(y)} labels")
+    n_held = 0 if x is None else len(x)
     say = print if verbose else (lambda *a, **k: None)
     say(f"int8: calibrating {out.name} on {len(calib)} images (ONNX Runtime static "
-        "quantization, QDQ, per-channel weights)")
+        f"quantization, QDQ, {'per-channel' if per_channel else 'per-tensor'} weights)")
     _quantize(float_path, out, calib, per_channel)
 
     spec = dict(_read_spec(float_path), file=out.name)
@@ -227,12 +233,8 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
     agreement = float((quantized.predict(calib).argmax(1) ==
                        reference.predict(calib).argmax(1)).mean())
     acc_f = acc_q = None
-    n_held = 0
-    if held_out is not None:
-        x, y = _nhwc(held_out[0], (h, w, c)), np.asarray(held_out[1])
-        n_held = len(x)
-        if n_held:
-            acc_f, acc_q = _accuracy(reference.predict(x), y), _accuracy(quantized.predict(x), y)
+    if n_held:
+        acc_f, acc_q = _accuracy(reference.predict(x), y), _accuracy(quantized.predict(x), y)
     say(f"int8: timing float32 and int8 (batch {batch_size}, alternating rounds)")
     rate_f, rate_q = _images_per_s([reference, quantized], calib, batch_size, rounds, min_round_s)
     n_threads = threads or reference._session.get_session_options().intra_op_num_threads or \
@@ -244,8 +246,8 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
 
     spec["int8"] = {**result.to_json(), "min_agreement": min_agreement,
                     "held_out_from": held_out_from or None,
-                    "format": "QDQ, weights int8 per-channel, activations uint8, MinMax "
-                              "calibration; Softmax in float",
+                    "format": f"QDQ, weights int8 {'per-channel' if per_channel else 'per-tensor'}"
+                              ", activations uint8, MinMax calibration; Softmax in float",
                     "onnxruntime": onnxruntime.__version__,
                     "note": "speed measured on this machine in alternating rounds; rough on "
                             "a shared machine"}

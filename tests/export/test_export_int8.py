@@ -89,6 +89,8 @@ def test_bad_inputs_are_one_clear_line(float_file, pixels, tmp_path):
         quantize_int8(float_file, pixels[:8].astype(np.float32), **FAST)
     with pytest.raises(ValueError, match="takes an ONNX export"):
         quantize_int8(tmp_path / "model.pt", pixels[:8], **FAST)
+    with pytest.raises(ValueError, match=r"held_out must be .* got \(4, 16, 16, 3\) images and 3 labels"):
+        quantize_int8(float_file, pixels[:8], held_out=(pixels[:4], [0, 1, 2]), **FAST)
     with pytest.raises(ValueError, match="min_agreement must be in 0..1"):
         quantize_int8(float_file, pixels[:8], min_agreement=95, **FAST)
 

@@ -179,6 +179,9 @@ class TimmNet(nn.Module):
 
         head = self.classifier_prefix() if self.include_top else None
         out = []
+        if not callable(getattr(self.model, "group_matcher", None)):  # no groups: its children
+            return [(n, m) for n, m in self.model.named_children()
+                    if n != head and any(True for _ in m.parameters())]
         groups = group_modules(self.model, self.model.group_matcher(coarse=True))
         for i, names in sorted(groups.items()):
             keep = [n for n in names if not (head and (n == head or n.startswith(head + ".")))]
