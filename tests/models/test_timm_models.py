@@ -124,14 +124,18 @@ def test_save_and_load_round_trip_through_the_registry(timm, tmp_path):
     assert again.class_names == list("abc")
 
 
-def test_without_timm_the_name_says_how_to_install(monkeypatch):
+def test_without_timm_the_name_says_how_to_install(monkeypatch, capsys):
     from cnnkit.models.zoo import timm_models
     timm_models.timm_names.cache_clear()
     monkeypatch.setitem(sys.modules, "timm", None)  # import timm -> ImportError
     try:
-        with pytest.raises(ImportError, match=r"pip install 'cnnkit\[timm\]'"):
+        with pytest.raises(registry.UnknownModelError, match=r"pip install 'cnnkit\[timm\]'"):
             registry.create(ARCH, num_classes=3)
         assert registry.list_models("timm/*") == []
+        from cnnkit.cli import main
+        assert main(["train", "--model", ARCH, "--output", "/nonexistent"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "needs timm: pip install 'cnnkit[timm]'" in err and len(err.splitlines()) == 1
     finally:
         timm_models.timm_names.cache_clear()
 

@@ -41,8 +41,14 @@ TIMM_KWARGS = ("drop_rate", "drop_path_rate")
 _CNNKIT_KWARGS = ("head_hidden", "head_dropout", "include_top", "pooling")
 
 
-class TimmUnavailableError(ImportError):
-    """timm is not installed."""
+def _unknown_model_error():
+    from ..registry import UnknownModelError
+    return UnknownModelError
+
+
+class TimmUnavailableError(_unknown_model_error()):
+    """timm is not installed, so no ``timm/NAME`` model exists here (a KeyError / ValueError,
+    as an unknown name is)."""
 
 
 def _timm():
@@ -50,7 +56,7 @@ def _timm():
         import timm
     except ImportError as err:
         raise TimmUnavailableError(
-            "timm models need timm: pip install 'cnnkit[timm]' (or pip install timm)") from err
+            "timm/NAME models: cnnkit needs timm: pip install 'cnnkit[timm]' (or pip install timm)") from err
     return timm
 
 
