@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from cnnkit.cli import main
 
@@ -25,6 +27,12 @@ def test_export_int8_writes_the_file_and_its_numbers(tiny_run, capsys, monkeypat
     # the float model's held-out accuracy is the run's own final number
     assert spec["float_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert spec["int8_accuracy"] == pytest.approx(spec["float_accuracy"] + spec["accuracy_delta"])
+    # the int8 file is an export like the others: cnnkit predict opens it
+    Image.fromarray(np.full((28, 28), 255, np.uint8)).save(tiny_run.parent / "digit.png")
+    assert main(["predict", str(tiny_run / "model.int8.onnx"), str(tiny_run.parent / "digit.png"),
+                 "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)["results"][0]["predictions"]
+    assert len(top) >= 1 and 0 <= top[0]["probability"] <= 1
     report = (tiny_run / "report.html").read_text()  # written again, with the exports
     assert "<h2 id='exports'>Exports</h2>" in report and "model.int8.onnx" in report
     assert f"int8 {spec['int8_accuracy']:.4f} (delta {spec['accuracy_delta']:+.4f})" in report
