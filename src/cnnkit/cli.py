@@ -482,7 +482,9 @@ def cmd_export(args) -> int:
                        f"{by_suffix}: name it .onnx for ONNX, .pt for TorchScript")
     if args.int8 and (args.format or by_suffix) != "onnx":
         raise CliError("--int8 quantizes an ONNX export: drop --format torchscript / the .pt name")
-    images = _int8_images(args.model, args.calibration) if args.int8 else None
+    if args.data and not args.int8:
+        raise CliError("--data chooses the images that calibrate --int8: add --int8")
+    images = _int8_images(args, model) if args.int8 else None
     export(model, output, format=args.format, check=not args.no_check)  # it reports itself
     if images is not None:
         from .export import ParityError
@@ -504,12 +506,18 @@ def _refresh_report(target: str) -> None:
         print(f"report: {write_report(root)}")
 
 
-def _int8_images(target: str, n_calibration: int):
-    """``--int8``: the run's training images that calibrate, and its held-out ones that
-    measure (cnnkit.export_int8.run_images), read before anything is written."""
-    from .export_int8 import run_images
+def _int8_images(args, model):
+    """``--int8``: the training images that calibrate and the held-out ones that measure:
+    the run's own (cnnkit.export_int8.run_images), or with ``--data`` that data's, 10% per
+    class held out (or its test split); read before anything is written."""
+    from .config import TrainConfig
+    from .export_int8 import data_images, run_images
     try:
-        return run_images(target, n_calibration)
+        if not args.data:
+            return run_images(args.model, args.calibration)
+        h, w, c = model.input_shape
+        return data_images(TrainConfig(data=args.data, image_size=[h, w], grayscale=c == 1,
+                                       val_split=0.1), args.calibration)
     except ValueError as err:
         raise CliError(str(err)) from err
 
@@ -674,6 +682,10 @@ def build_parser() -> Parser:
                    "held-out accuracy and speed against float32 in MODEL.int8.onnx.json")
     p.add_argument("--calibration", type=A.positive_int, default=300, metavar="N",
                    help="training images (seeded) that calibrate --int8 [default: 300]")
+    p.add_argument("--data", metavar="NAME|PATH", default=None,
+                   help="with --int8: calibrate and measure on this dataset or folder of class "
+                   "folders (10%% per class held out, or its test split) instead of the run's; "
+                   "needed for a model folder")
     p.set_defaults(func=cmd_export)
 
     p = _sub(sub, "serve", "serve a model over HTTP",

@@ -40,7 +40,8 @@ import numpy as np
 
 from .export import INPUT_NAME, ParityError, _read_spec, load_exported
 
-__all__ = ["quantize_int8", "Int8Result", "int8_path", "calibration_sample", "cpu_name"]
+__all__ = ["quantize_int8", "Int8Result", "int8_path", "calibration_sample", "cpu_name",
+           "run_images", "data_images"]
 
 MIN_AGREEMENT = 0.95  # share of calibration images whose int8 top-1 class equals float's
 
@@ -282,19 +283,23 @@ def run_images(run_dir, n_calibration: int = 300, seed: int | None = None):
     calibration images are drawn (seeded) from its training images, the held-out ones are
     what its final evaluation used (the test split, else the validation images)."""
     from .config import TrainConfig
-    from .run.data import load_data
     from .run.directory import RunDir
 
     run = RunDir(run_dir)
     if not run.is_run() or (run.path / "model.safetensors").is_file():  # a model folder
         raise ValueError(f"{run_dir}: not a run directory (no config.json); int8 calibration "
-                         "needs a run's training images (or call quantize_int8 from Python "
-                         "with your own)")
-    cfg = TrainConfig.from_dict(run.read_json(run.config_json)).validate()
-    data = load_data(cfg)
+                         "needs a run's training images: pass --data NAME|PATH (or call "
+                         "quantize_int8 from Python with your own images)")
+    return data_images(TrainConfig.from_dict(run.read_json(run.config_json)), n_calibration, seed)
+
+
+def data_images(cfg, n_calibration: int = 300, seed: int | None = None):
+    """:func:`run_images` for the data a ``TrainConfig`` names (``cfg.data``, its split)."""
+    from .run.data import load_data
+
+    data = load_data(cfg.validate())
     seed = cfg.seed if seed is None else seed
     calib = calibration_sample(data.train[0], n_calibration, seed)
-    held = data.eval_split
     where = (f"the {data.test_name} images of {data.source}" +
              (f" (held out, seed {cfg.seed})" if data.test is None else ""))
-    return calib, (held if held is not None else None), where
+    return calib, data.eval_split, where

@@ -52,7 +52,16 @@ def test_export_int8_bad_options_are_one_line(tiny_run, tmp_path, capsys, extra,
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
-def test_export_int8_of_a_model_folder_says_it_needs_a_run(tiny_run, tmp_path, capsys):
+def test_export_int8_of_a_model_folder_needs_data(tiny_run, tmp_path, capsys):
     code = main(["export", str(tiny_run / "best"), str(tmp_path / "m.onnx"), "--int8"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "not a run directory" in err and len(err.splitlines()) == 1
+    assert code == 2 and "not a run directory" in err and "--data" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+    assert main(["export", str(tiny_run / "best"), str(tmp_path / "m.onnx"), "--data",
+                 "bundled"]) == 2
+    assert "add --int8" in capsys.readouterr().err
+
+    assert main(["export", str(tiny_run / "best"), str(tmp_path / "m.onnx"), "--int8",
+                 "--data", "bundled", "--calibration", "32"]) == 0
+    spec = json.loads((tmp_path / "m.int8.onnx.json").read_text())["int8"]
+    assert spec["calibration_images"] == 32 and "test images of bundled" in spec["held_out_from"]
