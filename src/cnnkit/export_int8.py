@@ -142,10 +142,14 @@ def _calibration_reader(images: np.ndarray, batch: int = 32):
     return Reader()
 
 
-def _softmax_nodes(path: Path) -> list[str]:
+def _float_nodes(path: Path) -> list[str]:
+    """Nodes left in float: the Softmax and whatever writes the graph's output (the
+    probabilities keep their float resolution)."""
     import onnx
 
-    return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Softmax"]
+    graph = onnx.load(str(path)).graph
+    outputs = {o.name for o in graph.output}
+    return [n.name for n in graph.node if n.op_type == "Softmax" or outputs & set(n.output)]
 
 
 def _quantize(float_path: Path, out: Path, images: np.ndarray, per_channel: bool) -> None:
@@ -160,7 +164,7 @@ def _quantize(float_path: Path, out: Path, images: np.ndarray, per_channel: bool
                         quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
-                        nodes_to_exclude=_softmax_nodes(pre))
+                        nodes_to_exclude=_float_nodes(pre))
 
 
 def _accuracy(probs: np.ndarray, labels) -> float:
