@@ -7,7 +7,7 @@ pixels in, probabilities out, preprocessing inside) and writes ``<name>.int8.onn
 2. ``quantize_static`` in QDQ format, weights int8 per output channel, activations uint8
    (U8S8, ORT's choice for x86-64 CPUs), ranges from MinMax calibration on the given images
    (a few hundred training images, seeded: the preprocessing is inside the graph, so they
-   go in as raw pixels). The final Softmax stays float, so outputs are probabilities;
+   go in as raw pixels). The final Softmax (what writes the output) stays float;
 3. the parity check, looser than float's: the int8 model's top-1 class must agree with the
    float model's on at least ``min_agreement`` (default 0.95) of the calibration images,
    else ``ParityError`` (the files stay on disk for inspection);
