@@ -57,6 +57,16 @@ def test_create_gives_the_zoo_head_api_and_the_cfg_preprocessing(timm):
     assert grey.preprocess.config()["channels"] == 3 and grey.preprocess.config()["resize"] == [32, 32]
 
 
+def test_grad_cam_targets_timms_last_feature_stage(timm):
+    from cnnkit import explain
+    torch.manual_seed(0)
+    model = registry.create(ARCH, num_classes=3, input_shape=(64, 64, 3))
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    result = explain.explain(model, image[None])
+    assert result.layer == "model.layer4"  # feature_info's last stage (2×2 at 64×64)
+    assert result.heatmaps.shape == (1, 64, 64) and np.ptp(result.heatmaps[0]) > 0
+
+
 def test_names_come_from_timm_and_records_choose_no_code(timm):
     assert registry.get_entry("timm/resnet10t").input_shape == (176, 176, 3)  # its pretrained_cfg
     assert ARCH in registry.list_models("timm/test_*")
