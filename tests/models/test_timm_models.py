@@ -96,6 +96,26 @@ def test_weights_from_a_local_safetensors_file(weights_file):
     assert other.module.get_classifier().out_features == 4
 
 
+def test_pretrained_reads_a_copy_in_the_cache_and_offline_names_where(timm, tmp_path,
+                                                                      monkeypatch):
+    from safetensors.torch import save_file
+    from cnnkit.models.weights import WeightsUnavailableError
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path))
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match=r"CNNKIT_OFFLINE forbids downloading: put "
+                       r"a copy .* at .*/weights/timm/resnet10t\.safetensors"):
+        registry.create("timm/resnet10t", num_classes=3, pretrained=True)
+    torch.manual_seed(2)
+    published = timm.create_model("test_resnet").eval()  # 1000 classes, as published
+    (tmp_path / "weights" / "timm").mkdir(parents=True)
+    save_file(published.state_dict(), str(tmp_path / "weights" / "timm" / "test_resnet.safetensors"))
+    with pytest.warns(UserWarning, match="3-class classifier is new"):
+        model = registry.create(ARCH, num_classes=3, input_shape=(32, 32, 3), pretrained=True)
+    assert torch.equal(model.module.model.layer4[0].conv1.weight, published.layer4[0].conv1.weight)
+    assert model.preprocess.config()["resize"] == [160, 160]  # the size its weights expect
+    assert "weights" not in model.architecture["kwargs"]  # the saved record names no file
+
+
 def test_a_file_for_another_architecture_is_refused_naming_keys(timm, tmp_path):
     from safetensors.torch import save_file
     path = tmp_path / "effnet.safetensors"

@@ -15,9 +15,10 @@ inside :class:`TimmNet`, which gives it the zoo's head API (common.py), so freez
 Weights: ``weights=PATH`` reads a local ``.safetensors`` (or a ``.pth`` state dict, without
 unpickling code) in timm's key layout, every key, shape and dtype checked; a classifier for
 another number of classes is replaced by a new one (as timm does). ``weights='imagenet'`` /
-``pretrained=True`` lets timm fetch its default published weights (Hugging Face hub; refused
-under ``CNNKIT_OFFLINE=1``). Only timm's names and a few keyword arguments reach timm: a
-saved model's record cannot choose code or files.
+``pretrained=True`` reads ``$CNNKIT_CACHE/weights/timm/<arch>.safetensors`` when it is there,
+else lets timm fetch its default published weights (Hugging Face hub; refused under
+``CNNKIT_OFFLINE=1``, naming that path). Only timm's names and a few keyword arguments
+reach timm: a saved model's record cannot choose code or files.
 """
 
 from __future__ import annotations
@@ -265,7 +266,9 @@ def create_model(name: str, num_classes: int | None = None, input_shape=None, we
 
     published = weights is not None and not (isinstance(weights, (str, os.PathLike)) and
                                              _looks_like_path(str(weights)))
-    if published:
+    if published and cached_weights(arch).is_file():  # a copy put in the cache: no download
+        weights, published = cached_weights(arch), False
+    elif published:
         _check_can_download(e.name, weights)
     net = TimmNet(arch, num_classes, include_top, pooling, pretrained=published, **timm_kwargs)
     if weights is not None and not published:
@@ -288,16 +291,27 @@ def create_model(name: str, num_classes: int | None = None, input_shape=None, we
                 output="logits" if include_top else "raw")
 
 
+def cached_weights(arch: str):
+    """Where ``pretrained=True`` looks first for timm's weights of ``arch``:
+    ``$CNNKIT_CACHE/weights/timm/<arch>.safetensors`` (timm's key layout, e.g. the hub's
+    ``model.safetensors`` copied there), so offline machines can use published weights."""
+    from ..weights import cache_dir
+    return cache_dir() / "timm" / f"{arch}.safetensors"
+
+
 def _check_can_download(name: str, weights) -> None:
     from ...data.download import OFFLINE_ENV, offline
     from ..weights import WeightsUnavailableError
 
+    arch = name[len(PREFIX):]
     if weights not in ("imagenet", True, "default"):
         raise ValueError(f"{name}: weights={weights!r} is neither 'imagenet' (timm's default "
                          "published weights) nor a local file (.safetensors / .pth)")
-    if name[len(PREFIX):] not in timm_names(pretrained=True):
-        raise ValueError(f"{name}: timm publishes no weights for it; pass weights=None or a file")
+    if arch not in timm_names(pretrained=True):
+        raise ValueError(f"{name}: timm publishes no weights for it; pass weights=None or a "
+                         f"file, or put one at {cached_weights(arch)}")
     if offline():
         raise WeightsUnavailableError(
             f"{name}: timm's published weights come from the Hugging Face hub, and {OFFLINE_ENV} "
-            "forbids downloading; save them elsewhere with safetensors and pass weights=PATH")
+            f"forbids downloading: put a copy (safetensors, timm's keys) at "
+            f"{cached_weights(arch)}, or pass weights=PATH")
