@@ -31,9 +31,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 VERBOSITY = ("auto", "0", "1", "2")
 # Settings a named recipe (cnnkit.recipes) fixes; giving them with --recipe is an error.
-RECIPE_DECIDES = ("model", "pretrained", "weights", "epochs", "batch_size", "optimizer", "lr", "momentum",
+RECIPE_DECIDES = ("model", "pretrained", "epochs", "batch_size", "optimizer", "lr", "momentum",
                   "weight_decay", "schedule", "warmup_epochs", "step_epochs", "augment",
-                  "patience", "label_smoothing", "precision")
+                  "patience", "label_smoothing", "precision", "weights")
 
 
 class ConfigError(ValueError):
