@@ -22,7 +22,8 @@ def export_rows(run_dir) -> list[list[str]]:
             continue
         q, parity = spec.get("int8"), spec.get("parity")
         if q:
-            check = f"top-1 agreement {q['agreement']:.2%} on {q['calibration_images']} calibration images"
+            check = (f"top-1 agreement {q['agreement']:.2%} on {q['calibration_images']} "
+                     "calibration images")
             acc = (f"float32 {q['float_accuracy']:.4f}, int8 {q['int8_accuracy']:.4f} "
                    f"(delta {q['accuracy_delta']:+.4f}) on {q['held_out_images']} held-out images"
                    if q.get("float_accuracy") is not None else "")

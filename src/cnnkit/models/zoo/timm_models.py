@@ -57,7 +57,8 @@ def _timm():
         import timm
     except ImportError as err:
         raise TimmUnavailableError(
-            "timm/NAME models: cnnkit needs timm: pip install 'cnnkit[timm]' (or pip install timm)") from err
+            "timm/NAME models: cnnkit needs timm: pip install 'cnnkit[timm]' "
+            "(or pip install timm)") from err
     return timm
 
 
@@ -97,6 +98,7 @@ def entry(name: str):
 
     arch = timm_name(name)
     c, h, w = _pretrained_cfg(arch).get("input_size", (3, 224, 224))
+
     def build(num_classes: int = 1000, input_shape=(h, w, c), include_top=True, pooling="avg",
               **timm_kwargs):  # the registry's builder signature (input_shape: unused)
         return TimmNet(arch, num_classes, include_top, pooling, **timm_kwargs)
