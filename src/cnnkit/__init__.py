@@ -23,6 +23,7 @@ _LAZY = {
     "models": None, "activations": None, "constraints": None, "initializers": None,
     "regularizers": None, "preprocessing": None, "backend": None, "saving": None,
     "PerformanceWarning": ".speed.policy",
+    "export_int8": None, "quantize_int8": ".export_int8",
 }
 
 __all__ = ["Input", "Model", "Sequential", "Trainer", "load_model", "layers", "callbacks", "losses",

@@ -401,7 +401,19 @@ def cmd_models(args) -> int:
               f"{'yes' if i['pretrained'] else '-':<7}  {i['description']}")
     print(f"{len(infos)} models; `cnnkit summary NAME` shows one, "
           "`cnnkit train --model NAME` trains it")
+    if "timm/" not in pattern:
+        print(_timm_models_line())
     return 0
+
+
+def _timm_models_line() -> str:
+    """Where timm's models are: listed on request (there are ~1,400), or how to get them."""
+    try:
+        from .models.zoo.timm_models import TimmUnavailableError, timm_names
+        return (f"and {len(timm_names())} timm models as timm/NAME: "
+                "`cnnkit models 'timm/*'` lists them, `cnnkit models 'timm/resnet*'` some")
+    except TimmUnavailableError:
+        return "more as timm/NAME with timm installed: pip install 'cnnkit[timm]'"
 
 
 # ------------------------------------------------------------------------------- check / report
@@ -469,8 +481,46 @@ def cmd_export(args) -> int:
     if args.format and args.format != by_suffix:
         raise CliError(f"--format {args.format} does not match {output}, whose suffix means "
                        f"{by_suffix}: name it .onnx for ONNX, .pt for TorchScript")
+    if args.int8 and (args.format or by_suffix) != "onnx":
+        raise CliError("--int8 quantizes an ONNX export: drop --format torchscript / the .pt name")
+    if args.data and not args.int8:
+        raise CliError("--data chooses the images that calibrate --int8: add --int8")
+    images = _int8_images(args, model) if args.int8 else None
     export(model, output, format=args.format, check=not args.no_check)  # it reports itself
+    if images is not None:
+        from .export import ParityError
+        from .export_int8 import quantize_int8
+        calib, held_out, where = images
+        try:
+            quantize_int8(output, calib, held_out=held_out, held_out_from=where)
+        except (ValueError, ParityError) as err:
+            raise CliError(str(err)) from err
+    _refresh_report(args.model)
     return 0
+
+
+def _refresh_report(target: str) -> None:
+    """A run's report.html lists its exports: write it again when it exists."""
+    root = Path(target).expanduser()
+    if (root / "report.html").is_file():
+        from .report import write_report
+        print(f"report: {write_report(root)}")
+
+
+def _int8_images(args, model):
+    """``--int8``: the training images that calibrate and the held-out ones that measure:
+    the run's own (cnnkit.export_int8.run_images), or with ``--data`` that data's, 10% per
+    class held out (or its test split); read before anything is written."""
+    from .config import TrainConfig
+    from .export_int8 import data_images, run_images
+    try:
+        if not args.data:
+            return run_images(args.model, args.calibration)
+        h, w, c = model.input_shape
+        return data_images(TrainConfig(data=args.data, image_size=[h, w], grayscale=c == 1,
+                                       val_split=0.1), args.calibration)
+    except ValueError as err:
+        raise CliError(str(err)) from err
 
 
 FORMAT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}  # --format -> the default file's suffix
@@ -618,6 +668,7 @@ def build_parser() -> Parser:
   cnnkit export runs/cifar10-jpeg-simple-cnn                 # runs/cifar10-jpeg-simple-cnn/model.onnx
   cnnkit export runs/cifar10-jpeg-simple-cnn --format torchscript   # .../model.pt
   cnnkit export my-model/ exported/model.onnx
+  cnnkit export runs/cifar10-jpeg-simple-cnn --int8          # + model.int8.onnx, its accuracy and speed
 """)
     p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
     p.add_argument("output", type=A.export_path, metavar="FILE", nargs="?", default=None,
@@ -627,6 +678,15 @@ def build_parser() -> Parser:
                    help="default: from the file suffix (onnx without a file name)")
     p.add_argument("--no-check", action="store_true", help="skip the parity check")
     p.add_argument("--weights", choices=["best", "last"], default="best")
+    p.add_argument("--int8", action="store_true", help="also write MODEL.int8.onnx (ONNX Runtime "
+                   "static quantization, calibrated on the run's training images) with its "
+                   "held-out accuracy and speed against float32 in MODEL.int8.onnx.json")
+    p.add_argument("--calibration", type=A.positive_int, default=300, metavar="N",
+                   help="training images (seeded) that calibrate --int8 [default: 300]")
+    p.add_argument("--data", metavar="NAME|PATH", default=None,
+                   help="with --int8: calibrate and measure on this dataset or folder of class "
+                   "folders (10%% per class held out, or its test split) instead of the run's; "
+                   "needed for a model folder")
     p.set_defaults(func=cmd_export)
 
     p = _sub(sub, "serve", "serve a model over HTTP",

@@ -33,7 +33,7 @@ VERBOSITY = ("auto", "0", "1", "2")
 # Settings a named recipe (cnnkit.recipes) fixes; giving them with --recipe is an error.
 RECIPE_DECIDES = ("model", "pretrained", "epochs", "batch_size", "optimizer", "lr", "momentum",
                   "weight_decay", "schedule", "warmup_epochs", "step_epochs", "augment",
-                  "patience", "label_smoothing", "precision")
+                  "patience", "label_smoothing", "precision", "weights")
 
 
 class ConfigError(ValueError):
@@ -75,6 +75,10 @@ class TrainConfig:
     recipe: str = setting("", "a named speed recipe (cnnkit.recipes: fast, fast-long, mnist-fast); "
                           "it sets the network, optimiser, schedule and augmentation",
                           metavar="NAME", group="model")
+    weights: str = setting("", "a local weights file (.safetensors, or a .pth state dict) to "
+                           "start --model from, keys and shapes checked; for timm/ models a "
+                           "classifier for another class count is replaced by a new one",
+                           metavar="FILE", group="model")
     # -- optimisation
     epochs: int = setting(5, "passes over the training images", unit="epochs", metavar="N",
                           group="optimisation")

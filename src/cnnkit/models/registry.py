@@ -69,6 +69,9 @@ class UnknownModelError(KeyError, ValueError):
 
 
 def get_entry(name: str) -> ModelEntry:
+    if name.startswith("timm/"):  # timm's models, when timm is installed (zoo/timm_models.py)
+        from .zoo.timm_models import entry
+        return entry(name)
     _ensure_loaded()
     if name in _REGISTRY:
         return _REGISTRY[name]
@@ -85,10 +88,15 @@ def get_entry(name: str) -> ModelEntry:
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
     """Registered names matching a shell-style ``pattern`` (``'res*'``), sorted; ``pretrained=True``
-    keeps those with published weights."""
+    keeps those with published weights. timm's models are listed when the pattern names
+    them (``'timm/*'``, ``'timm/res*'``)."""
     _ensure_loaded()
+    timm = []
+    if "timm/" in pattern:
+        from .zoo.timm_models import list_names
+        timm = list_names(pattern, pretrained)
     return sorted(n for n, e in _REGISTRY.items()
-                  if fnmatch.fnmatch(n, pattern) and (e.pretrained or not pretrained))
+                  if fnmatch.fnmatch(n, pattern) and (e.pretrained or not pretrained)) + timm
 
 
 def model_info(name: str) -> dict[str, Any]:
@@ -148,6 +156,10 @@ def create_model(name: str, num_classes: int | None = None, input_shape=None, we
     (any class count) is ignored instead of checked (what ``transfer`` does)."""
     from .weights import load_into, named_spec, read_state_dict
 
+    if isinstance(name, str) and name.startswith("timm/"):
+        from .zoo import timm_models
+        return timm_models.create_model(name, num_classes, input_shape, weights, class_names,
+                                        resize, new_head, **kwargs)
     e = get_entry(name)
     if num_classes is None:
         num_classes = len(class_names) if class_names else e.num_classes

@@ -184,6 +184,11 @@ def render_report(run_dir) -> str:
             ["epoch"] + keys, [[r.get("epoch")] + [_fmt(r.get(k)) for k in keys] for r in history],
             "history"))
 
+    from .exports import export_rows
+    exports = export_rows(run.path)  # `cnnkit export RUN [--int8]` files, with their numbers
+    if exports:
+        parts.append("<h2 id='exports'>Exports</h2>" + _table(
+            ["file", "runtime", "check", "held-out accuracy", "speed (ONNX Runtime)"], exports))
     if summary:
         parts.append(f"<h2 id='model'>Model</h2><pre>{_e(summary)}</pre>")
     if cfg:

@@ -60,7 +60,8 @@ def build_model(cfg: TrainConfig, data: Data):
         raise UnknownModelName(f"--model {name!r}: {err} Valid names: "
                                f"{', '.join(registry.list_models())}; or a saved model folder") from None
     return registry.create(name, num_classes=classes, input_shape=shape,
-                           pretrained=cfg.pretrained, class_names=list(data.class_names))
+                           pretrained=cfg.pretrained, weights=cfg.weights or None,
+                           class_names=list(data.class_names))
 
 
 def compile_model(model, cfg: TrainConfig, device=None):
