@@ -308,6 +308,16 @@ def _decode(path: Path, shape):
     return decode_image(path, "grayscale" if c == 1 else "rgb", (h, w))
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
+
+
 def cmd_predict(args) -> int:
     import numpy as np
     from .data.layout import display_path  # names that are not UTF-8 print \xNN-escaped
@@ -335,13 +345,28 @@ def cmd_predict(args) -> int:
         proba = getattr(model, "predict_proba", model.predict)  # exported models: probabilities
         probs = proba(np.stack(arrays), batch_size=args.batch_size)
         k = min(args.top_k, probs.shape[1])
+        multi = getattr(model, "multi_label", False)
+        if multi:
+            from .metrics_multilabel import labels_above
+            thresholds = args.threshold if args.threshold is not None else model.thresholds
         for f, p in zip(kept, probs):
+            if multi:  # every label at or above its threshold (tuned on validation)
+                results.append({"file": display_path(str(f)), "labels": [
+                    {**q, "index": names.index(q["class"])}
+                    for q in labels_above(p, names[:len(p)], thresholds)]})
+                continue
             top = np.argsort(-p, kind="stable")[:k]
             results.append({"file": display_path(str(f)), "predictions": [
                 {"class": names[i], "index": int(i), "probability": float(p[i])} for i in top]})
     if args.json:
         print(json.dumps({"model": str(path), "results": results,
                           "skipped": [{"file": i, "reason": w} for i, w in problems]}, indent=2))
+    elif results and "labels" in results[0]:
+        width = max([len(r["file"]) for r in results] + [4])
+        print(f"{'file':<{width}}  labels at or above their thresholds")
+        for r in results:
+            shown = ", ".join(f"{q['class']} {q['probability']:.3f}" for q in r["labels"])
+            print(f"{r['file']:<{width}}  {shown or '(none)'}")
     else:
         width = max([len(r["file"]) for r in results] + [4])
         if results:
@@ -545,6 +570,9 @@ def build_parser() -> Parser:
     p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
     p.add_argument("--top-k", type=A.positive_int, default=3, help="classes to show per image [default: 3]")
+    p.add_argument("--threshold", type=_probability, default=None,
+                   help="multi-label: show labels at or above this probability instead of the "
+                        "per-label thresholds tuned on validation")
     p.add_argument("--weights", choices=["best", "last"], default="best",
                    help="which model of a run directory [default: best]")
     p.add_argument("--batch-size", type=A.positive_int, default=64, help="images per batch [default: 64]")
