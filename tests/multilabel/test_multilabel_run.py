@@ -140,7 +140,14 @@ def test_folder_per_label_from_python_with_multi_label(tmp_path):
     assert result.data.train[1].shape[1] == 4 and "map" in result.metrics
 
 
-def test_multi_label_with_a_single_label_dataset_is_one_line_exit_2(tmp_path, capsys):
-    assert main(["train", "--data", "bundled", "--multi-label", "--output", str(tmp_path)]) == 2
+@pytest.mark.parametrize("args, says", [
+    (["--data", "bundled", "--multi-label"], "single-label dataset"),
+    (["--data", "labels.csv", "--recipe", "fast"], "recipes train single-label classifiers"),
+    (["--data", "missing.csv"], "no such labels CSV"),
+])
+def test_what_cannot_train_multi_label_is_one_line_exit_2(tmp_path, capsys, args, says):
+    write_csv_dataset(tmp_path, n=4)
+    args = [str(tmp_path / a) if a.endswith(".csv") else a for a in args]
+    assert main(["train", *args, "--output", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "single-label dataset" in err and "\n" not in err
+    assert says in err and "\n" not in err

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import TrainConfig
+from ..config import ConfigError, TrainConfig
 
 __all__ = ["wants_multilabel", "load_multilabel_data", "mark_multilabel", "label_metrics",
            "store_thresholds",
@@ -59,6 +59,9 @@ def load_multilabel_data(cfg: TrainConfig):
     ``--limit`` keeps about N training images and the same share of the validation ones."""
     from ..data.multilabel import random_split
     from .data import Data
+    if cfg.recipe:
+        raise ConfigError(f"--recipe {cfg.recipe}: the recipes train single-label classifiers; "
+                          "train multi-label data without --recipe (e.g. --model resnet-cifar)")
     path = Path(cfg.data).expanduser()
     ds = _read(path, cfg)
     notes = []
