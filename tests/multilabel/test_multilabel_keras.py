@@ -32,3 +32,20 @@ def test_sigmoid_bce_multi_hot_fit_evaluate_predict_match_keras():
     assert got == pytest.approx(g["evaluate"], abs=2e-5)
     np.testing.assert_allclose(model.predict(x[:4]), g["predict"], atol=2e-5)
     np.testing.assert_allclose(model.layers[-1].get_weights()[0], g["final_kernel"], atol=2e-5)
+
+
+def test_fit_on_a_labels_csv_dataset_then_predict_labels(tmp_path):
+    """``cnnkit.datasets.multilabel_dataset_from_csv`` straight into a Keras-style model."""
+    from cnnkit import datasets
+    from multilabel_builders import QUADRANTS, quadrant_images, write_csv_dataset
+    ds = datasets.multilabel_dataset_from_csv(write_csv_dataset(tmp_path, n=64))
+    model = Sequential([Input((16, 16, 3)), layers.AveragePooling2D(8), layers.Flatten(),
+                        layers.Dense(len(QUADRANTS), activation="sigmoid")])  # quadrant means
+    model.compile(optimizer=optimizers.Adam(0.05), loss="binary_crossentropy",
+                  metrics=["binary_accuracy"])
+    history = model.fit(ds, epochs=20, batch_size=16, verbose=0).history
+    assert model.multi_label and model.class_names == sorted(QUADRANTS)
+    assert history["binary_accuracy"][-1] > 0.9
+    x, y = quadrant_images(16, seed=3)
+    for labels, row in zip(model.predict_labels(x), y):
+        assert {q["class"] for q in labels} == {QUADRANTS[j] for j in np.nonzero(row)[0]}

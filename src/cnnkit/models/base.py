@@ -316,6 +316,8 @@ class Model(KerasWeightsMixin, nn.Module):
         if _is_dataset(x):
             if self.class_names is None and getattr(x, "class_names", None):
                 self.class_names = list(x.class_names)
+            if getattr(x, "multi_label", False):  # a MultiLabelDataset: sigmoids per label
+                self.multi_label = True
             images, labels = x.images, x.labels
             if self.input_shape is not None:
                 images = as_images(images, self.torch_input_shape)
