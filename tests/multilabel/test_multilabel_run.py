@@ -15,10 +15,13 @@ from multilabel_builders import QUADRANTS, quadrant_images, write_csv_dataset
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A finished 4-epoch run on 200 quadrant images (150 train / 50 held out)."""
+    """A finished 4-epoch run on 200 quadrant images (150 train / 50 validation), evaluated
+    on 60 more (--test-data)."""
     root = tmp_path_factory.mktemp("quadrants")
     csv = write_csv_dataset(root, n=200)
-    rc = main(["train", "--data", str(csv), "--epochs", "4", "--val-split", "0.25",
+    held_out = write_csv_dataset(root / "held_out", n=60, seed=1)
+    rc = main(["train", "--data", str(csv), "--test-data", str(held_out), "--epochs", "4",
+               "--val-split", "0.25",
                "--output", str(root / "runs"), "--name", "ml", "--device", "cpu",
                "--verbose", "0"])
     assert rc == 0
@@ -31,9 +34,12 @@ def model(run):
     return load_model(run / "best")
 
 
+@pytest.mark.slow  # one shared 4-epoch run with its report: seconds
 def test_csv_run_trains_sigmoid_bce_to_a_high_map_and_records_it(run):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["multi_label"] is True and metrics["map"] >= 0.95
+    assert metrics["split"] == "test" and metrics["evaluated_on"].startswith("test split (60")
+    assert metrics["thresholds_tuned_on"] == "validation split (50 images)"
     assert sorted(metrics["per_label"]) == sorted(QUADRANTS)
     assert metrics["best"]["monitor"] == "val_map"
     assert "val_map" in (run / "history.csv").read_text().splitlines()[0]
@@ -47,6 +53,7 @@ def test_csv_run_trains_sigmoid_bce_to_a_high_map_and_records_it(run):
         assert f"<td>{name}</td>" in report
 
 
+@pytest.mark.slow  # one shared 4-epoch run with its report: seconds
 def test_model_predict_labels_gives_every_label_at_or_above_its_threshold(model):
     x, _ = quadrant_images(8, seed=5)
     probs = model.predict_proba(x)
@@ -57,6 +64,7 @@ def test_model_predict_labels_gives_every_label_at_or_above_its_threshold(model)
                                                 for j in np.nonzero(p >= t)[0]}
 
 
+@pytest.mark.slow  # one shared 4-epoch run with its report: seconds
 def test_predict_cli_lists_the_labels_above_their_thresholds(run, model, tmp_path, capsys):
     from PIL import Image
     x, y = quadrant_images(3, seed=9)
@@ -75,6 +83,7 @@ def test_predict_cli_lists_the_labels_above_their_thresholds(run, model, tmp_pat
     assert all(name in line for name in QUADRANTS)
 
 
+@pytest.mark.slow  # one shared 4-epoch run with its report: seconds
 def test_export_writes_sigmoid_probabilities_and_the_thresholds(model, tmp_path):
     pytest.importorskip("onnxruntime")
     from cnnkit.export import export, load_exported
@@ -87,6 +96,7 @@ def test_export_writes_sigmoid_probabilities_and_the_thresholds(model, tmp_path)
     assert exported.multi_label and exported.thresholds == model.thresholds
 
 
+@pytest.mark.slow  # one shared 4-epoch run with its report: seconds
 def test_serve_gives_every_label_above_its_threshold(model):
     pytest.importorskip("fastapi")
     httpx = pytest.importorskip("httpx")
@@ -113,6 +123,7 @@ def test_serve_gives_every_label_above_its_threshold(model):
     assert [q["class"] for q in cam["labels"]] == [q["class"] for q in got[0]["labels"]]
 
 
+@pytest.mark.slow  # a one-epoch run on 60 images: seconds
 def test_folder_per_label_from_python_with_multi_label(tmp_path):
     """``cnnkit.experiment.train`` with ``multi_label=True`` and a folder per label (copies merged)."""
     import shutil

@@ -57,7 +57,8 @@ class Data:
         n = lambda s: len(s[0]) if s is not None else 0  # noqa: E731
         h, w, c = self.input_shape
         return (f"{self.source}: {n(self.train)} training, {n(self.val)} validation, "
-                f"{n(self.test)} test images of {h}x{w}x{c}, {len(self.class_names)} classes")
+                f"{n(self.test)} test images of {h}x{w}x{c}, {len(self.class_names)} "
+                f"{'labels (multi-label)' if self.multi_label else 'classes'}")
 
 
 def _limit_index(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
