@@ -54,8 +54,9 @@ class TrainConfig:
     """Every setting of a training run; ``cnnkit train --help`` is generated from this."""
 
     # -- data
-    data: str = setting("bundled", "'bundled', a named dataset (mnist, cifar10, ...) or a folder "
-                        "of class folders", metavar="NAME|PATH", group="data")
+    data: str = setting("bundled", "'bundled', a named dataset (mnist, cifar10, ...), a folder "
+                        "of class folders, or a labels CSV (multi-label)", metavar="NAME|PATH",
+                        group="data")
     data_dir: str = setting("", "folder holding a named dataset's canonical files ('' = cache/"
                             "download)", metavar="DIR", group="data")
     image_size: list[int] | None = setting(None, "resize folder images to this size (None = their "
@@ -73,7 +74,7 @@ class TrainConfig:
                                 "thresholds; implied by --data labels.csv; with a folder, an "
                                 "image in several label folders", group="data")
     label_delimiter: str = setting(" ", "labels CSV: what separates an image's labels in its "
-                                   "labels field", metavar="TEXT", group="data")
+                                   "labels field (' ' = a space)", metavar="TEXT", group="data")
     image_root: str = setting("", "labels CSV: the folder its filenames are relative to ('' = "
                               "the CSV's folder)", metavar="DIR", group="data")
     test_data: str = setting("", "multi-label: a labels CSV held out for the final evaluation "
