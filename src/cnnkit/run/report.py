@@ -28,7 +28,8 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
     if data.multi_label:  # thresholds tuned on validation, stored beside the weights
         from .multilabel import label_metrics, store_thresholds
         quality = label_metrics(model, data, ev)
-        store_thresholds(run.best if weights == "best" else run.last, quality["thresholds"])
+        for folder in [run.best] if weights == "best" else [run.last, run.best]:  # same weights
+            store_thresholds(folder, quality["thresholds"])
     else:
         report = ev["report"]
         quality = {k: report[k] for k in ("macro_precision", "macro_recall", "macro_f1",
