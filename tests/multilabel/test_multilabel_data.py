@@ -116,3 +116,23 @@ def test_dataset_split_and_subset_keep_rows_together(tmp_path):
     j = ds.files.index(val.files[0])
     assert val.labels[0].tolist() == ds.labels[j].tolist()
     assert ds.split(0.25, seed=3)[1].files == val.files  # seeded
+
+
+def test_run_data_from_a_csv_split_limit_and_test_data(tmp_path):
+    """What `cnnkit train --data labels.csv` trains on: a seeded random hold-out, --limit,
+    and --test-data read with the training labels' order (even when it lacks one)."""
+    from cnnkit.config import TrainConfig
+    from cnnkit.run.data import load_data
+    csv = write_csv_dataset(tmp_path / "train", n=40)
+    _png(tmp_path / "test" / "t.png")
+    (tmp_path / "test" / "labels.csv").write_text("t.png,top_right\n")
+    cfg = TrainConfig(data=str(csv), val_split=0.25, limit=15,
+                      test_data=str(tmp_path / "test" / "labels.csv")).validate()
+    data = load_data(cfg)
+    assert data.multi_label and data.class_names == sorted(QUADRANTS)
+    assert data.train[1].shape == (15, 4) and data.train[1].dtype.is_floating_point
+    assert len(data.val[0]) == round(10 * 15 / 30)  # the same share of the 10 held out
+    assert data.test[1].tolist() == [[0, 0, 0, 1]] and data.test_name == "test"
+    assert data.test[0].shape[2:] == data.train[0].shape[2:]  # resized to the training size
+    again = load_data(cfg)
+    assert bool((again.val[1] == data.val[1]).all())  # seeded
