@@ -51,8 +51,8 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
     passes its shard and the sums are added over the ranks of a data-parallel job.
 
     Multi-label ``labels`` (float N×L multi-hot): ``accuracy`` is the share of the N×L
-    decisions right at 0.5 (Keras's binary accuracy), the result adds ``map`` (of this
-    process's images), and ``report`` is ``metrics_multilabel.multilabel_report`` at
+    decisions right at 0.5 (Keras's binary accuracy), the result adds ``map`` (over every
+    rank's images with ``reduce_ranks``), and ``report`` is ``metrics_multilabel.multilabel_report`` at
     ``thresholds`` (None: 0.5).
     """
     if tta not in TTA_MODES:
@@ -102,6 +102,9 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
         from ..metrics_multilabel import mean_average_precision, multilabel_report
         p = torch.cat(probs).numpy() if probs else np.zeros((0, labels.shape[1]))
         y = labels.cpu().numpy().astype(np.float32)
+        if reduce_ranks:  # mAP ranks the whole split: every rank's scores, not a sum
+            from .multilabel import gathered
+            p, y = gathered(p, y, int(n))
         result["map"] = mean_average_precision(p, y)
         if per_sample:
             result.update(probabilities=p, predicted=torch.cat(preds).numpy(), labels=y,

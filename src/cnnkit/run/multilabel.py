@@ -21,7 +21,7 @@ import torch
 from ..config import ConfigError, TrainConfig
 
 __all__ = ["wants_multilabel", "load_multilabel_data", "mark_multilabel", "label_metrics",
-           "store_thresholds",
+           "store_thresholds", "gathered",
            "LOSS"]
 
 LOSS = "binary_crossentropy"
@@ -136,6 +136,22 @@ def label_metrics(model, data, ev: dict) -> dict:
             "micro_f1": report["micro_f1"], "macro_f1_at_0.5": at_half["macro_f1"],
             "thresholds": report["thresholds"], "thresholds_tuned_on": tuned_on,
             "per_label": report["per_label"]}
+
+
+def gathered(probs: np.ndarray, labels: np.ndarray, total: int):
+    """Every rank's (probabilities, labels) rows, joined (a collective: all ranks call it).
+    The shards (``run.loader.shard``) differ by at most one row, so each is padded to
+    ``ceil(total / world)`` rows and the padding dropped after the gather."""
+    from ..train import ddp
+    rows = -(-total // ddp.world_size())
+    pad = rows - len(probs)
+    parts = ddp.gather_tensors({
+        "p": torch.from_numpy(np.pad(probs, ((0, pad), (0, 0)))).float(),
+        "y": torch.from_numpy(np.pad(labels, ((0, pad), (0, 0)))).float(),
+        "keep": torch.arange(rows) < len(probs)})
+    keep = [part["keep"] for part in parts]
+    return (np.concatenate([part["p"][k].numpy() for part, k in zip(parts, keep)]),
+            np.concatenate([part["y"][k].numpy() for part, k in zip(parts, keep)]))
 
 
 def store_thresholds(model_dir, thresholds) -> None:
