@@ -49,6 +49,7 @@ def test_csv_run_trains_sigmoid_bce_to_a_high_map_and_records_it(run):
     assert saved["compile"]["loss"] == "binary_crossentropy"
     report = (run / "report.html").read_text()
     assert "Metrics per label" in report and "Confusion matrix" not in report
+    assert 'data-plot="samples"' in report and (run / "plots" / "samples.narrow.png").is_file()
     for name in QUADRANTS:
         assert f"<td>{name}</td>" in report
 

@@ -51,6 +51,10 @@ def write_plots(run, model, split, ev: dict, class_names, history: list[dict], s
             written.append(plots.curves(history, "loss", file("loss.png"), narrow=narrow))
             written.append(plots.timing(history, file("timing.png"), narrow=narrow))
         if ev.get("multi_label"):  # no confusion matrix or top class: report/multilabel.py
+            from .multilabel import SAMPLES, sample_grid
+            written.append(sample_grid(images[pick], y[pick], probs[pick],
+                                       getattr(model, "thresholds", None), class_names,
+                                       file(SAMPLES), narrow=narrow))
             continue
         written.append(plots.confusion(ev["report"]["confusion_matrix"], class_names,
                                        file("confusion_matrix.png"), narrow=narrow))

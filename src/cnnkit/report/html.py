@@ -163,7 +163,8 @@ def render_report(run_dir) -> str:
                      + _table(["class", "precision", "recall", "F1", "support"], rows, "metrics"))
 
     if multi:  # labels, not one class: no confusion matrix or top-class pictures
-        parts.append(multilabel.section(metrics, _table))
+        parts.append(multilabel.section(metrics, _table, _img(
+            plots / multilabel.SAMPLES, "Sample predictions (labels at their thresholds)")))
     else:
         parts.append("<h2 id='confusion'>Confusion matrix</h2>"
                      + _img(plots / PLOTS["confusion"][0], PLOTS["confusion"][1], "square"))

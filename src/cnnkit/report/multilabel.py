@@ -1,11 +1,14 @@
-"""The multi-label part of ``report.html``: key numbers and the per-label table (AP, the
-threshold tuned on validation, precision, recall and F1 at it, support)."""
+"""The multi-label part of a run's report: key numbers, the per-label table (AP, the
+threshold tuned on validation, precision, recall and F1 at it, support) and a picture of
+sample images with their labels and the labels predicted at the thresholds."""
 
 from __future__ import annotations
 
 import html
 
-__all__ = ["cards", "section"]
+__all__ = ["cards", "section", "sample_grid", "SAMPLES"]
+
+SAMPLES = "samples.png"  # in plots/, as the single-label report names its sample picture
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -21,8 +24,9 @@ def cards(metrics: dict) -> list[tuple[str, str]]:
             (f"{split} loss", _fmt(metrics.get("test_loss"), 4))]
 
 
-def section(metrics: dict, table) -> str:
-    """The per-label table as HTML (``table(header, rows, cls)`` draws it)."""
+def section(metrics: dict, table, samples_html: str = "") -> str:
+    """The per-label table as HTML (``table(header, rows, cls)`` draws it), then
+    ``samples_html`` (the sample picture)."""
     per = metrics.get("per_label") or {}
     rows = [[name, _fmt(v["ap"]), _fmt(v["threshold"]), _fmt(v["precision"]),
              _fmt(v["recall"]), _fmt(v["f1"]), v["support"]] for name, v in per.items()]
@@ -38,4 +42,29 @@ def section(metrics: dict, table) -> str:
             f" Hamming accuracy {_fmt(metrics.get('hamming_accuracy'), 4)}.</p>")
     return ("<h2 id='metrics'>Metrics per label</h2>" + text
             + table(["label", "AP", "threshold", "precision", "recall", "F1", "support"], rows,
-                    "metrics per-label"))
+                    "metrics per-label")
+            + "<h2 id='samples'>Sample predictions</h2>" + samples_html)
+
+
+def sample_grid(images, targets, probs, thresholds, class_names, path, narrow: bool = False):
+    """One tile per image titled with its labels and the ones predicted at ``thresholds``
+    (green when they are the same set, red otherwise)."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from .plots import RIGHT, WRONG, _grid, _save, _show, to_display
+    images = to_display(images)
+    t = np.asarray(thresholds if thresholds is not None else [0.5] * len(class_names))
+    rows, cols = _grid(max(len(images), 1), 2 if narrow else 4)
+    tile = 1.9 if narrow else 3.2
+    fig = Figure(figsize=(tile * cols, (tile + 0.9) * rows + 0.4), layout="constrained")
+    names = lambda row: ", ".join(class_names[j] for j in np.nonzero(row)[0]) or "-"  # noqa: E731
+    for i in range(len(images)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        _show(ax, images[i])
+        actual, predicted = targets[i] > 0.5, probs[i] >= t
+        ax.set_title(f"Actual: {names(actual)}\nPredicted: {names(predicted)}",
+                     fontsize=9.5 if narrow else 10.5, wrap=True,
+                     color=RIGHT if (actual == predicted).all() else WRONG)
+    fig.suptitle("Sample predictions (labels at their thresholds)", fontsize=13)
+    return _save(fig, path)
