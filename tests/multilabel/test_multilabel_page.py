@@ -27,8 +27,10 @@ def test_page_lists_the_labels_above_their_thresholds(tmp_path):
             page.wait_for_function(
                 "document.getElementById('model').textContent.includes('4 classes')")
             page.set_input_files("#file", str(picture))
-            page.wait_for_selector("#result.shown")
-            shown = page.locator("#predictions li .class").all_inner_texts()
+            # the one-result page (#result) or the page with a card per file (#results)
+            page.wait_for_selector("#result.shown, #results .shown")
+            shown = page.locator("#predictions li .class, "
+                                 "#results .predictions li .class").all_inner_texts()
             status = page.inner_text("#status")
         finally:
             browser.close()
