@@ -5,6 +5,7 @@ sample images with their labels and the labels predicted at the thresholds."""
 from __future__ import annotations
 
 import html
+import textwrap
 
 __all__ = ["cards", "section", "sample_grid", "SAMPLES"]
 
@@ -57,14 +58,21 @@ def sample_grid(images, targets, probs, thresholds, class_names, path, narrow: b
     t = np.asarray(thresholds if thresholds is not None else [0.5] * len(class_names))
     rows, cols = _grid(max(len(images), 1), 2 if narrow else 4)
     tile = 1.9 if narrow else 3.2
-    fig = Figure(figsize=(tile * cols, (tile + 0.9) * rows + 0.4), layout="constrained")
+    width = 22 if narrow else 34  # characters that fit above a tile at the title's size
     names = lambda row: ", ".join(class_names[j] for j in np.nonzero(row)[0]) or "-"  # noqa: E731
+    titles, right = [], []
+    for i in range(len(images)):
+        actual, predicted = targets[i] > 0.5, probs[i] >= t
+        titles.append(textwrap.fill(f"Actual: {names(actual)}", width) + "\n"
+                      + textwrap.fill(f"Predicted: {names(predicted)}", width))
+        right.append(bool((actual == predicted).all()))
+    lines = max([title.count("\n") + 1 for title in titles] + [2])
+    fig = Figure(figsize=(tile * cols, (tile + 0.2 * lines + 0.1) * rows + 0.4),
+                 layout="constrained")
     for i in range(len(images)):
         ax = fig.add_subplot(rows, cols, i + 1)
         _show(ax, images[i])
-        actual, predicted = targets[i] > 0.5, probs[i] >= t
-        ax.set_title(f"Actual: {names(actual)}\nPredicted: {names(predicted)}",
-                     fontsize=9.5 if narrow else 10.5, wrap=True,
-                     color=RIGHT if (actual == predicted).all() else WRONG)
+        ax.set_title(titles[i], fontsize=9.5 if narrow else 10.5,
+                     color=RIGHT if right[i] else WRONG)
     fig.suptitle("Sample predictions (labels at their thresholds)", fontsize=13)
     return _save(fig, path)
