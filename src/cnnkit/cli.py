@@ -239,9 +239,10 @@ def cmd_evaluate(args) -> int:
     run = RunDir(args.target)
     if args.data:
         h, w, c = model.input_shape
-        folder = Path(args.data).expanduser().is_dir()
+        folder = Path(args.data).expanduser().is_dir() or args.data.lower().endswith(".csv")
         cfg = TrainConfig(data=args.data, data_dir=args.data_dir or "", image_size=[h, w],
-                          grayscale=c == 1, val_split=0.0 if folder else 0.1)
+                          grayscale=c == 1, val_split=0.0 if folder else 0.1,
+                          multi_label=bool(model.multi_label))
     elif run.is_run():
         cfg = TrainConfig.from_dict(run.read_json(run.config_json))  # the run's own split
     else:
@@ -253,7 +254,7 @@ def cmd_evaluate(args) -> int:
         raise CliError(str(err)) from err
     if data.test is not None:
         split, where = data.test, f"the test split of {data.source}"
-    elif args.data and Path(args.data).expanduser().is_dir():
+    elif args.data and folder:  # a folder or a labels CSV: all of it
         split, where = data.train, f"all of {args.data}"
     else:
         split, where = data.val, f"validation images held out from {data.source}, seed {cfg.seed}"
@@ -273,8 +274,11 @@ def cmd_evaluate(args) -> int:
         model.compile(optimizer="sgd", metrics=["accuracy"], device=device,
                       loss=SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                       precision=recipe.precision)
-    ev = evaluate(model, *split, batch_size=args.batch_size, per_sample=True, class_names=names)
+    ev = evaluate(model, *split, batch_size=args.batch_size, per_sample=True, class_names=names,
+                  thresholds=model.thresholds)  # multi-label: the ones stored with the weights
     used = path.name if path.name in ("best", "last") else "model folder"
+    if data.multi_label:
+        return _print_multilabel_evaluation(args, path, used, where, split, ev)
     out = {"model": str(path), "weights": used, "evaluated_on": where,
            "images": int(len(split[0])), "loss": ev["loss"], "accuracy": ev["accuracy"],
            **{k: v for k, v in ev["report"].items() if k != "accuracy"}}
@@ -288,6 +292,28 @@ def cmd_evaluate(args) -> int:
         Path(args.output).expanduser().parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).expanduser().write_text(json.dumps(out, indent=2))
         print(f"metrics written to {args.output}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _print_multilabel_evaluation(args, path, used, where, split, ev) -> int:
+    report = ev["report"]
+    out = {"model": str(path), "weights": used, "evaluated_on": where,
+           "images": int(len(split[0])), "loss": ev["loss"], **report}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{path} ({used} weights): mAP {report['map']:.4f}, macro F1 {report['macro_f1']:.4f}"
+              f" at its thresholds, exact match {report['exact_match']:.4f}, loss "
+              f"{ev['loss']:.4f} on {len(split[0])} images ({where})")
+        width = max([len(c) for c in report["per_label"]] + [5])
+        print(f"{'label':<{width}}     AP  threshold  precision  recall     f1  support")
+        for c, v in report["per_label"].items():
+            ap = f"{v['ap']:6.3f}" if v["ap"] is not None else "     -"
+            print(f"{c:<{width}}  {ap}  {v['threshold']:9.3f}  {v['precision']:9.3f}  "
+                  f"{v['recall']:6.3f}  {v['f1']:5.3f}  {v['support']:7d}")
+    if args.output:
+        Path(args.output).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).expanduser().write_text(json.dumps(out, indent=2))
     return 0
 
 
@@ -307,6 +333,16 @@ def _decode(path: Path, shape):
     from .data.decode import decode_image
     h, w, c = shape
     return decode_image(path, "grayscale" if c == 1 else "rgb", (h, w))
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
 
 
 def cmd_predict(args) -> int:
@@ -336,13 +372,28 @@ def cmd_predict(args) -> int:
         proba = getattr(model, "predict_proba", model.predict)  # exported models: probabilities
         probs = proba(np.stack(arrays), batch_size=args.batch_size)
         k = min(args.top_k, probs.shape[1])
+        multi = getattr(model, "multi_label", False)
+        if multi:
+            from .metrics_multilabel import labels_above
+            thresholds = args.threshold if args.threshold is not None else model.thresholds
         for f, p in zip(kept, probs):
+            if multi:  # every label at or above its threshold (tuned on validation)
+                results.append({"file": display_path(str(f)), "labels": [
+                    {**q, "index": names.index(q["class"])}
+                    for q in labels_above(p, names[:len(p)], thresholds)]})
+                continue
             top = np.argsort(-p, kind="stable")[:k]
             results.append({"file": display_path(str(f)), "predictions": [
                 {"class": names[i], "index": int(i), "probability": float(p[i])} for i in top]})
     if args.json:
         print(json.dumps({"model": str(path), "results": results,
                           "skipped": [{"file": i, "reason": w} for i, w in problems]}, indent=2))
+    elif results and "labels" in results[0]:
+        width = max([len(r["file"]) for r in results] + [4])
+        print(f"{'file':<{width}}  labels at or above their thresholds")
+        for r in results:
+            shown = ", ".join(f"{q['class']} {q['probability']:.3f}" for q in r["labels"])
+            print(f"{r['file']:<{width}}  {shown or '(none)'}")
     else:
         width = max([len(r["file"]) for r in results] + [4])
         if results:
@@ -596,6 +647,9 @@ def build_parser() -> Parser:
     p.add_argument("model", metavar="MODEL", help="a run directory or a model folder")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
     p.add_argument("--top-k", type=A.positive_int, default=3, help="classes to show per image [default: 3]")
+    p.add_argument("--threshold", type=_probability, default=None,
+                   help="multi-label: show labels at or above this probability instead of the "
+                        "per-label thresholds tuned on validation")
     p.add_argument("--weights", choices=["best", "last"], default="best",
                    help="which model of a run directory [default: best]")
     p.add_argument("--batch-size", type=A.positive_int, default=64, help="images per batch [default: 64]")

@@ -54,8 +54,9 @@ class TrainConfig:
     """Every setting of a training run; ``cnnkit train --help`` is generated from this."""
 
     # -- data
-    data: str = setting("bundled", "'bundled', a named dataset (mnist, cifar10, ...) or a folder "
-                        "of class folders", metavar="NAME|PATH", group="data")
+    data: str = setting("bundled", "'bundled', a named dataset (mnist, cifar10, ...), a folder "
+                        "of class folders, or a labels CSV (multi-label)", metavar="NAME|PATH",
+                        group="data")
     data_dir: str = setting("", "folder holding a named dataset's canonical files ('' = cache/"
                             "download)", metavar="DIR", group="data")
     image_size: list[int] | None = setting(None, "resize folder images to this size (None = their "
@@ -68,6 +69,17 @@ class TrainConfig:
     limit: int = setting(0, "train on about this many images, and validate on the same share of "
                          "the validation images, the same share of each class (0 = all); for "
                          "quick tries", unit="images", metavar="N", group="data")
+    multi_label: bool = setting(False, "multi-label data (an image may have several labels): "
+                                "sigmoid outputs, binary cross-entropy, mAP and per-label "
+                                "thresholds; implied by --data labels.csv; with a folder, an "
+                                "image in several label folders", group="data")
+    label_delimiter: str = setting(" ", "labels CSV: what separates an image's labels in its "
+                                   "labels field (' ' = a space)", metavar="TEXT", group="data")
+    image_root: str = setting("", "labels CSV: the folder its filenames are relative to ('' = "
+                              "the CSV's folder)", metavar="DIR", group="data")
+    test_data: str = setting("", "multi-label: a labels CSV held out for the final evaluation "
+                             "('' = the validation images held out from --data)",
+                             metavar="CSV", group="data")
     # -- model
     model: str = setting("", "zoo name (cnnkit models), a saved model folder, or '' = the default",
                          metavar="NAME|PATH", group="model")

@@ -1,5 +1,6 @@
 """Datasets, Keras-style: ``cnnkit.datasets.load('cifar10')``, ``cnnkit.datasets.cifar10.load_data()``,
-``cnnkit.datasets.image_dataset_from_directory(...)``.
+``cnnkit.datasets.image_dataset_from_directory(...)``; multi-label data:
+``cnnkit.datasets.multilabel_dataset_from_csv(...)`` / ``multilabel_dataset_from_directory``.
 
 The implementation lives in ``cnnkit.data`` (datasets, folder, check, streaming); this
 module is the public face.
@@ -15,11 +16,14 @@ from .data.check import CheckReport, check_dataset
 from .data.datasets import (DatasetChecksumWarning, DatasetInfo, DatasetNotFoundError,
                             available, class_names, info, load)
 from .data.folder import ImageDataset, image_dataset_from_directory
+from .data.multilabel import (MultiLabelDataset, multilabel_dataset_from_csv,
+                              multilabel_dataset_from_directory)
 from .data.streaming import stream_from_directory
 
 __all__ = ["load", "class_names", "info", "available", "DatasetInfo", "DatasetNotFoundError",
            "DatasetChecksumWarning", "image_dataset_from_directory", "ImageDataset",
-           "stream_from_directory", "check_dataset", "CheckReport",
+           "stream_from_directory", "check_dataset", "CheckReport", "MultiLabelDataset",
+           "multilabel_dataset_from_csv", "multilabel_dataset_from_directory",
            "mnist", "fashion_mnist", "cifar10", "cifar100", "bundled"]
 
 

@@ -3,7 +3,9 @@
 The exported graph takes what a deployment has at hand: **raw uint8 pixels, N×H×W×C**, at the
 model's input size (``input_shape``), with a dynamic batch axis. Inside the graph: the
 transpose to N×C×H×W, the model's ``preprocess`` (scaling, resize, channel repeat,
-mean/std), the network, and a softmax. Its output is **class probabilities, N×K**.
+mean/std), the network, and a softmax. Its output is **class probabilities, N×K**; for a
+multi-label model a sigmoid per label (N×L), with the per-label ``thresholds`` and
+``"multi_label": true`` in the JSON.
 
 Beside ``model.onnx`` goes ``model.onnx.json`` (the same for ``model.pt``): class names, the
 input spec, the preprocessing config and the parity figure. ONNX files carry the same JSON
@@ -55,7 +57,17 @@ class _Deployable(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = scaled_input(self.model, images.permute(0, 3, 1, 2))  # N×H×W×C -> N×C×H×W
+        if getattr(self.model, "multi_label", False):  # a sigmoid per label, not a softmax
+            return _label_probabilities(self.model, x)
         return class_scores(self.model, x)[1]
+
+
+def _label_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """N×L sigmoid probabilities of a multi-label model (logits or sigmoid outputs)."""
+    if getattr(model, "output_activation", None) == "sigmoid":
+        return model(x)
+    fn = getattr(model, "forward_logits", None)
+    return torch.sigmoid(fn(x) if callable(fn) else model(x))
 
 
 def deployable(model: nn.Module) -> nn.Module:
@@ -191,6 +203,11 @@ def export(model: nn.Module, path, format: str | None = None, *, input_shape=Non
             "class_names": names,
             "preprocess": model.preprocess.config() if hasattr(model, "preprocess") else None,
         }
+        if getattr(model, "multi_label", False):  # sigmoid per label; labels at thresholds
+            spec["output"]["note"] = ("label probabilities (a sigmoid each); a label is "
+                                      "predicted at or above its threshold")
+            spec["multi_label"] = True
+            spec["thresholds"] = list(model.thresholds or [0.5] * k)
         example = torch.from_numpy(images[:2] if len(images) >= 2 else
                                    np.repeat(images[:1], 2, axis=0))
         metadata = json.dumps(spec)
@@ -289,6 +306,8 @@ class ExportedModel:
                              f"{self.spec.get('format')} v{self.spec.get('version')}")
         self.runtime = self.spec["runtime"]
         self.class_names = list(self.spec["class_names"])
+        self.multi_label = bool(self.spec.get("multi_label"))
+        self.thresholds = self.spec.get("thresholds")
         self.input_shape = tuple(self.spec["input"]["shape"][1:])
         self.name = self.spec.get("name", self.path.stem)
         if self.runtime == "onnx":

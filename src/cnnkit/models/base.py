@@ -65,6 +65,9 @@ class Model(KerasWeightsMixin, nn.Module):
     (``models/functional.py``); subclassing is in ``models/subclass.py``.
     """
 
+    multi_label = False   # one sigmoid per label (run/multilabel.py); saved in config.json
+    thresholds = None     # multi-label: per-label thresholds tuned on validation (None = 0.5)
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and keras_tensor.is_symbolic(
                 list(args[:2]) + [kwargs.get("inputs"), kwargs.get("outputs")]):
@@ -318,6 +321,8 @@ class Model(KerasWeightsMixin, nn.Module):
         if _is_dataset(x):
             if self.class_names is None and getattr(x, "class_names", None):
                 self.class_names = list(x.class_names)
+            if getattr(x, "multi_label", False):  # a MultiLabelDataset: sigmoids per label
+                self.multi_label = True
             images, labels = x.images, x.labels
             if self.input_shape is not None:
                 images = as_images(images, self.torch_input_shape)
@@ -517,8 +522,19 @@ class Model(KerasWeightsMixin, nn.Module):
         model that outputs logits."""
         out = torch.from_numpy(self._predict_raw(x, batch_size))
         if self.output_activation is None and self.output_kind == "logits":
-            out = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, dim=-1)
+            one = out.shape[-1] == 1 or self.multi_label  # multi-label: a sigmoid per label
+            out = torch.sigmoid(out) if one else torch.softmax(out, dim=-1)
         return out.numpy()
+
+    def predict_labels(self, x, batch_size=None, thresholds=None) -> list[list[dict]]:
+        """Multi-label: per image, every label whose probability is at or above its
+        threshold (``thresholds``, else the model's tuned ones, else 0.5), most probable
+        first, as ``{"class", "probability", "threshold"}``."""
+        from ..metrics_multilabel import labels_above
+        probs = self.predict_proba(x, batch_size)
+        probs = probs[None] if probs.ndim == 1 else probs
+        t = thresholds if thresholds is not None else self.thresholds
+        return [labels_above(p, self.class_names, t) for p in probs]
 
     def _predict_raw(self, x, batch_size=None, verbose=0, steps=None, callbacks=None) -> np.ndarray:
         """The model's outputs as numpy in torch layout; a single image gives one row."""

@@ -60,6 +60,8 @@ def model_config(model) -> dict:
         "class_names": model.class_names,
         "output": model.output_kind,
         "compile": getattr(model, "compile_config", None),
+        **({"multi_label": True, "thresholds": model.thresholds}
+           if getattr(model, "multi_label", False) else {}),
     }
 
 
@@ -172,7 +174,22 @@ def _build(config: dict, module=None, path=None):
         raise ModelFileError(f"{where}the {kind} architecture in config.json cannot be rebuilt "
                              f"({type(err).__name__}: {err}); re-save the model with this cnnkit") from err
     model.class_names = config.get("class_names")
+    if config.get("multi_label"):
+        model.multi_label = True
+        model.thresholds = _thresholds(config.get("thresholds"), config.get("class_names"), where)
     return model
+
+
+def _thresholds(values, class_names, where: str):
+    """The saved per-label thresholds (numbers in [0, 1], one per label), or None."""
+    if values is None:
+        return None
+    ok = isinstance(values, list) and all(isinstance(v, (int, float)) and 0 <= v <= 1
+                                          for v in values)
+    if not ok or (class_names and len(values) != len(class_names)):
+        raise ModelFileError(f"{where}config.json: thresholds must be one number in [0, 1] per "
+                             "label; fix or delete them")
+    return [float(v) for v in values]
 
 
 def load_model(path, module=None, device=None, compile: bool = True):

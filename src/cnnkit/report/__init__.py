@@ -42,7 +42,7 @@ def write_plots(run, model, split, ev: dict, class_names, history: list[dict], s
     pick = np.sort(rng.choice(len(y), size=min(n_samples, len(y)), replace=False))
     order = np.argsort(-ev["per_sample_loss"], kind="stable")[:min(n_top, len(y))]
     shown = plots.to_display(images[order])
-    overlays, layer = gradcam_overlays(model, shown)
+    overlays, layer = (None, None) if ev.get("multi_label") else gradcam_overlays(model, shown)
     for narrow in (False, True):
         def file(name):
             return plots.narrow_path(out / name) if narrow else out / name
@@ -50,6 +50,12 @@ def write_plots(run, model, split, ev: dict, class_names, history: list[dict], s
             written.append(plots.curves(history, "accuracy", file("accuracy.png"), narrow=narrow))
             written.append(plots.curves(history, "loss", file("loss.png"), narrow=narrow))
             written.append(plots.timing(history, file("timing.png"), narrow=narrow))
+        if ev.get("multi_label"):  # no confusion matrix or top class: report/multilabel.py
+            from .multilabel import SAMPLES, sample_grid
+            written.append(sample_grid(images[pick], y[pick], probs[pick],
+                                       getattr(model, "thresholds", None), class_names,
+                                       file(SAMPLES), narrow=narrow))
+            continue
         written.append(plots.confusion(ev["report"]["confusion_matrix"], class_names,
                                        file("confusion_matrix.png"), narrow=narrow))
         written.append(plots.prediction_grid(images[pick], y[pick], pred[pick], probs[pick],

@@ -119,12 +119,17 @@ def render_report(run_dir) -> str:
 
     # key numbers
     cards = []
-    if metrics:
+    multi = bool(metrics.get("multi_label"))
+    if multi:
+        from . import multilabel
+        cards += multilabel.cards(metrics)
+    elif metrics:
         split = "test" if metrics.get("split", "test") == "test" else "held-out"
         cards += [(f"{split} accuracy", _fmt(metrics.get("test_accuracy"))),
                   (f"{split} loss", _fmt(metrics.get("test_loss"))),
-                  ("macro F1", _fmt(metrics.get("macro_f1"))),
-                  ("epochs", f"{metrics.get('epochs_run')}/{metrics.get('epochs_planned')}"),
+                  ("macro F1", _fmt(metrics.get("macro_f1")))]
+    if metrics:
+        cards += [("epochs", f"{metrics.get('epochs_run')}/{metrics.get('epochs_planned')}"),
                   ("s / epoch", _fmt(metrics.get("seconds_per_epoch"), 2))]
         train_s = metrics.get("train_seconds") or 0
         wait = metrics.get("data_wait_s") or 0
@@ -159,12 +164,16 @@ def render_report(run_dir) -> str:
         parts.append("<h2 id='metrics'>Metrics per class</h2>"
                      + _table(["class", "precision", "recall", "F1", "support"], rows, "metrics"))
 
-    parts.append("<h2 id='confusion'>Confusion matrix</h2>"
-                 + _img(plots / PLOTS["confusion"][0], PLOTS["confusion"][1], "square"))
-    parts.append("<h2 id='samples'>Sample predictions</h2>"
-                 + _img(plots / PLOTS["samples"][0], PLOTS["samples"][1]))
-    parts.append("<h2 id='top-losses'>Top losses</h2>"
-                 + _img(plots / PLOTS["top_losses"][0], PLOTS["top_losses"][1]))
+    if multi:  # labels, not one class: no confusion matrix or top-class pictures
+        parts.append(multilabel.section(metrics, _table, _img(
+            plots / multilabel.SAMPLES, "Sample predictions (labels at their thresholds)")))
+    else:
+        parts.append("<h2 id='confusion'>Confusion matrix</h2>"
+                     + _img(plots / PLOTS["confusion"][0], PLOTS["confusion"][1], "square"))
+        parts.append("<h2 id='samples'>Sample predictions</h2>"
+                     + _img(plots / PLOTS["samples"][0], PLOTS["samples"][1]))
+        parts.append("<h2 id='top-losses'>Top losses</h2>"
+                     + _img(plots / PLOTS["top_losses"][0], PLOTS["top_losses"][1]))
 
     parts.append("<h2 id='time'>Time: data wait vs compute</h2>")
     if history:

@@ -72,7 +72,8 @@ def compile_model(model, cfg: TrainConfig, device=None):
     opt.weight_decay = cfg.weight_decay
     if cfg.momentum and cfg.optimizer.lower() in ("sgd", "rmsprop"):
         opt.kwargs["momentum"] = cfg.momentum
-    loss = losses_mod.get("sparse_categorical_crossentropy")
+    from .multilabel import LOSS, wants_multilabel
+    loss = losses_mod.get(LOSS if wants_multilabel(cfg) else "sparse_categorical_crossentropy")
     loss.label_smoothing = cfg.label_smoothing
     if device is None:
         device = None if cfg.device == "auto" else cfg.device
@@ -117,6 +118,9 @@ def plan_ordinary(ctx):
     from .orchestrator import Plan
     cfg, data = ctx.cfg, ctx.data
     model = build_model(cfg, data)
+    if data.multi_label:
+        from .multilabel import mark_multilabel
+        mark_multilabel(model)
     compile_model(model, cfg, device=ctx.device if ctx.multi else None)
     device = model.device
     loader = ResumableLoader(*data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,

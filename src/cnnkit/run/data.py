@@ -42,6 +42,7 @@ class Data:
     tag: str                         # short name for the run directory
     test_name: str = "test"          # what the final evaluation runs on
     notes: list[str] = field(default_factory=list)
+    multi_label: bool = False        # labels float32 N×L multi-hot (run/multilabel.py)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -56,7 +57,8 @@ class Data:
         n = lambda s: len(s[0]) if s is not None else 0  # noqa: E731
         h, w, c = self.input_shape
         return (f"{self.source}: {n(self.train)} training, {n(self.val)} validation, "
-                f"{n(self.test)} test images of {h}x{w}x{c}, {len(self.class_names)} classes")
+                f"{n(self.test)} test images of {h}x{w}x{c}, {len(self.class_names)} "
+                f"{'labels (multi-label)' if self.multi_label else 'classes'}")
 
 
 def _limit_index(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -234,8 +236,15 @@ def _load_folder(cfg: TrainConfig, path: Path) -> Data:
 
 
 def load_data(cfg: TrainConfig) -> Data:
-    """The data ``cfg.data`` names: 'bundled', a named dataset, or a folder of class folders."""
+    """The data ``cfg.data`` names: 'bundled', a named dataset, a folder of class folders, or
+    multi-label data (a labels CSV, or ``--multi-label`` with a folder per label)."""
     name = cfg.data
+    from .multilabel import load_multilabel_data, wants_multilabel
+    if wants_multilabel(cfg):
+        if _is_named(name):
+            raise DataError(f"--multi-label: --data {name} is a single-label dataset; give a "
+                            "labels CSV (filename,labels rows) or a folder per label")
+        return load_multilabel_data(cfg)
     if _is_named(name):
         return _load_named(cfg)
     path = Path(name).expanduser()

@@ -41,7 +41,7 @@ def _tta_outputs(model, x, loss, tta: str):
 @torch.no_grad()
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
              tta: str = "none", precision: str | None = None, per_sample: bool = False,
-             class_names=None, reduce_ranks: bool = False) -> dict:
+             class_names=None, reduce_ranks: bool = False, thresholds=None) -> dict:
     """Evaluate ``model`` on uint8 (or float) N×C×H×W ``images`` with int64 ``labels``.
 
     Returns ``{"loss", "accuracy", "n"}``; with ``per_sample`` also numpy ``probabilities``
@@ -49,6 +49,11 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
     ``report`` (per-class precision/recall/F1, confusion matrix). ``tta``: 'none', 'flip'
     (mean of the image and its mirror) or 'flip_translate'. ``reduce_ranks``: each rank
     passes its shard and the sums are added over the ranks of a data-parallel job.
+
+    Multi-label ``labels`` (float N×L multi-hot): ``accuracy`` is the share of the N×L
+    decisions right at 0.5 (Keras's binary accuracy), the result adds ``map`` (over every
+    rank's images with ``reduce_ranks``), and ``report`` is ``metrics_multilabel.multilabel_report`` at
+    ``thresholds`` (None: 0.5).
     """
     if tta not in TTA_MODES:
         raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
@@ -60,6 +65,7 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
     loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     probs, losses, preds = [], [], []
+    multi = labels.ndim == 2  # multi-hot rows: a sigmoid per label
     try:
         for lo in range(0, len(images), batch_size):
             x = _to_float(model, images[lo:lo + batch_size].to(dev, non_blocking=True))
@@ -69,10 +75,14 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
             if loss is not None:
                 values = loss.per_sample(out, y, is_logits)
                 loss_sum += values.double().sum()
-            pred = out.argmax(1)
-            correct += (pred == y).sum()
-            if per_sample:
-                p = out.softmax(1) if is_logits and out.shape[1] > 1 else \
+            if multi:
+                pred = out > 0 if is_logits else out > 0.5
+                correct += (pred == (y > 0.5)).sum()
+            else:
+                pred = out.argmax(1)
+                correct += (pred == y).sum()
+            if per_sample or multi:
+                p = out.softmax(1) if is_logits and out.shape[1] > 1 and not multi else \
                     (out.sigmoid() if is_logits else out)
                 probs.append(p.cpu())
                 preds.append(pred.cpu())
@@ -85,8 +95,24 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
     if reduce_ranks:
         from ..train import ddp
         total_loss, n_correct, n = ddp.all_reduce_sum([total_loss, n_correct, float(n)])
+    decisions = n * (labels.shape[1] if multi else 1)
     result = {"loss": total_loss / n if n and loss is not None else float("nan"),
-              "accuracy": n_correct / n if n else float("nan"), "n": int(n)}
+              "accuracy": n_correct / decisions if n else float("nan"), "n": int(n)}
+    if multi:
+        from ..metrics_multilabel import mean_average_precision, multilabel_report
+        p = torch.cat(probs).numpy() if probs else np.zeros((0, labels.shape[1]))
+        y = labels.cpu().numpy().astype(np.float32)
+        if reduce_ranks:  # mAP ranks the whole split: every rank's scores, not a sum
+            from .multilabel import gathered
+            p, y = gathered(p, y, int(n))
+        result["map"] = mean_average_precision(p, y)
+        if per_sample:
+            result.update(probabilities=p, predicted=torch.cat(preds).numpy(), labels=y,
+                          per_sample_loss=torch.cat(losses).numpy() if losses else np.zeros(0),
+                          multi_label=True)
+            if class_names is not None:
+                result["report"] = multilabel_report(p, y, list(class_names), thresholds)
+        return result
     if per_sample:
         y = labels.cpu().numpy().astype(np.int64)
         result.update(probabilities=torch.cat(probs).numpy() if probs else np.zeros((0, 0)),
@@ -127,3 +153,5 @@ class Validate(Callback):
             self.timer.resume()
         if logs is not None:
             logs["val_loss"], logs["val_accuracy"] = ev["loss"], ev["accuracy"]
+            if "map" in ev:  # multi-label: mAP decides the best weights (run.recorder)
+                logs["val_map"] = ev["map"]

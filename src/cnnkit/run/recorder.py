@@ -125,7 +125,8 @@ class RunRecorder(Callback):
     def _track_best(self, logs, done: int) -> bool:
         if not self.plan.keep_best:
             return False
-        monitor = "val_accuracy" if "val_accuracy" in logs else "accuracy"
+        monitor = "val_map" if "val_map" in logs else (  # multi-label: mAP
+            "val_accuracy" if "val_accuracy" in logs else "accuracy")
         value = logs.get(monitor)
         if value is None or not math.isfinite(value) or (
                 self.best and value <= self.best.get("value", -math.inf)):

@@ -25,8 +25,16 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
     clock = Clock(model).start()
     ev = evaluate(model, *split, batch_size=EVAL_BATCH_SIZE, per_sample=True,
                   class_names=data.class_names)
+    if data.multi_label:  # thresholds tuned on validation, stored beside the weights
+        from .multilabel import label_metrics, store_thresholds
+        quality = label_metrics(model, data, ev)
+        for folder in [run.best] if weights == "best" else [run.last, run.best]:  # same weights
+            store_thresholds(folder, quality["thresholds"])
+    else:
+        report = ev["report"]
+        quality = {k: report[k] for k in ("macro_precision", "macro_recall", "macro_f1",
+                                          "per_class", "confusion_matrix")}
     evaluate_s = clock.stop()
-    report = ev["report"]
     epochs_run = len(history)
     train_s = sum(r.get("epoch_s", 0.0) or 0.0 for r in history)
     wait_s = sum(r.get("data_wait_s", 0.0) or 0.0 for r in history)
@@ -42,11 +50,7 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
         "weights_epoch": weights_epoch,
         "test_loss": ev["loss"],
         "test_accuracy": ev["accuracy"],
-        "macro_precision": report["macro_precision"],
-        "macro_recall": report["macro_recall"],
-        "macro_f1": report["macro_f1"],
-        "per_class": report["per_class"],
-        "confusion_matrix": report["confusion_matrix"],
+        **quality,
         "class_names": list(data.class_names),
         "epochs_run": epochs_run,
         "epochs_planned": planned,
@@ -79,9 +83,15 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
         f"{best_txt}")
     label, where = (("test accuracy", f"{n} test images") if data.test_name == "test" else
                     ("held-out accuracy", f"{n} validation images held out from training"))
-    log(f"{label} ({weights} weights, epoch {weights_epoch}): {ev['accuracy']:.4f} "
-        f"(loss {ev['loss']:.4f}) on {where}; evaluation and report took "
-        f"{evaluate_s + report_s:.1f}s")
+    if data.multi_label:
+        label = label.replace("accuracy", "mAP")
+        quality_txt = (f"{metrics['map']:.4f} (macro F1 {metrics['macro_f1']:.4f} at the tuned "
+                       f"thresholds, exact match {metrics['exact_match']:.4f}, loss "
+                       f"{ev['loss']:.4f})")
+    else:
+        quality_txt = f"{ev['accuracy']:.4f} (loss {ev['loss']:.4f})"
+    log(f"{label} ({weights} weights, epoch {weights_epoch}): {quality_txt} "
+        f"on {where}; evaluation and report took {evaluate_s + report_s:.1f}s")
     if cfg.report and run.report.exists():
         log(f"report: {run.report}")
     return metrics

@@ -126,6 +126,15 @@ def _top(probs: np.ndarray, names: list[str], k: int) -> list[dict]:
             for i in order]
 
 
+def _labels(predictor, probs: np.ndarray, names: list[str]) -> dict:
+    """A multi-label model's answer: every label at or above its threshold ({} otherwise)."""
+    if not getattr(predictor, "multi_label", False):
+        return {}
+    from ..metrics_multilabel import labels_above
+    return {"labels": [{**q, "probability": round(q["probability"], 6)}
+                       for q in labels_above(probs, names, predictor.thresholds)]}
+
+
 def _display_copy(data: bytes, max_pixels: int) -> np.ndarray:
     """The upload scaled to OVERLAY_SIDE pixels on its longest side, RGB, for the overlay
     (small images are enlarged so the heatmap is drawn smoothly)."""
@@ -218,6 +227,8 @@ def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_fi
                           "note": "any size and common format is accepted; images are "
                                   "resized to this shape"},
                 "limits": limits, "top_k": default_k,
+                "multi_label": bool(getattr(predictor, "multi_label", False)),
+                "thresholds": getattr(predictor, "thresholds", None),
                 "explain": predictor.model is not None}
 
     @app.post("/predict")
@@ -226,7 +237,8 @@ def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_fi
         files = await _read_images(request, limits)
         images = await run_in_threadpool(_decode, files, shape, limits)
         probs = await batcher.submit(images)
-        return {"predictions": [{"filename": name, "top": _top(p, names, k)}
+        return {"predictions": [{"filename": name, "top": _top(p, names, k),
+                                 **_labels(predictor, p, names)}
                                 for (name, _), p in zip(files, probs)]}
 
     @app.post("/explain")
@@ -246,8 +258,11 @@ def create_app(model_or_path, *, max_upload_bytes: int = 8 * 1024 * 1024, max_fi
         display = await run_in_threadpool(_display_copy, files[0][1], limits["max_pixels"])
         result = await batcher.run(_grad_cam_png, predictor.model, image, display, class_index)
         c = result["class_index"]
-        return {"filename": files[0][0], "top": _top(result["probs"], names, k),
+        probs = result["probs"]
+        if getattr(predictor, "multi_label", False):  # sigmoids, as /predict gives them
+            probs = (await batcher.submit(image[None]))[0]
+        return {"filename": files[0][0], "top": _top(probs, names, k),
                 "class_index": c, "class_name": names[c], "layer": result["layer"],
-                "overlay": result["overlay"]}
+                "overlay": result["overlay"], **_labels(predictor, probs, names)}
 
     return app

@@ -1,7 +1,8 @@
 """What the service predicts with: a PyTorch model or an exported file, one interface.
 
 ``predict(uint8 N×H×W×C) -> N×K probabilities``, plus ``class_names``, ``input_shape``
-(H, W, C), ``name``, ``runtime`` and ``model`` (the ``nn.Module`` for Grad-CAM, or None).
+(H, W, C), ``name``, ``runtime``, ``model`` (the ``nn.Module`` for Grad-CAM, or None),
+``multi_label`` and ``thresholds`` (a multi-label model: sigmoid probabilities per label).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class TorchPredictor:
         self._graph = deployable(model)
         self.device = next(model.parameters(), torch.empty(0)).device
         self.name = getattr(model, "name", type(model).__name__)
+        self.multi_label = bool(getattr(model, "multi_label", False))
+        self.thresholds = getattr(model, "thresholds", None)
         names = class_names or getattr(model, "class_names", None)
         if not names:
             with torch.inference_mode():
