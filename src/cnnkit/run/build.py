@@ -112,7 +112,7 @@ def plan_ordinary(ctx):
 
     from ..train.callbacks import EarlyStopping
     from .evaluate import Validate
-    from .loader import ResumableLoader, shard
+    from .loader import ResumableLoader, share
     from .orchestrator import Plan
     cfg, data = ctx.cfg, ctx.data
     model = build_model(cfg, data)
@@ -122,8 +122,8 @@ def plan_ordinary(ctx):
                              device=device)
     callbacks = []
     if data.val is not None and len(data.val[0]):
-        mine = shard(len(data.val[0]), ctx.rank, ctx.world)
-        callbacks.append(Validate(data.val[0][mine].to(device), data.val[1][mine].to(device),
+        images, labels = (share(t, ctx.rank, ctx.world).to(device) for t in data.val)
+        callbacks.append(Validate(images, labels,
                                   batch_size=max(cfg.batch_size, 256), timer=ctx.clock,
                                   reduce_ranks=ctx.multi and len(data.val[0]) >= ctx.world))
     if cfg.patience:
