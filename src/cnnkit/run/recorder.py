@@ -140,7 +140,8 @@ class RunRecorder(Callback):
     def _link(self, folder) -> None:
         """``folder`` (best/ or last/) as a model folder of the newest checkpoint's weights."""
         from ..models.saving import save_model
-        save_model(self.model, folder, weights_from=self.model_file)
+        save_model(self.plan.model, folder, weights_from=self.model_file)  # (self.model is
+        # not set yet when a resumed run re-links best/ in __init__)
 
     def _holds_last(self) -> bool:
         """Whether the newest checkpoint holds the model's weights now (the last epoch's)."""
