@@ -125,6 +125,7 @@ def plan_ordinary(ctx):
         images, labels = (share(t, ctx.rank, ctx.world).to(device) for t in data.val)
         callbacks.append(Validate(images, labels,
                                   batch_size=max(cfg.batch_size, 256), timer=ctx.clock,
+                                  keep_outputs=not ctx.multi,  # the final evaluation's, maybe
                                   reduce_ranks=ctx.multi and len(data.val[0]) >= ctx.world))
     if cfg.patience:
         callbacks.append(EarlyStopping(monitor="val_loss" if callbacks else "loss",

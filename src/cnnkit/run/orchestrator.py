@@ -323,9 +323,12 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
         return TrainResult(None, model, ctx.data, history, None, False, None, seconds)
     weights = recorder.save_final()
     from .report import finish
+    from .evaluate import Validate
     metrics = finish(run, model, ctx.data, cfg, history=history, best=recorder.best,
                      weights=weights, notes=plan.notes, log=log,
-                     planned=plan.planned_epochs or cfg.epochs)
+                     planned=plan.planned_epochs or cfg.epochs,
+                     validated=next((cb for cb in plan.callbacks if isinstance(cb, Validate)),
+                                    None))
     recorder.restore_last()
     return TrainResult(run, model, ctx.data, history, metrics, False, None, seconds)
 
