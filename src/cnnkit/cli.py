@@ -414,10 +414,7 @@ def cmd_summary(args) -> int:
     if path.exists():
         model, _ = _load_model(args.model, args.weights)
     else:
-        try:
-            from .models import registry
-        except ImportError as err:
-            raise CliError(f"{args.model}: no such model folder (and no model zoo here)") from err
+        from .models import registry
         try:
             registry.get_entry(args.model)
         except KeyError as err:
@@ -430,10 +427,7 @@ def cmd_summary(args) -> int:
 
 
 def cmd_models(args) -> int:
-    try:
-        from .models import registry
-    except ImportError as err:
-        raise CliError(f"the model zoo is not part of this install ({err})") from err
+    from .models import registry
     pattern = args.pattern if any(c in args.pattern for c in "*?[") else f"*{args.pattern}*"
     names = registry.list_models(pattern, pretrained=args.pretrained)
     infos = [registry.model_info(n) for n in names]
@@ -470,10 +464,7 @@ def _timm_models_line() -> str:
 # ------------------------------------------------------------------------------- check / report
 
 def cmd_check(args) -> int:
-    try:
-        from .data.check import main_check
-    except ImportError as err:
-        raise CliError(f"dataset checks need cnnkit.data.check, which this install lacks ({err})") from err
+    from .data.check import main_check
     argv = [args.path]
     if args.bad_files:
         argv += ["--bad-files", args.bad_files]
@@ -499,10 +490,7 @@ def cmd_report(args) -> int:
 # ------------------------------------------------------------------------------- explain / export / serve
 
 def cmd_explain(args) -> int:
-    try:
-        from .explain import explain_files
-    except ImportError as err:
-        raise CliError(f"explanations need cnnkit.explain, which this install lacks ({err})") from err
+    from .explain import explain_files
     model, _ = _load_model(args.model, args.weights)
     classes = len(model.class_names or []) or None
     if args.class_index is not None and classes and args.class_index >= classes:
@@ -521,11 +509,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_export(args) -> int:
-    try:
-        from .export import export
-    except ImportError as err:
-        raise CliError(f"export needs cnnkit.export and its extras (pip install 'cnnkit[export]'): "
-                       f"{err}") from err
+    from .export import export  # ships always; ONNX's own packages are the export extra
     model, path = _load_model(args.model, args.weights)
     output = args.output or _default_export_path(args.model, path, args.format)
     by_suffix = A.EXPORT_SUFFIXES[Path(output).suffix.lower()]
@@ -537,7 +521,10 @@ def cmd_export(args) -> int:
     if args.data and not args.int8:
         raise CliError("--data chooses the images that calibrate --int8: add --int8")
     images = _int8_images(args, model) if args.int8 else None
-    export(model, output, format=args.format, check=not args.no_check)  # it reports itself
+    try:
+        export(model, output, format=args.format, check=not args.no_check)  # it reports itself
+    except ImportError as err:
+        raise CliError(_needs_extra("export", err)) from err
     if images is not None:
         from .export import ParityError
         from .export_int8 import quantize_int8
@@ -574,6 +561,13 @@ def _int8_images(args, model):
         raise CliError(str(err)) from err
 
 
+def _needs_extra(extra: str, err: ImportError) -> str:
+    """One line for a missing optional package: which, and the install that brings it."""
+    missing = getattr(err, "name", None) or str(err)
+    return (f"cnnkit {extra} needs {missing}, which is not installed: "
+            f"pip install 'cnnkit[{extra}]'")
+
+
 FORMAT_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}  # --format -> the default file's suffix
 
 
@@ -586,11 +580,7 @@ def _default_export_path(target: str, model_path: Path, fmt: str | None) -> Path
 
 
 def cmd_serve(args) -> int:
-    try:
-        from .serve.server import run
-    except ImportError as err:
-        raise CliError("the prediction service needs cnnkit.serve and its extras "
-                       f"(pip install 'cnnkit[serve]'): {err}") from err
+    from .serve.server import run  # ships always; the web server's packages are the serve extra
     exported = Path(args.model).suffix.lower() in (".onnx", ".pt", ".ts", ".torchscript")
     path = Path(args.model) if exported and Path(args.model).is_file() else \
         _resolve_model_path(args.model, args.weights)
@@ -599,7 +589,7 @@ def cmd_serve(args) -> int:
         budget = {} if args.max_request_pixels is None else {"max_request_pixels": args.max_request_pixels}
         run(str(path), host=args.host, port=args.port, **budget)
     except ImportError as err:
-        raise CliError(f"the prediction service needs its extras (pip install 'cnnkit[serve]'): {err}") from err
+        raise CliError(_needs_extra("serve", err)) from err
     except ModelFileError as err:
         raise CliError(str(err)) from err
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import sys
 import tarfile
 
 import numpy as np
@@ -192,3 +193,18 @@ def test_train_refuses_one_class_before_writing_a_run(tmp_path, capsys):
                         "--output", str(runs)], capsys)
     assert code == 2 and "two classes" in err[-1]
     assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.parametrize("command, blocked, extra", [
+    ("export", "onnx", "export"), ("serve", "uvicorn", "serve")])
+def test_a_missing_optional_extra_names_the_install(tiny_run, tmp_path, monkeypatch, capsys,
+                                                    command, blocked, extra):
+    """cnnkit's own modules always import; only an optional extra's package can be missing,
+    and then one line names the ``pip install 'cnnkit[extra]'`` that brings it."""
+    for name in [m for m in sys.modules if m == blocked or m.startswith(blocked + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, blocked, None)  # importing it raises ImportError
+    argv = [command, tiny_run, tmp_path / "m.onnx"] if command == "export" else \
+        [command, tiny_run, "--port", "65431"]
+    code, err = answer(argv, capsys)
+    assert_one_line(code, err, f"pip install 'cnnkit[{extra}]'", blocked, command=command)

@@ -73,21 +73,22 @@ def test_final_line_metrics_history_and_evaluate_agree_and_name_the_weights(fold
         f"{100 * metrics['test_accuracy']:.1f}" in report
 
 
-def test_weights_are_serialised_about_once_per_epoch(tmp_path, monkeypatch):
-    """Per epoch the checkpoint holds the weights; best/ and last/ are written at the end
-    (and best/ only again when no checkpoint holds it), not every epoch."""
+def test_weights_are_serialised_once_per_epoch(tmp_path, monkeypatch):
+    """Per epoch the checkpoint's model file holds the weights (its other file the optimizer
+    and RNG state); best/ and last/ are links to it, not further writes."""
     import safetensors.torch as st
 
     from cnnkit import experiment
     from cnnkit.config import TrainConfig
     from cnnkit.run import checkpoint
     from cnnkit.models import saving
-    writes = []
+    weights, others = [], []
     real = st.save_file
 
-    def counting(*a, **k):
-        writes.append(a[1] if len(a) > 1 else k.get("filename"))
-        return real(*a, **k)
+    def counting(tensors, filename, metadata=None):
+        model_file = (metadata or {}).get("format") == saving.FORMAT
+        (weights if model_file else others).append(filename)
+        return real(tensors, filename, metadata=metadata)
     for mod in (st, checkpoint, saving):
         monkeypatch.setattr(mod, "save_file", counting)
     epochs = 4
@@ -96,8 +97,8 @@ def test_weights_are_serialised_about_once_per_epoch(tmp_path, monkeypatch):
                                           output=str(tmp_path), device="cpu"),
                               log=lambda *a: None)
     assert not result.interrupted
-    # 4 checkpoints + last/ + best/ at the end (+1 if best/ had to be kept mid-run)
-    assert len(writes) <= epochs + 3, writes
+    assert len(weights) == epochs, weights  # one per epoch, the checkpoint's model file
+    assert len(others) == epochs, others    # the checkpoint's state file
     assert (result.run.best / "model.safetensors").is_file()
 
 

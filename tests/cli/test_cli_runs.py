@@ -76,8 +76,8 @@ def test_checkpoint_has_no_pickle_and_old_files_are_dropped(tmp_path):
     net, opt = _setup()
     runs.save_checkpoint(run, model=net, optimizer=opt, epoch=1)
     runs.save_checkpoint(run, model=net, optimizer=opt, epoch=2)
-    files = sorted(p.name for p in run.checkpoint.iterdir())
-    assert len(files) == 2 and "state.json" in files
+    files = sorted(p.name for p in run.checkpoint.iterdir())  # model-*, state-*, state.json
+    assert len(files) == 3 and "state.json" in files
     assert all(f.endswith((".json", ".safetensors")) for f in files)
     assert json.loads((run.checkpoint / "state.json").read_text())["epoch"] == 2
 

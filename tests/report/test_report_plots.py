@@ -35,6 +35,11 @@ def _png(path):
         return img.size
 
 
+def _captions(fig):
+    """A grid's tile captions, in reading order (its title aside)."""
+    return [t for t in fig.texts if t is not fig._suptitle]
+
+
 def test_curves_show_training_and_validation(tmp_path, figures):
     _png(plots.curves(HISTORY, "accuracy", tmp_path / "acc.png"))
     ax = figures[-1].axes[0]
@@ -68,25 +73,46 @@ def test_prediction_grid_titles_like_the_tutorial(tmp_path, figures):
     images = np.random.default_rng(0).integers(0, 255, (3, 3, 16, 16), dtype=np.uint8)  # N×C×H×W
     probs = np.array([[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
     _png(plots.prediction_grid(images, [0, 0, 2], [0, 1, 0], probs, NAMES, tmp_path / "s.png"))
-    titles = [ax.get_title() for ax in figures[-1].axes]
+    captions = _captions(figures[-1])
+    titles = [t.get_text() for t in captions]
+    assert len(titles) == 3
     assert titles[0].startswith("Actual: cat | Predicted: cat")
     assert titles[1].startswith("Actual: cat | Predicted: dog")
     assert titles[2].startswith("Actual: bird | Predicted: cat")
-    colors = [ax.title.get_color() for ax in figures[-1].axes]
+    colors = [t.get_color() for t in captions]
     assert colors[0] == plots.RIGHT and colors[1] == plots.WRONG
 
 
 def test_top_losses_with_and_without_overlays(tmp_path, figures):
     images = np.random.default_rng(1).integers(0, 255, (2, 12, 12, 1), dtype=np.uint8)  # N×H×W×C
     probs = np.array([[0.1, 0.8, 0.1], [0.05, 0.05, 0.9]])
-    _png(plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, NAMES, tmp_path / "t.png"))
-    assert len(figures[-1].axes) == 2
+    plain = _png(plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, NAMES,
+                                  tmp_path / "t.png"))
+    assert len(_captions(figures[-1])) == 2 and "Grad-CAM" not in figures[-1].get_suptitle()
     overlays = np.zeros((2, 12, 12, 3), np.uint8)
-    _png(plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, NAMES, tmp_path / "t2.png",
-                          overlays=overlays))
+    paired = _png(plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, NAMES,
+                                   tmp_path / "t2.png", overlays=overlays))
     fig = figures[-1]
-    assert len(fig.axes) == 4 and "Grad-CAM" in fig._suptitle.get_text()
-    assert fig.axes[0].get_title(loc="left").startswith("Actual: cat | Predicted: dog\nloss 2.30")
+    assert len(_captions(fig)) == 2 and "Grad-CAM" in fig.get_suptitle()
+    assert _captions(fig)[0].get_text().startswith("Actual: cat | Predicted: dog\nloss 2.30")
+    assert paired[0] > plain[0]  # each mistake beside its heatmap: wider rows
+
+
+def test_grid_tiles_are_the_images_scaled_without_smoothing(tmp_path):
+    """A tile is the image upscaled pixel for pixel (no interpolation blur), in a black frame."""
+    image = np.zeros((1, 4, 4, 3), np.uint8)
+    image[0, :2, :2] = (255, 0, 0)  # top-left quarter red
+    path = plots.prediction_grid(image, [0], [0], np.array([[1.0, 0, 0]]), NAMES,
+                                 tmp_path / "one.png")
+    with Image.open(path) as img:
+        px = np.asarray(img.convert("RGB"))
+    red = np.all(px == (255, 0, 0), axis=-1)
+    rows, cols = np.nonzero(red)
+    side = rows.max() - rows.min() + 1
+    assert side == cols.max() - cols.min() + 1 == red.sum() ** 0.5  # one solid square
+    assert side >= 150  # 3.2 in at 100 dpi, half of it, less the frame
+    left, top = cols.min(), rows.min()
+    assert np.all(px[top - 1, left:left + side] == 0)  # the frame's top edge
 
 
 def test_timing_stacks_wait_on_compute(tmp_path, figures):

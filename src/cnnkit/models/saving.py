@@ -65,8 +65,12 @@ def model_config(model) -> dict:
     }
 
 
-def save_model(model, path, overwrite: bool = True) -> Path:
-    """Write the model folder atomically (a temp folder renamed into place)."""
+def save_model(model, path, overwrite: bool = True, weights_from=None) -> Path:
+    """Write the model folder atomically (a temp folder renamed into place).
+
+    ``weights_from``: a file already holding ``model``'s weights as this function writes them
+    (a run's checkpoint ``model-*.safetensors``): hard-linked, or copied where the file
+    system has no links, instead of serialising the weights again."""
     path = Path(path)
     if path.suffix.lower() in (".keras", ".h5", ".hdf5"):  # Keras files: models/keras_io
         from .keras_io import save_keras_model
@@ -76,7 +80,11 @@ def save_model(model, path, overwrite: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        save_file(_state_for_saving(model), str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        if weights_from is not None:
+            _link_or_copy(Path(weights_from), tmp / WEIGHTS_FILE)
+        else:
+            save_file(_state_for_saving(model), str(tmp / WEIGHTS_FILE),
+                      metadata={"format": FORMAT})
         (tmp / CONFIG_FILE).write_text(json.dumps(model_config(model), indent=2))
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -85,6 +93,13 @@ def save_model(model, path, overwrite: bool = True) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # no hard links here (or across devices): a plain copy
+        shutil.copyfile(source, target)
 
 
 def read_config(path) -> dict:

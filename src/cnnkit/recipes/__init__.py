@@ -281,7 +281,7 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, tta: str = "flip
 def _prepare(recipe: Recipe, train, val, device, *, seed, class_names, rank: int, world: int):
     """(recipe resolved for the device, images, labels, this rank's val shard on the device,
     number of classes, the seed every rank shares)."""
-    from ..run.loader import shard
+    from ..run.loader import share
     from ..train import ddp
     from ..utils import set_random_seed
     perf.configure(device)
@@ -292,8 +292,7 @@ def _prepare(recipe: Recipe, train, val, device, *, seed, class_names, rank: int
     num_classes = int(labels.max()) + 1 if class_names is None else len(class_names)
     if val_t is not None:
         num_classes = max(num_classes, int(val_t[1].max()) + 1)
-        mine = shard(len(val_t[0]), rank, world)  # each rank evaluates its share
-        val_t = (val_t[0][mine].to(device), val_t[1][mine].to(device))
+        val_t = tuple(share(t, rank, world).to(device) for t in val_t)  # each rank its share
     return images, labels, val_t, num_classes, ddp.broadcast_seed(seed)
 
 

@@ -19,7 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from . import tiles
 
 __all__ = ["curves", "confusion", "prediction_grid", "top_losses", "timing", "to_display",
            "narrow_path"]
@@ -38,9 +41,13 @@ def narrow_path(path) -> Path:
 
 
 def _save(fig: Figure, path) -> Path:
+    """``fig`` as a PNG cropped to what it draws, as ``bbox_inches="tight"`` crops it, with one
+    draw instead of two: the box comes from the artists' extents, not from a trial draw."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.set_dpi(tiles.DPI)
+    box = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer()).padded(0.1)  # inches
+    fig.savefig(path, dpi=tiles.DPI, bbox_inches=box)
     return path
 
 
@@ -52,15 +59,6 @@ def to_display(images) -> np.ndarray:
     if arr.dtype != np.uint8:
         arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
     return arr
-
-
-def _show(ax, image: np.ndarray) -> None:
-    if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    else:
-        ax.imshow(image, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def curves(rows: list[dict], key: str, path, title: str | None = None, narrow: bool = False) -> Path:
@@ -119,11 +117,6 @@ def confusion(cm, class_names: list[str], path, title: str = "Confusion matrix",
     return _save(fig, path)
 
 
-def _grid(n: int, cols: int) -> tuple[int, int]:
-    cols = min(cols, n)
-    return -(-n // cols), cols
-
-
 def _actual_predicted(actual: str, predicted: str, narrow: bool) -> str:
     """The tutorial's "Actual: cat | Predicted: dog", on two lines where tiles are narrow."""
     return f"Actual: {actual}" + ("\n" if narrow else " | ") + f"Predicted: {predicted}"
@@ -134,21 +127,18 @@ def prediction_grid(images, actual, predicted, probabilities, class_names, path,
                     narrow: bool = False) -> Path:
     """One tile per image titled "Actual: cat | Predicted: dog" (green right, red wrong)."""
     images = to_display(images)
-    n = len(images)
-    rows, cols = _grid(max(n, 1), cols or (2 if narrow else 4))
-    tile = 1.9 if narrow else 3.2
-    fig = Figure(figsize=(tile * cols, (tile + 0.6) * rows + 0.4), layout="constrained")
-    for i in range(n):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        _show(ax, images[i])
+    cells = []
+    for i in range(len(images)):
         a, p = int(actual[i]), int(predicted[i])
-        prob = float(probabilities[i][p]) if probabilities is not None else None
         text = _actual_predicted(class_names[a], class_names[p], narrow)
-        if prob is not None:
-            text += f"\n({prob:.0%} sure)"
-        ax.set_title(text, fontsize=9.5 if narrow else 10.5, color=RIGHT if a == p else WRONG)
-    fig.suptitle(title, fontsize=13)
-    return _save(fig, path)
+        if probabilities is not None:
+            text += f"\n({float(probabilities[i][p]):.0%} sure)"
+        cells.append(tiles.Cell([images[i]], text, RIGHT if a == p else WRONG))
+    fig = tiles.tile_figure(cells, cols=cols or (2 if narrow else 4),
+                            panel_in=1.9 if narrow else 3.2, title=title,
+                            caption_pt=9.5 if narrow else 10.5, title_pt=13, centered=True,
+                            gap_px=8 if narrow else 16)
+    return tiles.save_exact(fig, path)
 
 
 def top_losses(images, actual, predicted, losses, probabilities, class_names, path,
@@ -163,27 +153,22 @@ def top_losses(images, actual, predicted, losses, probabilities, class_names, pa
     1 pair or 2 images when ``narrow``.
     """
     images = to_display(images)
-    n = len(images)
     pair = overlays is not None
-    per = 2 if pair else 1
-    rows, cols = _grid(max(n, 1), cols or {(False, False): 4, (False, True): 3,
-                                           (True, False): 2, (True, True): 1}[narrow, pair])
-    panel = 1.9 if (narrow or pair) else 2.8
-    fig = Figure(figsize=(panel * cols * per, (panel + 0.75) * rows + 0.4), layout="constrained")
-    for i in range(n):
-        ax = fig.add_subplot(rows, cols * per, i * per + 1)
-        _show(ax, images[i])
+    cells = []
+    for i in range(len(images)):
         a, p = int(actual[i]), int(predicted[i])
-        ax.set_title(_actual_predicted(class_names[a], class_names[p], narrow and not pair) + "\n"
-                     f"loss {float(losses[i]):.2f}, p(pred) {float(probabilities[i][p]):.2f}",
-                     fontsize=10, color=WRONG if a != p else RIGHT, loc="left")
-        if pair:
-            ax2 = fig.add_subplot(rows, cols * per, i * per + 2)
-            _show(ax2, overlays[i])
+        text = (_actual_predicted(class_names[a], class_names[p], narrow and not pair) + "\n"
+                f"loss {float(losses[i]):.2f}, p(pred) {float(probabilities[i][p]):.2f}")
+        panels = [images[i], overlays[i]] if pair else [images[i]]
+        cells.append(tiles.Cell(panels, text, WRONG if a != p else RIGHT))
     at = f" at {layer}" if layer else ""
     note = ("\n" if narrow else " ") + f"(right: Grad-CAM{at} for the predicted class)" if pair else ""
-    fig.suptitle(title + note, fontsize=11 if narrow else 13)
-    return _save(fig, path)
+    fig = tiles.tile_figure(cells, cols=cols or {(False, False): 4, (False, True): 3,
+                                                 (True, False): 2, (True, True): 1}[narrow, pair],
+                            panel_in=1.9 if (narrow or pair) else 2.8, title=title + note,
+                            caption_pt=10, title_pt=11 if narrow else 13,
+                            gap_px=8 if narrow else 16)
+    return tiles.save_exact(fig, path)
 
 
 def timing(rows: list[dict], path, title: str = "Time per epoch: waiting for data vs computing",

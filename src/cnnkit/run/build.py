@@ -17,18 +17,16 @@ class UnknownModelName(ValueError):
 
 
 def default_model(input_shape=(28, 28, 1), num_classes: int = 10):
-    """Seed 001's two-conv Keras network (for 28×28×1 digits by default)."""
-    from .. import Sequential, layers
-    return Sequential([
-        layers.Input(tuple(input_shape)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dense(num_classes, activation="softmax"),
-    ], name="mnist-2conv")
+    """Seed 001's two-conv Keras network (for 28×28×1 digits by default): the zoo's
+    ``mnist-2conv`` built as Keras builds it (glorot kernels, channels-last flatten), so
+    the same seed gives the weights and numbers ``cnnkit.Sequential`` of Keras layers gives."""
+    import torch
+
+    from ..models import registry
+    model = registry.create("mnist-2conv", num_classes=num_classes,
+                            input_shape=tuple(input_shape), keras=True)
+    model.memory_format = torch.channels_last  # as cnnkit's Keras layers run (same kernels)
+    return model
 
 
 def build_model(cfg: TrainConfig, data: Data):
@@ -114,7 +112,7 @@ def plan_ordinary(ctx):
 
     from ..train.callbacks import EarlyStopping
     from .evaluate import Validate
-    from .loader import ResumableLoader, shard
+    from .loader import ResumableLoader, share
     from .orchestrator import Plan
     cfg, data = ctx.cfg, ctx.data
     model = build_model(cfg, data)
@@ -127,9 +125,10 @@ def plan_ordinary(ctx):
                              device=device)
     callbacks = []
     if data.val is not None and len(data.val[0]):
-        mine = shard(len(data.val[0]), ctx.rank, ctx.world)
-        callbacks.append(Validate(data.val[0][mine].to(device), data.val[1][mine].to(device),
+        images, labels = (share(t, ctx.rank, ctx.world).to(device) for t in data.val)
+        callbacks.append(Validate(images, labels,
                                   batch_size=max(cfg.batch_size, 256), timer=ctx.clock,
+                                  keep_outputs=not ctx.multi,  # the final evaluation's, maybe
                                   reduce_ranks=ctx.multi and len(data.val[0]) >= ctx.world))
     if cfg.patience:
         callbacks.append(EarlyStopping(monitor="val_loss" if callbacks else "loss",

@@ -1,8 +1,12 @@
 """Resumable checkpoints: tensors in safetensors plus JSON, no pickle.
 
-A checkpoint is tensors in safetensors (weights, optimizer state, RNG states) plus JSON
-(epoch, step, optimizer settings, history); ``state.json`` is written last and
-atomically, so a run killed while saving resumes from the previous complete checkpoint.
+A checkpoint is tensors in safetensors plus JSON (epoch, step, optimizer settings, history):
+``model-*.safetensors`` holds the model's weights exactly as a model folder's
+``model.safetensors`` does (so ``best/`` and ``last/`` can be hard links to it instead of a
+second serialisation), ``state-*.safetensors`` the optimizer state, RNG states and callback
+tensors. ``state.json`` is written last and atomically, so a run killed while saving resumes
+from the previous complete checkpoint. Version 1 checkpoints (weights inside the state
+file) still load.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ __all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "rng_state", "set
            "rank_local_tensors", "restore_training_state", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "cnnkit-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: the model's weights as ``model.*`` inside the state file
 
 
 # ---------------------------------------------------------------------------- RNG states
@@ -93,6 +98,13 @@ class Checkpoint:
     def step(self) -> int:
         """Steps already done inside ``epoch`` (0 at an epoch boundary)."""
         return int(self.meta.get("step", 0))
+
+    @property
+    def model_file(self) -> Path | None:
+        """The checkpoint's model weights file (a model folder's ``model.safetensors`` to the
+        byte), or None for a version 1 checkpoint."""
+        name = self.meta.get("model_tensors")
+        return self.path.parent / name if name else None
 
     @property
     def world_size(self) -> int:
@@ -179,13 +191,19 @@ def save_checkpoint(run: RunDir, *, model, optimizer, epoch: int, step: int = 0,
     data-parallel job, every rank's ``rank_local_tensors`` (index = rank); ranks 1.. are stored
     as ``rank{r}.<key>`` and ``Checkpoint.for_rank`` gives each rank its own back.
     """
+    from ..models.saving import FORMAT as MODEL_FORMAT
     folder = run.checkpoint
     folder.mkdir(parents=True, exist_ok=True)
     extra_tensors = tensors
-    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone()
-               for k, v in model.state_dict().items()}
+    tag = f"e{epoch:04d}-s{step:06d}-{time.time_ns() % 10**9:09d}"
+    model_file = f"model-{tag}.safetensors"  # the one serialisation of the weights
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    tmp = folder / f".{model_file}.tmp"
+    save_file(weights, str(tmp), metadata={"format": MODEL_FORMAT})  # as Model.save writes it
+    os.replace(tmp, folder / model_file)
+    del weights
     opt_tensors, opt_meta = _optimizer_parts(optimizer)
-    tensors.update(opt_tensors)
+    tensors = dict(opt_tensors)
     rng_tensors, rng_meta = rng_state(generators or {})
     tensors.update(rng_tensors)
     if loader_state is not None:
@@ -195,7 +213,6 @@ def save_checkpoint(run: RunDir, *, model, optimizer, epoch: int, step: int = 0,
     for r, per_rank in enumerate(ranks or []):
         if r:
             tensors.update({f"rank{r}.{k}": v.contiguous().clone() for k, v in per_rank.items()})
-    tag = f"e{epoch:04d}-s{step:06d}-{time.time_ns() % 10**9:09d}"
     weights_file = f"state-{tag}.safetensors"
     tmp = folder / f".{weights_file}.tmp"
     save_file(tensors, str(tmp), metadata={"format": CHECKPOINT_FORMAT})
@@ -203,6 +220,7 @@ def save_checkpoint(run: RunDir, *, model, optimizer, epoch: int, step: int = 0,
     meta = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
         "epoch": int(epoch), "step": int(step), "tensors": weights_file,
+        "model_tensors": model_file,
         "optimizer": opt_meta, "rng": rng_meta,
         "scheduler": _scheduler_state(scheduler),
         "world_size": max(1, len(ranks or [])),
@@ -210,9 +228,9 @@ def save_checkpoint(run: RunDir, *, model, optimizer, epoch: int, step: int = 0,
         **(extra or {}),
     }
     run.write_json(folder / "state.json", meta)
-    for old in folder.glob("state-*.safetensors"):  # older checkpoints are now superseded
-        if old.name != weights_file:
-            old.unlink(missing_ok=True)
+    for old in [*folder.glob("state-*.safetensors"), *folder.glob("model-*.safetensors")]:
+        if old.name not in (weights_file, model_file):  # older checkpoints are now superseded
+            old.unlink(missing_ok=True)  # (a best/ or last/ linked to one keeps its data)
     return folder / "state.json"
 
 
@@ -235,14 +253,21 @@ def load_checkpoint(run: RunDir) -> Checkpoint:
         meta = json.loads(state.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{state} is corrupt ({err})") from err
-    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{state} is not a cnnkit checkpoint of version {CHECKPOINT_VERSION}")
-    weights = run.checkpoint / meta["tensors"]
-    try:
-        tensors = load_file(str(weights))
-    except Exception as err:  # noqa: BLE001 - safetensors raises several kinds
-        raise ValueError(f"{weights} is missing or corrupt ({err})") from err
+    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"{state} is not a cnnkit checkpoint of version "
+                         f"{' or '.join(map(str, READABLE_VERSIONS))}")
+    tensors = _read_tensors(run.checkpoint / meta["tensors"])
+    if meta.get("model_tensors"):
+        model = _read_tensors(run.checkpoint / meta["model_tensors"])
+        tensors.update({f"model.{k}": v for k, v in model.items()})
     return Checkpoint(tensors, meta, state)
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except Exception as err:  # noqa: BLE001 - safetensors raises several kinds
+        raise ValueError(f"{path} is missing or corrupt ({err})") from err
 
 
 def restore_training_state(ckpt: Checkpoint, *, model, optimizer, scheduler=None) -> None:

@@ -8,7 +8,9 @@
       history.csv                one row per epoch: losses, metrics, learning rate, seconds
       metrics.json               test loss/accuracy, per-class precision/recall/F1, confusion matrix
       best/  last/               model folders (config.json + model.safetensors): load_model(path)
-      checkpoint/                state.json + state-*.safetensors: what --resume needs
+                                 (model.safetensors: a hard link to a checkpoint's model file)
+      checkpoint/                state.json + model-*.safetensors (the weights) +
+                                 state-*.safetensors (optimizer, RNGs): what --resume needs
       plots/*.png  report.html   the pictures and the one-page report
 
 Writers here replace files atomically (a temporary ``.NAME.tmp`` beside the target, then

@@ -134,13 +134,29 @@ class Validate(Callback):
     the ranks. ``timer``: a ``run.timer.Clock`` paused while evaluating (training time only)."""
 
     def __init__(self, images, labels, *, batch_size: int = 256, tta: str = "none",
-                 precision: str | None = None, reduce_ranks: bool = False, timer=None):
+                 precision: str | None = None, reduce_ranks: bool = False, timer=None,
+                 keep_outputs: bool = False):
         super().__init__()
         self.images, self.labels = images, labels
         self.kwargs = dict(batch_size=batch_size, tta=tta, precision=precision,
-                           reduce_ranks=reduce_ranks)
+                           reduce_ranks=reduce_ranks, per_sample=keep_outputs)
         self.timer = timer
         self.seconds = 0.0   # evaluation seconds of the last epoch
+        # keep_outputs: (epochs done, evaluate()'s per-sample result) of the last validation,
+        # which the final evaluation reuses when it would evaluate the same weights the same way
+        self.outputs: tuple[int, dict] | None = None
+
+    def outputs_for(self, images, labels, epochs_done: int, **kwargs) -> dict | None:
+        """The kept per-sample result if it is what ``evaluate(model, images, labels,
+        per_sample=True, **kwargs)`` would compute now: the same tensors, the same batches and
+        settings, the weights of epoch ``epochs_done`` (those validated last)."""
+        if self.outputs is None or self.outputs[0] != epochs_done:
+            return None
+        same = images is self.images and labels is self.labels and all(
+            self.kwargs.get(k) == v for k, v in
+            {"batch_size": 256, "tta": "none", "precision": None, "reduce_ranks": False,
+             **kwargs}.items())
+        return self.outputs[1] if same else None
 
     def on_epoch_end(self, epoch, logs=None):
         from .timer import Clock
@@ -148,6 +164,8 @@ class Validate(Callback):
         if self.timer is not None:
             self.timer.pause()
         ev = evaluate(self.model, self.images, self.labels, **self.kwargs)
+        if self.kwargs["per_sample"]:
+            self.outputs = (epoch + 1, ev)
         self.seconds = clock.stop()
         if self.timer is not None:
             self.timer.resume()

@@ -13,7 +13,7 @@ import torch
 
 from ..data.loader import InMemoryLoader
 
-__all__ = ["shard", "ResumableLoader"]
+__all__ = ["shard", "share", "ResumableLoader"]
 
 
 def shard(n: int, rank: int, world: int) -> torch.Tensor:
@@ -21,6 +21,14 @@ def shard(n: int, rank: int, world: int) -> torch.Tensor:
     if world <= 1 or n < world:
         return torch.arange(n)
     return torch.arange(rank, n, world)
+
+
+def share(x: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """The samples of ``x`` that :func:`shard` gives rank ``rank``, as a view (a strided
+    slice: no copy of the images; in one process ``x`` itself)."""
+    if world <= 1 or len(x) < world:
+        return x
+    return x[rank::world]
 
 
 def _process_group() -> tuple[int, int]:

@@ -327,9 +327,12 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
         return TrainResult(None, model, ctx.data, history, None, False, None, seconds)
     weights = recorder.save_final()
     from .report import finish
+    from .evaluate import Validate
     metrics = finish(run, model, ctx.data, cfg, history=history, best=recorder.best,
                      weights=weights, notes=plan.notes, log=log,
-                     planned=plan.planned_epochs or cfg.epochs)
+                     planned=plan.planned_epochs or cfg.epochs,
+                     validated=next((cb for cb in plan.callbacks if isinstance(cb, Validate)),
+                                    None))
     if loggers:
         loggers.finish(metrics)
     recorder.restore_last()
@@ -339,7 +342,7 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
 def _complete(run, cfg: TrainConfig, builder, log) -> TrainResult:
     """A run killed after its last checkpoint, before metrics.json and the report: build the
     model, load the final weights (best/ when written, else the checkpoint's) and finish."""
-    from ..models.saving import load_model
+    from ..models.saving import load_model, save_model
     from .checkpoint import load_checkpoint
     from .report import finish
     ctx, say = _context(cfg, log, multi=False)
@@ -347,12 +350,12 @@ def _complete(run, cfg: TrainConfig, builder, log) -> TrainResult:
     ckpt = load_checkpoint(run)
     plan.model.load_state_dict(ckpt.group("model"))
     if not run.last.is_dir():
-        plan.model.save(run.last)
+        save_model(plan.model, run.last, weights_from=ckpt.model_file)
     best = dict(ckpt.meta.get("best") or {})
     weights = "last"
     if plan.keep_best and best:
-        if not (run.best / "config.json").is_file():  # its weights are the checkpoint's
-            plan.model.save(run.best)
+        if best.get("in_checkpoint") or not (run.best / "config.json").is_file():
+            save_model(plan.model, run.best, weights_from=ckpt.model_file)  # the checkpoint's
         else:
             plan.model = load_model(run.best)
             from .build import compile_model
@@ -360,7 +363,7 @@ def _complete(run, cfg: TrainConfig, builder, log) -> TrainResult:
                 compile_model(plan.model, cfg)
         weights = "best"
     elif not plan.keep_best:
-        plan.model.save(run.best)
+        save_model(plan.model, run.best, weights_from=ckpt.model_file)
     history = run.read_history()
     say(f"run: {run.path}: training had finished; completing its evaluation and report")
     metrics = finish(run, plan.model, ctx.data, cfg, history=history, best=best,

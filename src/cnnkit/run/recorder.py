@@ -1,10 +1,11 @@
 """What a run keeps as it trains: history.csv, checkpoints, best/ and last/.
 
-Weights are serialised once per epoch where they can be: the checkpoint holds them. The best
-weights so far stay in memory (a CPU copy) and are written to best/ only when no
-checkpoint holds them any more (a later checkpoint is about to replace the one that does,
-or this epoch writes none), on an interrupt and at the end; last/ is written on an
-interrupt and at the end.
+The weights are serialised once per epoch: the checkpoint's ``model-*.safetensors`` is the
+one write, and ``best/`` and ``last/`` are model folders whose ``model.safetensors`` is a
+hard link to it (a copy where the file system has no links). ``best/`` is linked when an
+epoch improves on the best so far (written, once, only when that epoch writes no
+checkpoint); ``last/`` on an interrupt and at the end. No copy of the weights is kept in
+memory for either.
 
 In a data-parallel job it runs on every rank (a checkpoint gathers each rank's RNG states
 and buffers) but only rank 0 (``main``) writes files.
@@ -49,9 +50,11 @@ class RunRecorder(Callback):
         meta = ckpt.meta if ckpt is not None else {}
         self.rows: list[dict] = list(meta.get("history") or [])
         self.best: dict = dict(meta.get("best") or {})
-        self.best_state = None
-        if ckpt is not None and self.best.get("in_checkpoint"):
-            self.best_state = ckpt.group("model")  # best/ was not written: these are its weights
+        # (epochs done, step) of the newest checkpoint and its model weights file
+        self.saved_at = (ckpt.epoch, ckpt.step) if ckpt is not None else None
+        self.model_file = ckpt.model_file if ckpt is not None else None
+        if ckpt is not None and main and self.best.get("in_checkpoint"):
+            self._link(self.run.best)  # killed between the checkpoint and its best/ link
         # a cut epoch's seconds, carried over to the run that finishes it
         self.partial: dict = dict(meta.get("partial_epoch") or {})
         self.stopped_at = None    # (epoch, step) when interrupted
@@ -104,15 +107,16 @@ class RunRecorder(Callback):
         improved = self._track_best(logs, done)
         finished = done == self.params.get("epochs") or self.plan.finished()
         if (self.every and done % self.every == 0) or self.interrupt.hit or finished:
-            self._checkpoint(done, 0, self.loader.generator.get_state())
+            self._checkpoint(done, 0, self.loader.generator.get_state(), best_now=improved)
+            if improved and self.main:
+                self._link(self.run.best)
         elif improved and self.main:
-            self._write_best()  # no checkpoint holds these weights
+            self.model.save(self.run.best)  # no checkpoint holds these weights
         if self.interrupt.hit:
             self.stopped_at = (done, 0)
             self.saved_interrupt = True
             if self.main:
-                self.model.save(self.run.last)
-                self._write_best()
+                self._link(self.run.last)
 
     def on_train_end(self, logs=None):
         if self.interrupt.hit and not self.saved_interrupt:
@@ -131,35 +135,37 @@ class RunRecorder(Callback):
         if value is None or not math.isfinite(value) or (
                 self.best and value <= self.best.get("value", -math.inf)):
             return False
-        self.best = {"monitor": monitor, "value": float(value), "epoch": done,
-                     "written": False}
-        self.best_state = _cpu_state(self.model)
+        self.best = {"monitor": monitor, "value": float(value), "epoch": done}
         return True
 
-    def _write_best(self) -> None:
-        if self.best_state is None or self.best.get("written"):
-            return
-        current = _cpu_state(self.model)
-        self.model.load_state_dict(self.best_state)
-        self.model.save(self.run.best)
-        self.model.load_state_dict(current)
-        self.best["written"] = True
+    def _link(self, folder) -> None:
+        """``folder`` (best/ or last/) as a model folder of the newest checkpoint's weights."""
+        from ..models.saving import save_model
+        save_model(self.plan.model, folder, weights_from=self.model_file)  # (self.model is
+        # not set yet when a resumed run re-links best/ in __init__)
+
+    def _holds_last(self) -> bool:
+        """Whether the newest checkpoint holds the model's weights now (the last epoch's)."""
+        last = self.rows[-1]["epoch"] if self.rows else None
+        return self.model_file is not None and self.saved_at == (last, 0)
 
     def save_final(self) -> str:
         """Write last/ and best/ at the end of training; the model is left holding the weights
         the final evaluation reports (best when the plan keeps a best, else the last)."""
-        self.model.save(self.run.last)
-        if not self.plan.keep_best or self.best_state is None:
-            self.model.save(self.run.best)  # (a recipe keeps its final weights only)
-            return "last"
-        if self.best.get("epoch") == (self.rows[-1]["epoch"] if self.rows else None):
-            self.model.save(self.run.best)  # the last epoch was the best
+        from safetensors.torch import load_file
+
+        from ..models.saving import WEIGHTS_FILE
+        if self._holds_last():
+            self._link(self.run.last)
         else:
+            self.model.save(self.run.last)
+        last_epoch = self.rows[-1]["epoch"] if self.rows else None
+        if not self.plan.keep_best or not self.best:
+            self._link(self.run.best) if self._holds_last() else self.model.save(self.run.best)
+            return "last"  # (a recipe keeps its final weights only)
+        if self.best.get("epoch") != last_epoch:
             self.last_state = _cpu_state(self.model)
-            self.model.load_state_dict(self.best_state)
-            if not self.best.get("written"):
-                self.model.save(self.run.best)
-        self.best["written"] = True
+            self.model.load_state_dict(load_file(str(self.run.best / WEIGHTS_FILE)))
         return "best"
 
     def restore_last(self) -> None:
@@ -185,7 +191,7 @@ class RunRecorder(Callback):
                 plain[str(index)] = p
         return tensors, plain
 
-    def _checkpoint(self, epoch: int, step: int, loader_state) -> None:
+    def _checkpoint(self, epoch: int, step: int, loader_state, best_now: bool = False) -> None:
         from ..train import ddp
         from .checkpoint import rank_local_tensors, save_checkpoint
         self.clock.pause()  # writing is not training
@@ -194,23 +200,21 @@ class RunRecorder(Callback):
         if self.multi:  # a collective: every rank takes part, rank 0 writes
             ranks = ddp.gather_tensors(rank_local_tensors(self.model, self._generators(), tensors))
         if self.main:
-            if self.best and not self.best.get("written") and self.best.get("epoch") != epoch:
-                self._write_best()  # the checkpoint that held the best weights is replaced
-            in_ckpt = bool(self.best) and not self.best.get("written") and \
-                self.best.get("epoch") == epoch and step == 0
-            best = {**self.best, "in_checkpoint": in_ckpt} if self.best else {}
-            save_checkpoint(self.run, model=self.model, optimizer=self.model.optimizer,
-                            epoch=epoch, step=step, generators=self._generators(),
-                            loader_state=loader_state, scheduler=self.plan.scheduler,
-                            tensors=tensors, ranks=ranks,
-                            extra={"history": self.rows, "best": best, "callbacks": plain,
-                                   "partial_epoch": self.partial,
-                                   "train_seconds": self.clock.total, **self.plan.meta()})
+            # in_checkpoint: best/ is (to be) linked to this checkpoint's weights
+            best = {**self.best, "in_checkpoint": best_now} if self.best else {}
+            state = save_checkpoint(
+                self.run, model=self.model, optimizer=self.model.optimizer, epoch=epoch,
+                step=step, generators=self._generators(), loader_state=loader_state,
+                scheduler=self.plan.scheduler, tensors=tensors, ranks=ranks,
+                extra={"history": self.rows, "best": best, "callbacks": plain,
+                       "partial_epoch": self.partial, "train_seconds": self.clock.total,
+                       **self.plan.meta()})
+            self.model_file = state.parent / self.run.read_json(state)["model_tensors"]
+        self.saved_at = (epoch, step)
         self.clock.resume()
 
     def _save_interrupted(self, epoch: int, step: int, loader_state) -> None:
-        if self.main:
-            self.model.save(self.run.last)
-            self._write_best()
         self._checkpoint(epoch, step, loader_state)
+        if self.main:
+            self._link(self.run.last)
         self.saved_interrupt = True

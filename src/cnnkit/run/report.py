@@ -1,5 +1,6 @@
-"""The end of a run: evaluate the reported weights once, write metrics.json, the plots and
-report.html, and print the final lines, all from the same evaluation."""
+"""The end of a run: evaluate the reported weights once (or reuse the last validation when it
+evaluated those very weights), write metrics.json, the plots and report.html, and print the
+final lines, all from the same evaluation."""
 
 from __future__ import annotations
 
@@ -14,33 +15,45 @@ EVAL_BATCH_SIZE = 256  # also `cnnkit evaluate`'s default: the same batches, the
 
 
 def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: str,
-           notes=(), log=print, planned: int | None = None) -> dict:
+           notes=(), log=print, planned: int | None = None, validated=None) -> dict:
     """Evaluate ``model`` (holding the ``weights`` 'best' or 'last'), write metrics.json,
-    the plots and report.html; returns the metrics."""
+    the plots and report.html; returns the metrics.
+
+    ``validated``: a ``run.evaluate.Validate`` that kept its per-sample outputs; when it
+    last validated these very weights on this split, the same way, its outputs are the
+    evaluation (computed once, not twice)."""
     planned = planned or cfg.epochs
     split = data.eval_split
     if split is None:
         log("no validation or test images: skipping evaluation")
         return {}
+    epochs_run = len(history)
+    best = {k: v for k, v in (best or {}).items() if k not in ("written", "in_checkpoint")}
+    weights_epoch = best.get("epoch") if weights == "best" and best else epochs_run
     clock = Clock(model).start()
-    ev = evaluate(model, *split, batch_size=EVAL_BATCH_SIZE, per_sample=True,
-                  class_names=data.class_names)
+    ev = validated.outputs_for(*split, weights_epoch, batch_size=EVAL_BATCH_SIZE) \
+        if validated is not None else None
+    if ev is None:
+        ev = evaluate(model, *split, batch_size=EVAL_BATCH_SIZE, per_sample=True)
     if data.multi_label:  # thresholds tuned on validation, stored beside the weights
+        from ..metrics_multilabel import multilabel_report
         from .multilabel import label_metrics, store_thresholds
         quality = label_metrics(model, data, ev)
         for folder in [run.best] if weights == "best" else [run.last, run.best]:  # same weights
             store_thresholds(folder, quality["thresholds"])
+        report = multilabel_report(ev["probabilities"], ev["labels"], list(data.class_names),
+                                   quality["thresholds"])
     else:
-        report = ev["report"]
+        from ..metrics import classification_report
+        report = classification_report(ev["labels"], ev["predicted"], list(data.class_names),
+                                       num_classes=len(data.class_names))
         quality = {k: report[k] for k in ("macro_precision", "macro_recall", "macro_f1",
                                           "per_class", "confusion_matrix")}
+    ev = {**ev, "report": report}
     evaluate_s = clock.stop()
-    epochs_run = len(history)
     train_s = sum(r.get("epoch_s", 0.0) or 0.0 for r in history)
     wait_s = sum(r.get("data_wait_s", 0.0) or 0.0 for r in history)
     compute_s = sum(r.get("compute_s", 0.0) or 0.0 for r in history)
-    best = {k: v for k, v in (best or {}).items() if k not in ("written", "in_checkpoint")}
-    weights_epoch = best.get("epoch") if weights == "best" and best else epochs_run
     n = len(split[0])
     metrics = {
         "evaluated_on": (f"test split ({n} images)" if data.test_name == "test" else

@@ -25,6 +25,7 @@ from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import CallbackList
 from .history import History
+from .last_good import LastGood
 from .progress import EpochProgress, track
 
 
@@ -89,10 +90,6 @@ def model_outputs(model, x, loss: losses_mod.Loss | None):
         return model(x), False
     # No final squashing: the outputs are logits (PyTorch convention).
     return model(x), True
-
-
-def _snapshot(model):
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 class FitState:
@@ -271,7 +268,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
     model.timing = []
     # TerminateOnNaN present: Keras's behaviour (the NaN epoch is recorded); else cnnkit's guard
     keras_nan = cbs.any("terminates_on_nan")
-    last_good = None if keras_nan else _snapshot(model)
+    last_good = None if keras_nan else LastGood(model)
     if aug_generator is None:
         aug_generator = torch.Generator(device="cpu")
         aug_generator.manual_seed(int(torch.initial_seed()) % 2**63)
@@ -345,7 +342,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
             break  # the stream had nothing left for this epoch
         logs = _running_logs(total_loss, seen, metrics)
         if last_good is not None and (nan_batch is not None or not math.isfinite(logs["loss"])):
-            model.load_state_dict(last_good)
+            last_good.restore()
             model.stop_training = True
             model.nan_stopped = True
             bar.close(logs)
@@ -364,8 +361,8 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
         model.timing.append(timing.as_dict())
         cbs.on_epoch_end(epoch, logs)
         bar.close(logs)
-        if last_good is not None:
-            last_good = _snapshot(model)
+        if last_good is not None and epoch + 1 < epochs:  # (after the last epoch: no use)
+            last_good.keep()
     cbs.on_train_end(logs)
     return history
 
