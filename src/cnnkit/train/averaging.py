@@ -143,7 +143,7 @@ class SWA(Callback):
     """Stochastic weight averaging: the mean of the weights at the end of each epoch after the
     first ``start_epoch`` epochs (``torch.optim.swa_utils.get_swa_multi_avg_fn``); at the end
     of training the model gets the mean and its BatchNorm statistics are recomputed
-    (``update_bn``) on ``bn_data`` (images, or a loader of batches), by default ``fit``'s
+    (as ``update_bn`` does) on ``bn_data`` (images, or a loader of batches), by default ``fit``'s
     training batches.
 
     ``lr``: SWA's rate, reached by ``torch.optim.swa_utils.SWALR`` (``anneal_epochs``,
@@ -229,10 +229,29 @@ class SWA(Callback):
             return
         torch._foreach_copy_([p for _, p in _weights(self.model)], self.average)
         self.finished = True
-        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
-            from torch.optim.swa_utils import update_bn
-            device = next(self.model.parameters()).device
-            update_bn(self._bn_batches(device), self.model, device=device)
+        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if norms:
+            self._update_bn(norms)
+
+    @torch.no_grad()
+    def _update_bn(self, norms) -> None:
+        """``torch.optim.swa_utils.update_bn``'s cumulative average of each batch's statistics,
+        reached with momentum ``1 / (k + 1)`` at batch ``k`` instead of ``momentum=None``:
+        cnnkit's BatchNormalization corrects every update to Keras's (biased) variance and
+        needs a number there."""
+        momenta, was = [m.momentum for m in norms], self.model.training
+        for m in norms:
+            m.reset_running_stats()
+        self.model.train()
+        try:
+            for k, x in enumerate(self._bn_batches(next(self.model.parameters()).device)):
+                for m in norms:
+                    m.momentum = 1.0 / (k + 1)
+                self.model(x)
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.model.train(was)
 
     def _bn_batches(self, device):
         from .engine import _memory_format, _to_float
