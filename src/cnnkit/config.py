@@ -103,7 +103,7 @@ class TrainConfig:
     label_smoothing: float = setting(0.0, "label smoothing (0 = off)", unit="0-1",
                                      group="optimisation")
     lr_find: bool = setting(False, "before training, sweep the learning rate from 1e-7 to 10 "
-                            "over 100 steps (fastai's LR finder; weights put back after) and "
+                            "over --lr-find-steps steps (fastai's LR finder; weights put back after) and "
                             "train with its suggestion; writes lr_find.png and lr_find.json",
                             group="optimisation")
     lr_find_suggestion: str = setting("valley", "the suggestion --lr-find trains with",
@@ -111,6 +111,8 @@ class TrainConfig:
     lr_find_only: bool = setting(False, "sweep the learning rate and stop: write lr_find.png, "
                                  "lr_find.json and the report without training",
                                  group="optimisation")
+    lr_find_steps: int = setting(100, "training steps of the learning-rate sweep (fastai's "
+                                 "num_it)", unit="steps", metavar="N", group="optimisation")
     ema: float = setting(0.0, "keep an exponential moving average of the weights, updated "
                          "after every step with this decay (e.g. 0.999; 0 = off); validation, "
                          "best/, last/ and the final metrics use the averaged weights",
@@ -194,6 +196,8 @@ class TrainConfig:
         """--lr-find, --ema and --swa: ranges and the combinations that cannot work."""
         if self.lr_find_suggestion not in LR_SUGGESTIONS:
             bad("lr_find_suggestion", f"must be one of {', '.join(LR_SUGGESTIONS)}")
+        if self.lr_find_steps < 10:
+            bad("lr_find_steps", "must be >= 10")
         if self.lr_find and self.lr is not None:
             bad("lr", "--lr-find picks the learning rate; leave out --lr (or sweep only, "
                 "with --lr-find-only)")

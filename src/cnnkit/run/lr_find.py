@@ -24,7 +24,8 @@ def sweep_for_run(model, cfg: TrainConfig, data, log=print) -> tuple[dict, list[
     Returns (the run files: lr_find.json text and lr_find.png bytes, the notes)."""
     from ..train.lr_finder import lr_find
     images, labels = data.train
-    result = lr_find(model, images, labels, batch_size=cfg.batch_size, seed=cfg.seed)
+    result = lr_find(model, images, labels, batch_size=cfg.batch_size, seed=cfg.seed,
+                     num_it=cfg.lr_find_steps)
     pick = cfg.lr_find_suggestion
     chosen = result.suggestion(pick)
     record = result.to_dict()

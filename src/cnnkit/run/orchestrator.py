@@ -294,6 +294,7 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
 
     recorder = RunRecorder(run, plan, interrupt=interrupt, ckpt=ckpt, cut=cut, clock=ctx.clock,
                            every=cfg.checkpoint_every, main=main, multi=multi)
+    recorder.set_model(model)  # also when no fit runs (a plan done before training: --lr-find-only)
     callbacks: list[Callback] = []
     if multi:  # the stop agreed, the logs averaged and the gradients shared, before the rest
         callbacks += [ddp.StopTogether(interrupt), ddp.ReduceLogs(), ddp.DataParallel()]
