@@ -91,12 +91,14 @@ class _Killed(BaseException):
 
 
 @pytest.mark.slow
-def test_ema_run_resumes_after_a_crash_to_the_identical_average(tmp_path, monkeypatch):
+@pytest.mark.parametrize("average", [{"ema": 0.9}, {"swa": 1, "swa_lr": 0.01}], ids=["ema", "swa"])
+def test_an_averaged_run_resumes_after_a_crash_to_the_identical_average(average, tmp_path,
+                                                                        monkeypatch):
     from cnnkit import experiment
 
     def cfg(name):
         return TrainConfig(limit=256, model="mnist-1conv", batch_size=32, epochs=3, report=False,
-                           verbose="0", output=str(tmp_path), name=name, device="cpu", ema=0.9)
+                           verbose="0", output=str(tmp_path), name=name, device="cpu", **average)
 
     whole = experiment.train(cfg("whole"), log=lambda *a: None)
     original = experiment.RunLoader.__iter__

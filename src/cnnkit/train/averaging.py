@@ -84,7 +84,7 @@ class EMA(Callback):
 
     # -- events --------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
-        params = [p for _, p in _weights(self.model)]
+        params = self._params = [p.detach() for _, p in _weights(self.model)]  # for each step
         if self.shadow is None or [s.shape for s in self.shadow] != [p.shape for p in params]:
             self.shadow = [p.detach().clone() for p in params]
             self.updates, self.holding = 0, False
@@ -95,9 +95,8 @@ class EMA(Callback):
     @torch.no_grad()
     def on_train_batch_end(self, batch, logs=None):
         self.updates += 1
-        params = [p.detach() for _, p in _weights(self.model)]
-        torch._foreach_lerp_(self.shadow, params, 1.0 - ema_decay(self.decay, self.updates,
-                                                                  self.warmup))
+        torch._foreach_lerp_(self.shadow, self._params, 1.0 - ema_decay(self.decay, self.updates,
+                                                                        self.warmup))
 
     def on_test_begin(self, logs=None):
         self.hold_average()  # fit's own validation sees the average

@@ -81,6 +81,11 @@ class LRFindResult:
             label = "minimum/10" if name == "minimum" else name  # marked at the minimum
             ax.plot([lr], [loss], "o", color=colour, markersize=7,
                     label=f"{label}: {self.suggestions[name]:.2e}")
+        shown = [v for v in self.losses[:n] if math.isfinite(v)]
+        if shown:  # the smoothed curve fills the height; raw spikes may leave it
+            low, high = min(shown), max(shown)
+            pad = 0.1 * (high - low) or 0.1 * abs(high) or 0.1
+            ax.set_ylim(low - pad, high + pad)
         ax.set_xscale("log")
         ax.set_xlabel("Learning rate (log scale)")
         ax.set_ylabel("Loss")
