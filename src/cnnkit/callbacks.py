@@ -8,4 +8,5 @@ from .train.history import History  # noqa: F401 - what fit returns
 from .train.progbar import ProgbarLogger  # noqa: F401
 from .train.tensorboard import TensorBoard  # noqa: F401
 
-__all__ = list(_base_all) + ["BackupAndRestore", "ProgbarLogger", "TensorBoard", "History", "EMA", "SWA"]
+__all__ = list(_base_all) + ["BackupAndRestore", "ProgbarLogger", "TensorBoard", "History",
+                             "EMA", "SWA"]

@@ -239,18 +239,27 @@ class SWA(Callback):
         cnnkit's BatchNormalization corrects every update to Keras's (biased) variance and
         needs a number there."""
         momenta, was = [m.momentum for m in norms], self.model.training
+        before = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
         for m in norms:
             m.reset_running_stats()
         self.model.train()
+        seen = 0
         try:
-            for k, x in enumerate(self._bn_batches(next(self.model.parameters()).device)):
+            for x in self._bn_batches(next(self.model.parameters()).device):
+                seen += 1
                 for m in norms:
-                    m.momentum = 1.0 / (k + 1)
+                    m.momentum = 1.0 / seen
                 self.model(x)
         finally:
             for m, momentum in zip(norms, momenta):
                 m.momentum = momentum
             self.model.train(was)
+        if not seen:  # a one-pass iterable already used up: keep the statistics there were
+            for m, state in zip(norms, before):
+                m.load_state_dict(state)
+            warnings.warn("SWA: no batches to recompute the BatchNorm statistics with (the "
+                          "training data was a one-pass iterable); pass SWA(..., bn_data=images)",
+                          RuntimeWarning, stacklevel=2)
 
     def _bn_batches(self, device):
         from .engine import _memory_format, _to_float
