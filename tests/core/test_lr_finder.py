@@ -33,6 +33,7 @@ def _linear(optimizer="sgd", dropout=0.0, batchnorm=False):
     return model
 
 
+@pytest.mark.slow
 def test_the_sweep_is_exponential_stops_on_divergence_and_suggests_the_good_region():
     x, y = _toy()
     result = _linear("adam").lr_find(x, y, batch_size=32)
