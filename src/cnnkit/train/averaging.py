@@ -44,7 +44,9 @@ class EMA(Callback):
 
     ``decay``: per step, in (0, 1); ``warmup``: ramp the decay up (see ``ema_decay``). Given to
     ``model.compile(ema=0.999)`` it is ``model.ema`` and ``fit`` runs it first; or pass one
-    to ``fit(callbacks=[EMA(0.999), ...])`` first in the list.
+    to ``fit(callbacks=[EMA(0.999), ...])`` first in the list. Between two ``fit`` calls the
+    model holds the average and the next ``fit`` trains on from the trained weights
+    (``hold_trained()`` puts them back now; weights loaded in between are replaced by them).
     """
 
     def __init__(self, decay: float = 0.999, warmup: bool = True):
