@@ -51,7 +51,8 @@ def test_lr_find_trains_with_the_valley_suggestion_exactly_as_with_that_lr(tmp_p
     # the sweep put everything back and drew from its own generator: the same training
     plain = _train(tmp_path, "plain", "--lr", repr(chosen["lr"]), "--no-report")
     a, b = _history(swept)[0], _history(plain)[0]
-    assert (a["loss"], a["val_loss"], a["val_accuracy"]) == (b["loss"], b["val_loss"], b["val_accuracy"])
+    for key in ("loss", "val_loss", "val_accuracy"):
+        assert a[key] == b[key], key
     wa, wb = _weights(swept), _weights(plain)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
@@ -82,7 +83,8 @@ def test_ema_run_records_and_saves_the_average(tmp_path):
     last = _weights(run)
     shadow = ckpt.group("callbacks.0")
     assert ckpt.meta["callbacks"]["0"]["holding"] is True
-    assert any(not torch.equal(last[k], shadow[f"shadow.{k}"]) for k in last if f"shadow.{k}" in shadow)
+    assert any(not torch.equal(last[k], shadow[f"shadow.{k}"])
+               for k in last if f"shadow.{k}" in shadow)
     assert all(torch.equal(last[k], ckpt.tensors[f"model.{k}"]) for k in last)
 
 

@@ -24,8 +24,8 @@ def _model(ema=None, warmup=True, batchnorm=False):
     stack = [layers.Input((8,)), layers.Dense(16, activation="relu")]
     stack += [layers.BatchNormalization()] if batchnorm else []
     model = cnnkit.Sequential(stack + [layers.Dense(2)])
-    model.compile(optimizer="adam", loss=cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], ema=ema, ema_warmup=warmup)
+    model.compile(optimizer="adam", metrics=["accuracy"], ema=ema, ema_warmup=warmup,
+                  loss=cnnkit.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
 

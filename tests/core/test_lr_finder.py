@@ -94,7 +94,8 @@ def test_suggestions_follow_fastais_rules_on_a_known_curve():
     num_it = 40
     lrs = [1e-6 * 10 ** (i / 5) for i in range(num_it)]
     # falls to its minimum at index 20, then rises; the steepest drop is between 12 and 13
-    losses = [3.0 - 0.05 * i for i in range(13)] + [2.4 - 0.3 - 0.01 * (i - 13) for i in range(13, 21)]
+    losses = [3.0 - 0.05 * i for i in range(13)]
+    losses += [2.4 - 0.3 - 0.01 * (i - 13) for i in range(13, 21)]
     losses += [losses[-1] + 0.2 * (i - 20) for i in range(21, num_it)]
     out, points = suggest(lrs, losses, num_it)
     lrs_t, losses_t = lrs[4:-5], losses[4:-5]          # fastai: [num_it // 10 : -5]
@@ -103,7 +104,8 @@ def test_suggestions_follow_fastais_rules_on_a_known_curve():
     assert out["valley"] == lrs_t[-1 + int(sections) + int(sections / 2)]
     slopes = np.diff(losses_t) / np.diff(np.log(lrs_t))
     assert out["steepest"] == lrs_t[int(np.argmin(slopes))] == lrs[12]
-    assert out["minimum"] == pytest.approx(lrs[20] / 10) and points["minimum"] == (lrs[20], losses[20])
+    assert out["minimum"] == pytest.approx(lrs[20] / 10)
+    assert points["minimum"] == (lrs[20], losses[20])
 
 
 def test_result_plots_and_serialises(tmp_path):

@@ -20,11 +20,13 @@ def lr_find_section(run_path: Path) -> str:
     except (OSError, json.JSONDecodeError):
         record = {}
     chosen = record.get("chosen") or {}
-    rows = [[name, f"{lr:.3e}", "trained with this rate" if name == chosen.get("suggestion") else ""]
+    rows = [[name, f"{lr:.3e}",
+             "trained with this rate" if name == chosen.get("suggestion") else ""]
             for name, lr in (record.get("suggestions") or {}).items()]
     settings = record.get("settings") or {}
     text = (f"<p>{_e(settings.get('steps_run', '?'))} training steps at rates rising "
-            f"exponentially from {_e(settings.get('start_lr', '?'))} to {_e(settings.get('end_lr', '?'))}"
+            f"exponentially from {_e(settings.get('start_lr', '?'))} to "
+            f"{_e(settings.get('end_lr', '?'))}"
             + (f"; stopped early: {_e(record['stopped'])}" if record.get("stopped") else "")
             + ". The weights and optimizer were put back before training"
             + (f"; training used the {_e(chosen['suggestion'])} suggestion."

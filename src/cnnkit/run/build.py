@@ -143,7 +143,8 @@ def plan_ordinary(ctx):
                 label=f"model: {model.name} ({model.count_params():,} parameters) on {device}",
                 scheduler=schedule(cfg, model.optimizer, len(loader)), augment=augment(cfg),
                 aug_gen=aug_gen, callbacks=callbacks, files=files, notes=notes,
-                keep_best=not cfg.swa, finished=(lambda: True) if cfg.lr_find_only else (lambda: False))
+                keep_best=not cfg.swa,  # SWA's average is the final weights
+                finished=(lambda: True) if cfg.lr_find_only else (lambda: False))
 
 
 def _averaging(cfg: TrainConfig, model, data) -> list:

@@ -42,5 +42,6 @@ def sweep_for_run(model, cfg: TrainConfig, data, log=print) -> tuple[dict, list[
             model.compile_config["learning_rate"] = float(chosen)  # saved with the model
         notes = [f"--lr-find: trained with the {pick} suggestion, lr {chosen:.2e} ({found}; "
                  "see lr_find.png)"]
-    log(f"lr finder: {found}" + ("" if cfg.lr_find_only else f"; training with {pick} {chosen:.2e}"))
+    log(f"lr finder: {found}"
+        + ("" if cfg.lr_find_only else f"; training with {pick} {chosen:.2e}"))
     return files, notes

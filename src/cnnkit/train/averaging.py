@@ -160,7 +160,8 @@ class SWA(Callback):
         if lr is not None and not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"SWA lr must be a positive number or None, got {lr!r}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"SWA anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+            raise ValueError("SWA anneal_strategy must be 'cos' or 'linear', got "
+                             f"{anneal_strategy!r}")
         self.start_epoch, self.lr = int(start_epoch), lr
         self.anneal_epochs, self.anneal_strategy = int(anneal_epochs), anneal_strategy
         self.bn_data, self.bn_batch_size = bn_data, int(bn_batch_size)
@@ -230,7 +231,8 @@ class SWA(Callback):
             return
         torch._foreach_copy_([p for _, p in _weights(self.model)], self.average)
         self.finished = True
-        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        norms = [m for m in self.model.modules()
+                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         if norms:
             self._update_bn(norms)
 

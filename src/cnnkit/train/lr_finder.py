@@ -77,7 +77,8 @@ class LRFindResult:
         ax.plot(self.lrs[:n], self.raw_losses[:n], color="#8c959f", alpha=0.4, linewidth=1,
                 label="batch loss")
         ax.plot(self.lrs[:n], self.losses[:n], color="#0969da", label="smoothed loss")
-        for (name, (lr, loss)), colour in zip(self.points.items(), ("#cf222e", "#1a7f37", "#8250df")):
+        colours = ("#cf222e", "#1a7f37", "#8250df")
+        for (name, (lr, loss)), colour in zip(self.points.items(), colours):
             label = "minimum/10" if name == "minimum" else name  # marked at the minimum
             ax.plot([lr], [loss], "o", color=colour, markersize=7,
                     label=f"{label}: {self.suggestions[name]:.2e}")
