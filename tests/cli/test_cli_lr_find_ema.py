@@ -40,6 +40,7 @@ def test_lr_find_trains_with_the_valley_suggestion_exactly_as_with_that_lr(tmp_p
     assert len(record["lrs"]) == len(record["losses"]) == record["settings"]["steps_run"]
     assert record["settings"]["num_it"] == 30
     assert (swept / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
+    assert (swept / "lr_find.narrow.png").read_bytes()[:4] == b"\x89PNG"  # for phones
     assert "lr finder: valley" in capsys.readouterr().out
     assert _history(swept)[0]["lr"] == pytest.approx(chosen["lr"], rel=1e-4)  # csv's digits
     from cnnkit.report import write_report

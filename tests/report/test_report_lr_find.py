@@ -28,6 +28,7 @@ def _run(tmp_path, chosen):
     record["chosen"] = chosen
     (run / "lr_find.json").write_text(json.dumps(record))
     sweep.plot(run / "lr_find.png")
+    sweep.plot(run / "lr_find.narrow.png", narrow=True)
     return run
 
 
@@ -36,6 +37,7 @@ def test_the_section_shows_the_plot_the_suggestions_and_the_one_trained_with(tmp
     html = render_report(run)
     section = html[html.index("id='lr-find'"):]
     assert 'data-plot="lr_find" src="data:image/png;base64,' in section
+    assert '<source media="(max-width: 700px)" srcset="data:image/png;base64,' in section
     assert "stopped early: the smoothed loss passed 4x its minimum" in section
     for name in ("valley", "steepest", "minimum"):
         assert f"<td>{name}</td>" in section

@@ -16,7 +16,7 @@ from ..config import TrainConfig
 
 __all__ = ["LR_FIND_JSON", "LR_FIND_PNG", "sweep_for_run"]
 
-LR_FIND_JSON, LR_FIND_PNG = "lr_find.json", "lr_find.png"
+LR_FIND_JSON, LR_FIND_PNG = "lr_find.json", "lr_find.png"  # and lr_find.narrow.png (phones)
 
 
 def sweep_for_run(model, cfg: TrainConfig, data, log=print) -> tuple[dict, list[str]]:
@@ -31,7 +31,8 @@ def sweep_for_run(model, cfg: TrainConfig, data, log=print) -> tuple[dict, list[
     record = result.to_dict()
     record["chosen"] = None if cfg.lr_find_only else {"suggestion": pick, "lr": chosen}
     import json
-    files = {LR_FIND_JSON: json.dumps(record, indent=1), LR_FIND_PNG: result.plot()}
+    files = {LR_FIND_JSON: json.dumps(record, indent=1), LR_FIND_PNG: result.plot(),
+             "lr_find.narrow.png": result.plot(narrow=True)}
     found = ", ".join(f"{k} {v:.2e}" for k, v in result.suggestions.items())
     if cfg.lr_find_only:
         notes = [f"--lr-find-only: the learning rate was swept ({found}; see lr_find.png) and "

@@ -67,12 +67,13 @@ class LRFindResult:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 
-    def plot(self, path=None, skip_end: int = 5):
+    def plot(self, path=None, skip_end: int = 5, narrow: bool = False):
         """Draw smoothed loss vs rate (log axis) with the suggestions marked; writes a PNG
-        at ``path`` (returns it) or, without one, returns the PNG's bytes."""
+        at ``path`` (returns it) or, without one, returns the PNG's bytes. ``narrow``: sized
+        for a phone (report.html's ``x.narrow.png``)."""
         from matplotlib.figure import Figure
         n = max(len(self.lrs) - skip_end, min(len(self.lrs), 2))  # fastai leaves out the end
-        fig = Figure(figsize=(6, 4))
+        fig = Figure(figsize=(3.6, 3.2) if narrow else (6, 4))
         ax = fig.add_subplot()
         ax.plot(self.lrs[:n], self.raw_losses[:n], color="#8c959f", alpha=0.4, linewidth=1,
                 label="batch loss")
@@ -92,7 +93,7 @@ class LRFindResult:
         ax.set_ylabel("Loss")
         ax.set_title("Learning-rate finder")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8 if narrow else None)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         if path is None:
