@@ -136,3 +136,15 @@ def test_an_uncompiled_model_is_refused():
     model = cnnkit.Sequential([layers.Input((16,)), layers.Dense(2)])
     with pytest.raises(RuntimeError, match="must be compiled"):
         model.lr_find(*_toy(64))
+
+
+def test_a_sweep_whose_loss_never_falls_warns_that_its_suggestions_are_noise():
+    from cnnkit.train.lr_finder import flat_warning
+    assert "suggestions are noise" in flat_warning([2.30, 2.31, 2.29, 2.30, 2.40], 100)
+    assert flat_warning([2.30, 2.10, 1.90, 2.50], 100) == ""    # fell ~17% before it rose
+    # blank images: every logit starts at 0, every batch loss at ln 2, and rates up to 1e-6
+    # hardly move it: a model that cannot learn during the sweep
+    x, y = np.zeros((128, 16), "float32"), np.arange(128) % 2
+    with pytest.warns(UserWarning, match="suggestions are noise"):
+        result = _linear().lr_find(x, y, end_lr=1e-6, num_it=20)
+    assert result.warning and result.to_dict()["warning"] == result.warning

@@ -52,6 +52,14 @@ def test_an_lr_find_only_run_says_it_did_not_train(tmp_path):
     assert "trained with this rate" not in html
 
 
+def test_a_flat_sweep_warns_in_the_report(tmp_path):
+    run = _run(tmp_path, None)
+    record = json.loads((run / "lr_find.json").read_text())
+    record["warning"] = "the smoothed loss fell by less than 2% during the 30-step sweep"
+    (run / "lr_find.json").write_text(json.dumps(record))
+    assert "<p class='note'>the smoothed loss fell by less than 2%" in render_report(run)
+
+
 def test_a_run_without_a_sweep_has_no_section(tmp_path):
     run = tmp_path / "plain"
     run.mkdir()

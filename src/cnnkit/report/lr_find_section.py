@@ -31,6 +31,8 @@ def lr_find_section(run_path: Path) -> str:
             + ". The weights and optimizer were put back before training"
             + (f"; training used the {_e(chosen['suggestion'])} suggestion."
                if chosen else "; the model was not trained (--lr-find-only).") + "</p>")
+    if record.get("warning"):
+        text += f"<p class='note'>{_e(record['warning'])}</p>"
     return ("<h2 id='lr-find'>Learning-rate finder</h2>" + text
             + _img(run_path / "lr_find.png", "Learning-rate finder: loss vs learning rate")
             + (_table(["suggestion", "learning rate", ""], rows, "lr-find") if rows else ""))

@@ -12,6 +12,8 @@ optimizer state.
 
 from __future__ import annotations
 
+import warnings
+
 from ..config import TrainConfig
 
 __all__ = ["LR_FIND_JSON", "LR_FIND_PNG", "sweep_for_run"]
@@ -24,8 +26,10 @@ def sweep_for_run(model, cfg: TrainConfig, data, log=print) -> tuple[dict, list[
     Returns (the run files: lr_find.json text and lr_find.png bytes, the notes)."""
     from ..train.lr_finder import lr_find
     images, labels = data.train
-    result = lr_find(model, images, labels, batch_size=cfg.batch_size, seed=cfg.seed,
-                     num_it=cfg.lr_find_steps)
+    with warnings.catch_warnings():  # said once below, in the run's own words
+        warnings.simplefilter("ignore", UserWarning)
+        result = lr_find(model, images, labels, batch_size=cfg.batch_size, seed=cfg.seed,
+                         num_it=cfg.lr_find_steps)
     pick = cfg.lr_find_suggestion
     chosen = result.suggestion(pick)
     record = result.to_dict()
@@ -43,6 +47,9 @@ def sweep_for_run(model, cfg: TrainConfig, data, log=print) -> tuple[dict, list[
             model.compile_config["learning_rate"] = float(chosen)  # saved with the model
         notes = [f"--lr-find: trained with the {pick} suggestion, lr {chosen:.2e} ({found}; "
                  "see lr_find.png)"]
+    if result.warning:
+        notes.append(f"lr finder warning: {result.warning}")
+        log(f"warning: lr finder: {result.warning}")
     log(f"lr finder: {found}"
         + ("" if cfg.lr_find_only else f"; training with {pick} {chosen:.2e}"))
     return files, notes

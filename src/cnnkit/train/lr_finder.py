@@ -14,7 +14,9 @@ fastai 2.x, on the sweep without its first tenth and last 5 steps:
 Afterwards the model's weights and buffers, the optimizer's state and rates and torch's
 global random state are put back as they were (fastai restores its model and optimizer too),
 and the batches are drawn by a generator of the sweep's own (``seed``), so a run trains the
-same with or without a sweep before it, apart from the rate it picks.
+same with or without a sweep before it, apart from the rate it picks. A sweep whose smoothed
+loss never fell 2% below its start (a model that learns nothing in ``num_it`` steps at any
+rate) warns that its suggestions are noise (``LRFindResult.warning``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import copy
 import io
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +34,7 @@ import torch
 from ..config import LR_SUGGESTIONS
 
 __all__ = ["LRFindResult", "LRFinderError", "lr_find", "smooth_losses", "suggest",
-           "LR_SUGGESTIONS"]
+           "flat_warning", "LR_SUGGESTIONS"]
 
 
 class LRFinderError(ValueError):
@@ -50,6 +53,7 @@ class LRFindResult:
     points: dict[str, tuple[float, float]] = field(default_factory=dict)
     stopped: str = ""            # why the sweep ended ('' = all num_it steps ran)
     settings: dict = field(default_factory=dict)
+    warning: str = ""            # a sweep whose loss hardly fell: its suggestions are noise
 
     def suggestion(self, name: str = "valley") -> float:
         if name not in self.suggestions:
@@ -58,7 +62,7 @@ class LRFindResult:
         return self.suggestions[name]
 
     def to_dict(self) -> dict:
-        return {"settings": self.settings, "stopped": self.stopped,
+        return {"settings": self.settings, "stopped": self.stopped, "warning": self.warning,
                 "suggestions": self.suggestions,
                 "points": {k: list(v) for k, v in self.points.items()},
                 "lrs": self.lrs, "losses": _finite(self.losses),
@@ -162,6 +166,21 @@ def suggest(lrs, losses, num_it: int) -> tuple[dict, dict]:
     return out, points
 
 
+FLAT = 0.02  # a smoothed loss that falls by less than this share of its start has not learned
+
+
+def flat_warning(losses, num_it: int) -> str:
+    """'' unless the smoothed loss never fell ``FLAT`` below where it started (the model did
+    not learn during the sweep at any rate, so the curve's shape, and the suggestions, are
+    noise): then what to do about it."""
+    finite = [v for v in losses if math.isfinite(v)]
+    if not finite or finite[0] - min(finite) >= FLAT * abs(finite[0]):
+        return ""
+    return (f"the smoothed loss fell by less than {FLAT:.0%} during the {len(losses)}-step sweep "
+            "(the model hardly learned at any rate), so the suggestions are noise; sweep longer "
+            f"(more than num_it / --lr-find-steps {num_it}) or keep the default rate")
+
+
 def _check(start_lr, end_lr, num_it, beta, batch_size) -> None:
     if not (start_lr > 0 and math.isfinite(start_lr)):
         raise LRFinderError(f"lr_find: start_lr must be a positive number, got {start_lr!r}")
@@ -255,4 +274,7 @@ def lr_find(model, images, labels, *, batch_size: int = 32, start_lr: float = 1e
     settings = {"start_lr": start_lr, "end_lr": end_lr, "num_it": int(num_it), "beta": beta,
                 "stop_div": stop_div, "batch_size": int(batch_size), "seed": seed,
                 "steps_run": len(lrs)}
-    return LRFindResult(lrs, smooth, raw, suggestions, points, stopped, settings)
+    warning = flat_warning(smooth, int(num_it))
+    if warning:
+        warnings.warn(f"lr_find: {warning}", UserWarning, stacklevel=3)
+    return LRFindResult(lrs, smooth, raw, suggestions, points, stopped, settings, warning)
