@@ -133,11 +133,13 @@ class EMA(Callback):
 def with_model_ema(model, callbacks) -> list:
     """``fit``'s callbacks with ``model.ema`` (from ``compile(ema=...)``) first, unless the
     list already holds it (a run's plan puts it there, possibly wrapped)."""
-    callbacks = list(callbacks or [])
     ema = getattr(model, "ema", None)
-    if ema is None or any(cb is ema or getattr(cb, "inner", None) is ema for cb in callbacks):
+    if ema is None:
+        return callbacks  # as given (a list, or a CallbackList)
+    listed = list(getattr(callbacks, "callbacks", callbacks) or [])
+    if any(cb is ema or getattr(cb, "inner", None) is ema for cb in listed):
         return callbacks
-    return [ema] + callbacks
+    return [ema] + listed
 
 
 class SWA(Callback):
