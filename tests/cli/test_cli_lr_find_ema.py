@@ -162,3 +162,31 @@ def test_bad_values_are_one_line_and_exit_2(flags, needle, tmp_path, capsys):
 def test_a_bad_suggestion_name_is_refused_by_the_option(tmp_path, capsys):
     code, err = answer(["train", "--output", tmp_path, "--lr-find-suggestion", "best"], capsys)
     assert code == 2 and "invalid choice: 'best'" in " ".join(err)
+
+
+@pytest.mark.slow
+def test_an_ema_run_killed_with_sigkill_resumes_to_the_identical_average(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli_helpers import cnnkit_env, run_cli
+    args = [*TINY, "--batch-size", "16", "--epochs", "6", "--no-report", "--device", "cpu",
+            "--ema", "0.95", "--output", str(tmp_path)]
+    run_cli("train", *args, "--name", "whole")
+    proc = subprocess.Popen([sys.executable, "-m", "cnnkit", "train", *args, "--name", "killed"],
+                            env=cnnkit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    state = tmp_path / "killed" / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 240
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    if proc.returncode != -signal.SIGKILL:
+        pytest.skip("the run finished before it could be killed (a very fast machine)")
+    run_cli("train", "--resume", tmp_path / "killed")
+    whole, resumed = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert [r["val_loss"] for r in _history(tmp_path / "killed")] == \
+        [r["val_loss"] for r in _history(tmp_path / "whole")]
