@@ -1,5 +1,6 @@
 """Keras-named callbacks (``cnnkit.callbacks.EarlyStopping`` ...)."""
 
+from .train.averaging import EMA, SWA  # noqa: F401
 from .train.backup_restore import BackupAndRestore  # noqa: F401
 from .train.callbacks import *  # noqa: F401,F403
 from .train.callbacks import __all__ as _base_all
@@ -9,4 +10,4 @@ from .train.progbar import ProgbarLogger  # noqa: F401
 from .train.tensorboard import TensorBoard  # noqa: F401
 
 __all__ = list(_base_all) + ["BackupAndRestore", "ProgbarLogger", "TensorBoard", "History",
-                            "MLflowLogger"]
+                             "MLflowLogger", "EMA", "SWA"]

@@ -30,6 +30,7 @@ SCHEDULES = ("constant", "cosine", "linear", "step")  # drawn by train/schedules
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 VERBOSITY = ("auto", "0", "1", "2")
+LR_SUGGESTIONS = ("valley", "steepest", "minimum")  # cnnkit.train.lr_finder's (fastai's)
 # Settings a named recipe (cnnkit.recipes) fixes; giving them with --recipe is an error.
 RECIPE_DECIDES = ("model", "pretrained", "epochs", "batch_size", "optimizer", "lr", "momentum",
                   "weight_decay", "schedule", "warmup_epochs", "step_epochs", "augment",
@@ -117,6 +118,30 @@ class TrainConfig:
                             unit="epochs", metavar="EPOCHS", group="optimisation")
     label_smoothing: float = setting(0.0, "label smoothing (0 = off)", unit="0-1",
                                      group="optimisation")
+    lr_find: bool = setting(False, "before training, sweep the learning rate from 1e-7 to 10 "
+                            "over --lr-find-steps steps (fastai's LR finder; weights put back after) and "
+                            "train with its suggestion; writes lr_find.png and lr_find.json",
+                            group="optimisation")
+    lr_find_suggestion: str = setting("valley", "the suggestion --lr-find trains with",
+                                      choices=LR_SUGGESTIONS, group="optimisation")
+    lr_find_only: bool = setting(False, "sweep the learning rate and stop: write lr_find.png, "
+                                 "lr_find.json and the report without training",
+                                 group="optimisation")
+    lr_find_steps: int = setting(100, "training steps of the learning-rate sweep (fastai's "
+                                 "num_it)", unit="steps", metavar="N", group="optimisation")
+    ema: float = setting(0.0, "keep an exponential moving average of the weights, updated "
+                         "after every step with this decay (e.g. 0.999; 0 = off); validation, "
+                         "best/, last/ and the final metrics use the averaged weights",
+                         unit="0-1", metavar="DECAY", group="optimisation")
+    ema_warmup: bool = setting(True, "ramp the EMA decay up over the first steps (timm's "
+                               "warm-up: min(decay, 1 - (1 + step) ** -2/3))",
+                               group="optimisation")
+    swa: int = setting(0, "stochastic weight averaging after this many epochs (0 = off): the "
+                       "final weights are the mean of each later epoch's, BatchNorm statistics "
+                       "recomputed", unit="epochs", metavar="EPOCHS", group="optimisation")
+    swa_lr: float | None = setting(None, "SWA's learning rate, reached by a 1-epoch cosine "
+                                   "anneal (None = keep the run's rate and schedule)",
+                                   metavar="LR", group="optimisation")
     # -- run
     seed: int = setting(0, "seeds Python, NumPy, PyTorch, the loader's shuffle and augmentation")
     device: str = setting("auto", "auto | cpu | cuda | cuda:N | mps")
@@ -172,6 +197,7 @@ class TrainConfig:
             bad("warmup_epochs", "must be >= 0")
         if self.verbose not in VERBOSITY:
             bad("verbose", f"must be one of {', '.join(VERBOSITY)}")
+        self._validate_averaging_and_lr_find(bad)
         from .cli_args import output_dir_problem
         from .utils import device_problem
         for name, problem in (("device", device_problem(self.device)),
@@ -190,6 +216,32 @@ class TrainConfig:
                                   "leave them out (`python -c \"from cnnkit import recipes; "
                                   f"print(recipes.describe('{self.recipe}'))\"` shows its settings)")
         return self
+
+    def _validate_averaging_and_lr_find(self, bad) -> None:
+        """--lr-find, --ema and --swa: ranges and the combinations that cannot work."""
+        if self.lr_find_suggestion not in LR_SUGGESTIONS:
+            bad("lr_find_suggestion", f"must be one of {', '.join(LR_SUGGESTIONS)}")
+        if self.lr_find_steps < 10:
+            bad("lr_find_steps", "must be >= 10")
+        if self.lr_find and self.lr is not None:
+            bad("lr", "--lr-find picks the learning rate; leave out --lr (or sweep only, "
+                "with --lr-find-only)")
+        if not 0 <= self.ema < 1:
+            bad("ema", "the decay must be in [0, 1), e.g. 0.999 (0 = off)")
+        if self.swa < 0 or self.swa >= self.epochs:
+            bad("swa", f"must be an epoch count in [0, epochs={self.epochs}): averaging starts "
+                "after that many epochs (0 = off)")
+        if self.swa_lr is not None and not (self.swa_lr > 0 and math.isfinite(self.swa_lr)):
+            bad("swa_lr", "must be a positive number")
+        if self.swa_lr is not None and not self.swa:
+            bad("swa_lr", "only applies with --swa EPOCHS")
+        if self.ema and self.swa:
+            bad("swa", "use one weight average: --ema or --swa, not both")
+        if self.recipe:
+            for name in ("lr_find", "lr_find_only", "ema", "swa"):
+                if getattr(self, name):
+                    bad(name, f"not available with --recipe (recipe {self.recipe!r} sets its own "
+                        "training)")
 
     # ------------------------------------------------------------------ layering
     @classmethod

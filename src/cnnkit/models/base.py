@@ -234,7 +234,8 @@ class Model(KerasWeightsMixin, nn.Module):
 
     # -- compile / fit / evaluate / predict -----------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, learning_rate=None,
-                device=None, precision: str = "auto", jit_compile: bool | str = False):
+                device=None, precision: str = "auto", jit_compile: bool | str = False,
+                ema: float | None = None, ema_warmup: bool = True):
         """Choose optimizer, loss and metrics by Keras name or object; pick the device.
 
         ``jit_compile=True`` (Keras's name) compiles what cnnkit has compiled kernels for: on
@@ -242,7 +243,9 @@ class Model(KerasWeightsMixin, nn.Module):
         seconds to compile at the first batch, a C++ compiler needed, eager fallback);
         ``'auto'`` is eager, as on Keras's torch backend. A choice slower on this machine
         (bf16 without fast bf16, the kernels without AVX-512) is honoured with one
-        ``cnnkit.PerformanceWarning``."""
+        ``cnnkit.PerformanceWarning``.
+        ``ema=0.999``: ``fit`` keeps an exponential moving average of the weights (``model.ema``,
+        ``cnnkit.train.averaging.EMA``): validation and the weights after ``fit`` are the average."""
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'")
         self.loss = losses_mod.get(loss)
@@ -261,6 +264,8 @@ class Model(KerasWeightsMixin, nn.Module):
             self._deferred_optimizer, self.optimizer = opt, None  # built with the layers (fit)
         else:
             self.optimizer = opt.build(self.trainable_parameters()) if isinstance(opt, optim_mod.Optimizer) else opt
+        from ..train.averaging import EMA
+        self.ema = EMA(ema, warmup=ema_warmup) if ema else None
         self._metric_specs = list(metrics or [])
         self.metrics_list = [get_metric(m, self.loss.name, self.output_activation) for m in self._metric_specs]
         self.compiled = True
@@ -414,6 +419,8 @@ class Model(KerasWeightsMixin, nn.Module):
         Returns a History whose ``.history`` has Keras's keys.
         """
         self._require_compiled()
+        from ..train.averaging import with_model_ema
+        callbacks = with_model_ema(self, callbacks)
         if hasattr(x, "flow_spec"):  # ImageDataGenerator(...).flow(x, y)
             x, y, batch_size, augment = x.flow_spec(batch_size, augment)
         validation_data = _eval_source(validation_data)
@@ -467,6 +474,22 @@ class Model(KerasWeightsMixin, nn.Module):
                 val_data=val_loader, initial_epoch=initial_epoch, callbacks=callbacks or [],
                 augment=augment, class_weight=class_weight, verbose=verbose, device=self.device,
                 precision=self.precision, scheduler=scheduler, **loop)
+
+    def lr_find(self, x=None, y=None, batch_size=None, start_lr=1e-7, end_lr=10.0, num_it=100,
+                stop_div=True, beta=0.98, seed=0):
+        """fastai's learning-rate finder with the compiled loss and optimizer: ``num_it`` steps
+        at rates rising from ``start_lr`` to ``end_lr``; returns an ``LRFindResult`` (``.lrs``,
+        ``.losses`` smoothed, ``.suggestions`` {'valley', 'steepest', 'minimum'}, ``.plot(path)``).
+        The weights, the optimizer's state and torch's random state are put back afterwards."""
+        from ..train.lr_finder import lr_find
+        self._require_compiled()
+        images, labels = self._images_labels(x, y)
+        if labels is None:
+            raise ValueError("lr_find() needs labels: pass y, or a dataset with .labels")
+        subclass.finish_build(self, tuple(images.shape[1:]))
+        self._check_labels(labels)
+        return lr_find(self, images, labels, batch_size=batch_size or 32, start_lr=start_lr,
+                       end_lr=end_lr, num_it=num_it, stop_div=stop_div, beta=beta, seed=seed)
 
     def _val_batches(self, validation_data, batch_size):
         if validation_data is None or _is_batch_iterable(validation_data):

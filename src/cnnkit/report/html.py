@@ -153,6 +153,8 @@ def render_report(run_dir) -> str:
     parts.append("<h2 id='curves'>Training curves</h2><div class='row'>"
                  + _img(plots / PLOTS["accuracy"][0], PLOTS["accuracy"][1])
                  + _img(plots / PLOTS["loss"][0], PLOTS["loss"][1]) + "</div>")
+    from .lr_find_section import lr_find_section
+    parts.append(lr_find_section(run.path))
 
     if metrics.get("per_class"):
         rows = [[c, _fmt(v["precision"], 3), _fmt(v["recall"], 3), _fmt(v["f1"], 3), v["support"]]

@@ -76,7 +76,8 @@ def compile_model(model, cfg: TrainConfig, device=None):
     if device is None:
         device = None if cfg.device == "auto" else cfg.device
     model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], device=device,
-                  precision=cfg.precision, jit_compile=cfg.jit_compile)
+                  precision=cfg.precision, jit_compile=cfg.jit_compile,
+                  ema=cfg.ema or None, ema_warmup=cfg.ema_warmup)
     return model
 
 
@@ -121,6 +122,11 @@ def plan_ordinary(ctx):
         mark_multilabel(model)
     compile_model(model, cfg, device=ctx.device if ctx.multi else None)
     device = model.device
+    files, notes = {}, []
+    if cfg.lr_find or cfg.lr_find_only:  # before the schedule takes the rate (run/lr_find.py)
+        from .lr_find import sweep_for_run
+        files, notes = sweep_for_run(model, cfg, data,
+                                     log=print if ctx.rank == 0 else (lambda *a: None))
     loader = ResumableLoader(*data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
                              device=device)
     callbacks = []
@@ -133,10 +139,36 @@ def plan_ordinary(ctx):
     if cfg.patience:
         callbacks.append(EarlyStopping(monitor="val_loss" if callbacks else "loss",
                                        patience=cfg.patience, verbose=1 if ctx.rank == 0 else 0))
+    callbacks[:0], notes = _averaging(cfg, model, data), notes + _averaging_notes(cfg)
     aug_gen = torch.Generator(device="cpu")
     # rank 0 draws what a single process would; the other ranks their own streams
     aug_gen.manual_seed((cfg.seed * 1_000_003 + 17 + 7919 * ctx.rank) % 2**63)
     return Plan(model=model, loader=loader, epochs=cfg.epochs, name=model.name,
                 label=f"model: {model.name} ({model.count_params():,} parameters) on {device}",
                 scheduler=schedule(cfg, model.optimizer, len(loader)), augment=augment(cfg),
-                aug_gen=aug_gen, callbacks=callbacks)
+                aug_gen=aug_gen, callbacks=callbacks, files=files, notes=notes,
+                keep_best=not cfg.swa,  # SWA's average is the final weights
+                finished=(lambda: True) if cfg.lr_find_only else (lambda: False))
+
+
+def _averaging(cfg: TrainConfig, model, data) -> list:
+    """The weight-average callback --ema / --swa asks for, first in the plan (before
+    validation, so it sees the averaged weights)."""
+    if model.ema is not None:
+        return [model.ema]
+    if cfg.swa:
+        from ..train.averaging import SWA
+        return [SWA(cfg.swa, lr=cfg.swa_lr, bn_data=data.train[0])]
+    return []
+
+
+def _averaging_notes(cfg: TrainConfig) -> list[str]:
+    if cfg.ema:
+        warm = "with timm's warm-up" if cfg.ema_warmup else "without warm-up"
+        return [f"EMA weights: an exponential moving average of the weights (decay {cfg.ema}, "
+                f"{warm}) is what val_* in the history, best/, last/ and these metrics measure"]
+    if cfg.swa:
+        return [f"SWA: the weights are the mean of epochs {cfg.swa + 1}-{cfg.epochs}'s "
+                "(BatchNorm statistics recomputed); val_* of earlier epochs are of the trained "
+                "weights, the last epoch's and these metrics of the average (in best/ and last/)"]
+    return []

@@ -59,7 +59,7 @@ class Plan:
     keep_best: bool = True            # best/ by held-out accuracy; False: the final weights
     finished: Callable[[], bool] = lambda: False   # the plan's own end (a recipe's steps)
     meta: Callable[[], dict] = dict   # JSON the checkpoint keeps (a recipe: settings, steps)
-    files: dict = field(default_factory=dict)      # more run files: name -> text
+    files: dict = field(default_factory=dict)      # more run files: name -> text (or bytes)
     notes: list = field(default_factory=list)      # for metrics.json and the report
     planned_epochs: int | None = None
     resume_note: Callable[[Any], str] = lambda ckpt: ""
@@ -262,8 +262,9 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
                                   f"recipe {plan.name}" if cfg.recipe else plan.name,
                                   **({"world_size": ctx.world} if multi else {}))
         run.summary.write_text(summary_text(model) + "\n")
-        for name, text in plan.files.items():
-            (run.path / name).write_text(text)
+        for name, text in plan.files.items():  # text, or bytes (a picture)
+            path = run.path / name
+            path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     say(f"run: {run.path if run else '-'}")
     say(f"data: {ctx.data.describe()}")
     say(plan.label + (f" x {ctx.world} processes" if multi else ""))
@@ -293,6 +294,7 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
 
     recorder = RunRecorder(run, plan, interrupt=interrupt, ckpt=ckpt, cut=cut, clock=ctx.clock,
                            every=cfg.checkpoint_every, main=main, multi=multi)
+    recorder.set_model(model)  # also when no fit runs (a plan done before training: --lr-find-only)
     from .loggers import run_loggers  # --log: fed the recorder's rows, so it comes after it
     loggers = run_loggers(cfg, run, recorder, interrupt=interrupt,
                           resumed=ckpt is not None) if main else None

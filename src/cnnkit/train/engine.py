@@ -273,6 +273,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
         aug_generator = torch.Generator(device="cpu")
         aug_generator.manual_seed(int(torch.initial_seed()) % 2**63)
     state = FitState(aug_generator, optimizer, start_step)
+    state.train_data = train_data  # the training batches (SWA's BatchNorm pass at the end)
     model.fit_state = state
     nan_every = speed_policy.for_device(device).nan_check_every  # a host sync: 1 on CPU, 50 on CUDA
     optimizer_step = optim_mod.step_function(optimizer)
