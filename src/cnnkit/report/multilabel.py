@@ -48,31 +48,25 @@ def section(metrics: dict, table, samples_html: str = "") -> str:
 
 
 def sample_grid(images, targets, probs, thresholds, class_names, path, narrow: bool = False):
-    """One tile per image titled with its labels and the ones predicted at ``thresholds``
+    """One tile per image captioned with its labels and the ones predicted at ``thresholds``
     (green when they are the same set, red otherwise)."""
     import numpy as np
-    from matplotlib.figure import Figure
 
-    from .plots import RIGHT, WRONG, _grid, _save, _show, to_display
+    from . import tiles
+    from .plots import RIGHT, WRONG, to_display
     images = to_display(images)
     t = np.asarray(thresholds if thresholds is not None else [0.5] * len(class_names))
-    rows, cols = _grid(max(len(images), 1), 2 if narrow else 4)
-    tile = 1.9 if narrow else 3.2
-    width = 22 if narrow else 34  # characters that fit above a tile at the title's size
+    width = 22 if narrow else 34  # characters that fit above a tile at the caption's size
     names = lambda row: ", ".join(class_names[j] for j in np.nonzero(row)[0]) or "-"  # noqa: E731
-    titles, right = [], []
+    cells = []
     for i in range(len(images)):
         actual, predicted = targets[i] > 0.5, probs[i] >= t
-        titles.append(textwrap.fill(f"Actual: {names(actual)}", width) + "\n"
-                      + textwrap.fill(f"Predicted: {names(predicted)}", width))
-        right.append(bool((actual == predicted).all()))
-    lines = max([title.count("\n") + 1 for title in titles] + [2])
-    fig = Figure(figsize=(tile * cols, (tile + 0.2 * lines + 0.1) * rows + 0.4),
-                 layout="constrained")
-    for i in range(len(images)):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        _show(ax, images[i])
-        ax.set_title(titles[i], fontsize=9.5 if narrow else 10.5,
-                     color=RIGHT if right[i] else WRONG)
-    fig.suptitle("Sample predictions (labels at their thresholds)", fontsize=13)
-    return _save(fig, path)
+        caption = (textwrap.fill(f"Actual: {names(actual)}", width) + "\n"
+                   + textwrap.fill(f"Predicted: {names(predicted)}", width))
+        cells.append(tiles.Cell([images[i]], caption,
+                                RIGHT if bool((actual == predicted).all()) else WRONG))
+    fig = tiles.tile_figure(cells, cols=2 if narrow else 4, panel_in=1.9 if narrow else 3.2,
+                            title="Sample predictions (labels at their thresholds)",
+                            caption_pt=9.5 if narrow else 10.5, title_pt=13, centered=True,
+                            gap_px=8 if narrow else 16)
+    return tiles.save_exact(fig, path)
