@@ -53,6 +53,7 @@ pre{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:10px;over
 pre.wrap{white-space:pre-wrap;overflow-wrap:anywhere}
 @media (max-width:700px){main{padding:12px}}
 .note{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:6px 10px;margin:6px 0}
+.note.warning{background:#ffebe9;border-color:#cf222e}
 """
 
 
@@ -139,8 +140,15 @@ def render_report(run_dir) -> str:
                      f"{_e(metrics.get('weights', 'last'))} weights." + (f" Best {_e(metrics['best'].get('monitor'))}: "
                                    f"{_fmt(metrics['best'].get('value'))} at epoch {_e(metrics['best'].get('epoch'))} "
                                    "(saved in best/)." if metrics.get("best") else "") + "</p>")
+    if metrics.get("tta"):
+        parts.append(f"<p id='tta'>Test-time augmentation: probabilities averaged over "
+                     f"{_e(', '.join(metrics.get('tta_views') or []))}.</p>")
+    if any(k in str(cfg.get("augment", "")) for k in ("mixup", "cutmix")):
+        parts.append(f"<p id='mixing'>Trained with mixed batches ({_e(cfg['augment'])}): the "
+                     "training accuracy counts the dominant label of each mixed target.</p>")
     for note in metrics.get("notes") or []:
-        parts.append(f"<p class='note'>{_e(note)}</p>")
+        cls = "note warning" if str(note).startswith("warning:") else "note"
+        parts.append(f"<p class='{cls}'>{_e(note)}</p>")
 
     plots = run.plots
     parts.append("<h2 id='curves'>Training curves</h2><div class='row'>"

@@ -3,6 +3,7 @@ with its augmentation and learning-rate schedule (a recipe builds its own: ``cnn
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
@@ -71,7 +72,11 @@ def compile_model(model, cfg: TrainConfig, device=None):
     opt.weight_decay = cfg.weight_decay
     if cfg.momentum and cfg.optimizer.lower() in ("sgd", "rmsprop"):
         opt.kwargs["momentum"] = cfg.momentum
-    loss = losses_mod.get("sparse_categorical_crossentropy")
+    if cfg.loss == "focal":  # Keras's class and its defaults (alpha 0.25), gamma from cfg
+        from ..train.keras_losses import CategoricalFocalCrossentropy
+        loss = CategoricalFocalCrossentropy(gamma=cfg.focal_gamma)
+    else:
+        loss = losses_mod.get("sparse_categorical_crossentropy")
     loss.label_smoothing = cfg.label_smoothing
     if device is None:
         device = None if cfg.device == "auto" else cfg.device
@@ -118,8 +123,19 @@ def plan_ordinary(ctx):
     model = build_model(cfg, data)
     compile_model(model, cfg, device=ctx.device if ctx.multi else None)
     device = model.device
+    from . import sampler
     loader = ResumableLoader(*data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
-                             device=device)
+                             device=device, sampling_weights=(
+                                 sampler.balanced_sample_weights(data.train[1])
+                                 if cfg.sampler == "balanced" else None))
+    classes = len(data.class_names)
+    class_weight = (sampler.balanced_class_weight(data.train[1], classes)
+                    if cfg.class_weight == "balanced" else None)
+    warnings = sampler.imbalance_warnings(data.train[1], data.val[1] if data.val else None,
+                                          data.class_names)
+    if ctx.rank == 0:
+        for line in warnings:
+            print(f"warning: {line}", file=sys.stderr, flush=True)
     callbacks = []
     if data.val is not None and len(data.val[0]):
         mine = shard(len(data.val[0]), ctx.rank, ctx.world)
@@ -135,4 +151,14 @@ def plan_ordinary(ctx):
     return Plan(model=model, loader=loader, epochs=cfg.epochs, name=model.name,
                 label=f"model: {model.name} ({model.count_params():,} parameters) on {device}",
                 scheduler=schedule(cfg, model.optimizer, len(loader)), augment=augment(cfg),
-                aug_gen=aug_gen, callbacks=callbacks)
+                aug_gen=aug_gen, callbacks=callbacks, class_weight=class_weight,
+                notes=[f"warning: {line}" for line in warnings] + _weight_notes(
+                    class_weight, data.class_names))
+
+
+def _weight_notes(class_weight, class_names) -> list[str]:
+    """The balanced class weights, for metrics.json's notes and the report."""
+    if not class_weight:
+        return []
+    return ["class weights (balanced, n / (classes * count)): " + ", ".join(
+        f"{class_names[c]} {w:.3g}" for c, w in sorted(class_weight.items()))]

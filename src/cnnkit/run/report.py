@@ -7,10 +7,16 @@ from ..config import TrainConfig
 from .data import Data
 from .evaluate import evaluate
 from .timer import Clock
+from ..train.tta import VIEWS
 
 __all__ = ["finish", "EVAL_BATCH_SIZE"]
 
 EVAL_BATCH_SIZE = 256  # also `cnnkit evaluate`'s default: the same batches, the same numbers
+
+
+def tta_record(tta: str) -> dict:
+    """metrics.json's account of test-time augmentation: ``tta`` and, when on, its views."""
+    return {"tta": tta != "none", **({"tta_views": VIEWS[tta]} if tta != "none" else {})}
 
 
 def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: str,
@@ -24,7 +30,7 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
         return {}
     clock = Clock(model).start()
     ev = evaluate(model, *split, batch_size=EVAL_BATCH_SIZE, per_sample=True,
-                  class_names=data.class_names)
+                  class_names=data.class_names, tta=cfg.tta)
     evaluate_s = clock.stop()
     report = ev["report"]
     epochs_run = len(history)
@@ -42,6 +48,7 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
         "weights_epoch": weights_epoch,
         "test_loss": ev["loss"],
         "test_accuracy": ev["accuracy"],
+        **tta_record(cfg.tta),
         "macro_precision": report["macro_precision"],
         "macro_recall": report["macro_recall"],
         "macro_f1": report["macro_f1"],
