@@ -48,7 +48,7 @@ def imbalance_warnings(train_labels, val_labels, class_names) -> list[str]:
     k = len(class_names)
     out = []
     train = class_counts(train_labels, k)
-    median = float(train.float().median())
+    median = float(train.float().quantile(0.5))
     rare = [i for i in range(k) if train[i] < RARE_SHARE_OF_MEDIAN * median]
     if rare:
         listed = ", ".join(f"{class_names[i]} ({int(train[i])})" for i in rare)
