@@ -155,3 +155,9 @@ def test_fit_trains_on_soft_targets_with_dominant_label_accuracy(tiny_images):
     torch.testing.assert_close(targets.sum(1), torch.ones(16))
     assert ((targets > 0) & (targets < 1)).any()           # really mixed
     assert 0.0 <= hist.history["accuracy"][0] <= 1.0
+
+
+def test_keras_spelling_cnnkit_layers_mixup():
+    import cnnkit
+    assert cnnkit.layers.MixUp is MixUp and cnnkit.layers.CutMix is CutMix
+    assert MixUp(alpha=0.3).get_config() == {"alpha": 0.3, "seed": None}
