@@ -55,5 +55,10 @@ def test_cli_evaluate_tta_writes_it(imbalanced_run, capsys):
     assert main(["evaluate", str(result.run.path), "--tta", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["tta"] is True and out["tta_views"] == ["identity", "hflip"]
+    # by default a run is evaluated as it was (its --tta flip), so metrics.json agrees
     assert main(["evaluate", str(result.run.path), "--json"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    metrics = json.loads((result.run.path / "metrics.json").read_text())
+    assert default["tta"] is True and default["accuracy"] == metrics["test_accuracy"]
+    assert main(["evaluate", str(result.run.path), "--tta", "none", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tta"] is False
