@@ -24,7 +24,7 @@ def imbalanced_run(tmp_path_factory):
     lines = []
     result = train(TrainConfig(data=str(root / "data"), epochs=1, batch_size=16, val_split=0.25,
                                augment="flip,mixup=0.2,cutmix=1.0", class_weight="balanced",
-                               tta="flip", verbose="0", output=str(root / "runs"), name="imb",
+                               tta="flip", label_smoothing=0.1, verbose="0", output=str(root / "runs"), name="imb",
                                device="cpu", report=False), log=lines.append)
     from cnnkit.report.html import write_report
     write_report(result.run.path)   # the page alone: the plots are other tests' concern
@@ -43,7 +43,8 @@ def test_metrics_and_report_record_tta_mixing_and_imbalance(imbalanced_run, caps
     assert json.loads((run / "config.json").read_text())["class_weight"] == "balanced"
     page = (run / "report.html").read_text()
     assert "Test-time augmentation: probabilities averaged over identity, hflip" in page
-    assert "Trained with mixed batches" in page
+    assert "Training targets: mixed batches (flip,mixup=0.2,cutmix=1.0)" in page
+    assert "label smoothing 0.1" in page
     assert "note warning" in page and "under-represented" in page
     assert "support" in page   # per-class support next to the metrics
 

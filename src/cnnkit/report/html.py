@@ -143,9 +143,13 @@ def render_report(run_dir) -> str:
     if metrics.get("tta"):
         parts.append(f"<p id='tta'>Test-time augmentation: probabilities averaged over "
                      f"{_e(', '.join(metrics.get('tta_views') or []))}.</p>")
-    if any(k in str(cfg.get("augment", "")) for k in ("mixup", "cutmix")):
-        parts.append(f"<p id='mixing'>Trained with mixed batches ({_e(cfg['augment'])}): the "
-                     "training accuracy counts the dominant label of each mixed target.</p>")
+    mixed = any(k in str(cfg.get("augment", "")) for k in ("mixup", "cutmix"))
+    if mixed or cfg.get("label_smoothing"):
+        parts.append("<p id='targets'>Training targets: " + (
+            f"mixed batches ({_e(cfg['augment'])}), the training accuracy counting the dominant "
+            "label of each mixed target" if mixed else "class labels") + (
+            f"; label smoothing {_e(cfg['label_smoothing'])}" if cfg.get("label_smoothing")
+            else "") + ".</p>")
     for note in metrics.get("notes") or []:
         cls = "note warning" if str(note).startswith("warning:") else "note"
         parts.append(f"<p class='{cls}'>{_e(note)}</p>")
