@@ -118,6 +118,9 @@ class TrainConfig:
                         "CategoricalFocalCrossentropy)", choices=LOSSES, group="optimisation")
     focal_gamma: float = setting(2.0, "--loss focal: the focusing exponent gamma",
                                  group="optimisation")
+    tta: str = setting("none", "test-time augmentation of the final evaluation: flip (the image "
+                       "and its mirror) or flip_translate (also 1-pixel shifts), probabilities "
+                       "averaged", choices=TTA_VIEWS)
     # -- run
     seed: int = setting(0, "seeds Python, NumPy, PyTorch, the loader's shuffle and augmentation")
     device: str = setting("auto", "auto | cpu | cuda | cuda:N | mps")
@@ -133,9 +136,6 @@ class TrainConfig:
     report: bool = setting(True, "write plots and report.html")
     verbose: str = setting("auto", "auto (bar in a terminal, a line every 15 s when piped) | 0 | "
                            "1 | 2", choices=VERBOSITY)
-    tta: str = setting("none", "test-time augmentation of the final evaluation: flip (the image "
-                       "and its mirror) or flip_translate (also 1-pixel shifts), probabilities "
-                       "averaged", choices=TTA_VIEWS)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "TrainConfig":

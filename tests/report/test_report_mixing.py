@@ -37,15 +37,14 @@ def test_metrics_and_report_record_tta_mixing_and_imbalance(imbalanced_run, caps
     run = result.run.path
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["tta"] is True and metrics["tta_views"] == ["identity", "hflip"]
-    notes = " ".join(metrics["notes"])
-    assert "under-represented classes in training: rare (3)" in notes
-    assert "class weights (balanced" in notes
+    assert metrics["warnings"][0].startswith("under-represented classes in training: rare (3)")
+    assert "class weights (balanced" in " ".join(metrics["notes"])
     assert json.loads((run / "config.json").read_text())["class_weight"] == "balanced"
     page = (run / "report.html").read_text()
     assert "Test-time augmentation: probabilities averaged over identity, hflip" in page
     assert "Training targets: mixed batches (flip,mixup=0.2,cutmix=1.0)" in page
     assert "label smoothing 0.1" in page
-    assert "note warning" in page and "under-represented" in page
+    assert "<p class='note warning'>warning: under-represented classes" in page
     assert "support" in page   # per-class support next to the metrics
 
 

@@ -150,9 +150,9 @@ def render_report(run_dir) -> str:
             "label of each mixed target" if mixed else "class labels") + (
             f"; label smoothing {_e(cfg['label_smoothing'])}" if cfg.get("label_smoothing")
             else "") + ".</p>")
+    parts += [f"<p class='note warning'>warning: {_e(w)}</p>" for w in metrics.get("warnings") or []]
     for note in metrics.get("notes") or []:
-        cls = "note warning" if str(note).startswith("warning:") else "note"
-        parts.append(f"<p class='{cls}'>{_e(note)}</p>")
+        parts.append(f"<p class='note'>{_e(note)}</p>")
 
     plots = run.plots
     parts.append("<h2 id='curves'>Training curves</h2><div class='row'>"

@@ -64,7 +64,9 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
         "compute_s": round(compute_s, 3),
         "evaluate_seconds": round(evaluate_s, 3),
         "data": data.describe(),
-        "notes": list(data.notes) + list(notes),
+        "notes": [n for n in list(data.notes) + list(notes) if not n.startswith("warning: ")],
+        # a plan's note that starts 'warning: ' (run/sampler.py's imbalance lines) is a warning
+        "warnings": [n[len("warning: "):] for n in notes if n.startswith("warning: ")],
     }
     run.write_json(run.metrics, metrics)
     clock = Clock().start()
