@@ -56,6 +56,20 @@ def test_cutmix_box_area_equals_one_minus_lambda():
     torch.testing.assert_close(own[other_class], lam[other_class])
 
 
+def test_cutmix_batch_mode_pastes_one_box_for_the_batch():
+    x, y = _batch(n=8, size=16)
+    mixer = Mixing(cutmix_alpha=1.0)
+    for seed in range(5):
+        mixed, _ = mixer.mix(x, y, _gen(seed), num_classes=5)
+        if mixer.last["kind"] == "cutmix" and float(mixer.last["lam"][0]) < 1:
+            break
+    partner = mixer.last["partner"]
+    inside = (mixed == x[partner]).all(dim=1)                  # N×H×W
+    moved = partner != torch.arange(8)
+    assert all(torch.equal(inside[i], inside[moved][0]) for i in torch.nonzero(moved).flatten())
+    assert torch.all(mixer.last["lam"] == mixer.last["lam"][0])
+
+
 def test_mixing_is_reproducible_from_the_seed_and_differs_across_seeds():
     x, y = _batch()
     spec = parse_augment_spec("flip,crop=2,mixup=0.2,cutmix=1.0")

@@ -11,8 +11,9 @@ num_classes)`` does both for a caller). ``Augment`` with a mixing key is a batch
 - ``Mixing(mixup_alpha=0.2, cutmix_alpha=1.0, prob=1.0, switch_prob=0.5, mode='batch')``:
   timm's ``Mixup`` semantics. With both alphas, each batch is CutMix with probability
   ``switch_prob`` else MixUp; ``prob`` is the chance a batch is mixed at all; ``lam`` is
-  drawn from Beta(alpha, alpha), once per batch (``mode='batch'``, timm's default) or per
-  image (``'elem'``, as Keras's layers draw it). The partner of image i is a random
+  drawn from Beta(alpha, alpha), once per batch (``mode='batch'``, timm's default; CutMix
+  then pastes one box for the whole batch) or per image (``'elem'``, as Keras's layers draw
+  it). The partner of image i is a random
   permutation of the batch. CutMix pastes a box of area ``1 - lam`` (clipped at the
   edges, timm's ``rand_bbox``) and the label weight is the pasted area's true share.
 - Label smoothing stays in the loss (``--label-smoothing``): smoothing is affine, so
@@ -114,7 +115,9 @@ class Mixing:
             weight = lam.to(x.device, x.dtype).view(n, 1, 1, 1)
             x = x * weight + x[other] * (1 - weight)
         else:
-            boxes = cutmix_boxes(lam, h, w, generator)
+            # one box for the batch in 'batch' mode (timm's), one per image in 'elem'
+            boxes = cutmix_boxes(lam[:1] if self.mode == "batch" else lam, h, w, generator)
+            boxes = tuple(b.expand(n) for b in boxes)
             x = torch.where(_box_mask(*boxes, h, w, x.device), x[other], x)
             lam = 1.0 - (boxes[2] * boxes[3]).float() / (h * w)  # the pasted area's true share
         return x, {"kind": kind, "lam": lam, "partner": partner}
