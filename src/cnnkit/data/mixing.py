@@ -111,15 +111,17 @@ class Mixing:
         lam = _beta(alpha, 1 if self.mode == "batch" else n, generator).expand(n).clone()
         partner = torch.randperm(n, generator=generator)
         other = partner.to(x.device)
-        if kind == "mixup":
-            weight = lam.to(x.device, x.dtype).view(n, 1, 1, 1)
-            x = x * weight + x[other] * (1 - weight)
+        if kind == "mixup":  # lam x + (1 - lam) x[partner], one kernel
+            x = torch.lerp(x[other], x, lam.to(x.device, x.dtype).view(n, 1, 1, 1))
+        elif self.mode == "batch":  # one box for the batch (timm's): copy just that region
+            y0, x0, bh, bw = (int(b) for b in cutmix_boxes(lam[:1], h, w, generator))
+            x = x.clone()
+            x[..., y0:y0 + bh, x0:x0 + bw] = x[other, :, y0:y0 + bh, x0:x0 + bw]
+            lam = torch.full((n,), 1.0 - bh * bw / (h * w))  # the pasted area's true share
         else:
-            # one box for the batch in 'batch' mode (timm's), one per image in 'elem'
-            boxes = cutmix_boxes(lam[:1] if self.mode == "batch" else lam, h, w, generator)
-            boxes = tuple(b.expand(n) for b in boxes)
+            boxes = cutmix_boxes(lam, h, w, generator)
             x = torch.where(_box_mask(*boxes, h, w, x.device), x[other], x)
-            lam = 1.0 - (boxes[2] * boxes[3]).float() / (h * w)  # the pasted area's true share
+            lam = 1.0 - (boxes[2] * boxes[3]).float() / (h * w)
         return x, {"kind": kind, "lam": lam, "partner": partner}
 
     @staticmethod
