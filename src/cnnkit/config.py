@@ -37,8 +37,10 @@ TTA_VIEWS = ("none", "flip", "flip_translate")  # train/tta.py
 # Settings a named recipe (cnnkit.recipes) fixes; giving them with --recipe is an error.
 RECIPE_DECIDES = ("model", "pretrained", "epochs", "batch_size", "optimizer", "lr", "momentum",
                   "weight_decay", "schedule", "warmup_epochs", "step_epochs", "augment",
-                  "patience", "label_smoothing", "precision", "class_weight", "sampler", "loss",
-                  "focal_gamma")
+                  "patience", "label_smoothing", "precision")
+
+# run/build.py's imbalance settings: a recipe trains without them
+RECIPE_DECIDES += ("class_weight", "sampler", "loss", "focal_gamma")
 
 
 class ConfigError(ValueError):
