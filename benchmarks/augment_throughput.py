@@ -135,9 +135,11 @@ def policy_rates(images: torch.Tensor, few: torch.Tensor, batch: int, repeats: i
         "erasing ours": batched_runner(images, batch, lambda x, g: ops.random_erasing(x, g, 0.25)),
         "erasing tv per image": tv_per_image_runner(few, v2.RandomErasing(p=0.25), as_float=True),
         "mixup ours": batched_runner(images, batch, lambda x, g: mixup.mix(x, y[:len(x)], g, 10)),
-        "mixup tv batch": tv_batch_runner(images, batch, v2.MixUp(alpha=0.2, num_classes=10), True),
+        "mixup tv batch": tv_batch_runner(images, batch, v2.MixUp(alpha=0.2, num_classes=10),
+                                          True),
         "cutmix ours": batched_runner(images, batch, lambda x, g: cutmix.mix(x, y[:len(x)], g, 10)),
-        "cutmix tv batch": tv_batch_runner(images, batch, v2.CutMix(alpha=1.0, num_classes=10), True),
+        "cutmix tv batch": tv_batch_runner(images, batch, v2.CutMix(alpha=1.0, num_classes=10),
+                                           True),
     }, repeats)
 
 

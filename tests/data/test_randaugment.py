@@ -24,7 +24,7 @@ def _images(n=16, seed=0):
 ])
 def test_colour_ops_match_torchvision_per_image(name, tv):
     x = _images(4).float() / 255
-    mags = torch.tensor([0.3, -0.5, 0.7, 0.1]) if name != "Solarize" else torch.tensor([0.2, 0.5, 0.8, 1.0])
+    mags = torch.tensor([0.3, -0.5, 0.7, 0.1] if name != "Solarize" else [0.2, 0.5, 0.8, 1.0])
     ours = _color_op(name, x, mags)
     for i in range(4):
         torch.testing.assert_close(ours[i], tv(x[i], float(mags[i])), atol=2e-6, rtol=0)

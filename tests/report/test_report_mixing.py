@@ -24,8 +24,9 @@ def imbalanced_run(tmp_path_factory):
     lines = []
     result = train(TrainConfig(data=str(root / "data"), epochs=1, batch_size=16, val_split=0.25,
                                augment="flip,mixup=0.2,cutmix=1.0", class_weight="balanced",
-                               tta="flip", label_smoothing=0.1, verbose="0", output=str(root / "runs"), name="imb",
-                               device="cpu", report=False), log=lines.append)
+                               tta="flip", label_smoothing=0.1, verbose="0", device="cpu",
+                               output=str(root / "runs"), name="imb", report=False),
+                   log=lines.append)
     from cnnkit.report.html import write_report
     write_report(result.run.path)   # the page alone: the plots are other tests' concern
     return result, lines

@@ -94,7 +94,8 @@ class Augment:
         self.value_range = tuple(value_range) if value_range is not None else None
         self._policies(randaugment, trivialaugment)
         self.mixup, self.cutmix = float(mixup), float(cutmix)
-        self.mix_prob, self.switch_prob, self.mix_mode = float(mix_prob), float(switch_prob), mix_mode
+        self.mix_prob, self.switch_prob = float(mix_prob), float(switch_prob)
+        self.mix_mode = mix_mode
         self.mixing = None
         if self.mixup or self.cutmix:
             from .mixing import Mixing

@@ -99,7 +99,8 @@ class Mixing:
             return "mixup"
         if not self.mixup_alpha:
             return "cutmix"
-        return "cutmix" if float(torch.rand((), generator=generator)) < self.switch_prob else "mixup"
+        coin = float(torch.rand((), generator=generator))
+        return "cutmix" if coin < self.switch_prob else "mixup"
 
     def mix_images(self, x: torch.Tensor, generator=None):
         """Mix float N×C×H×W ``x``; returns (mixed x, the draw) for :meth:`mix_targets`."""

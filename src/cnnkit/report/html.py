@@ -150,7 +150,8 @@ def render_report(run_dir) -> str:
             "label of each mixed target" if mixed else "class labels") + (
             f"; label smoothing {_e(cfg['label_smoothing'])}" if cfg.get("label_smoothing")
             else "") + ".</p>")
-    parts += [f"<p class='note warning'>warning: {_e(w)}</p>" for w in metrics.get("warnings") or []]
+    parts += [f"<p class='note warning'>warning: {_e(w)}</p>"
+              for w in metrics.get("warnings") or []]
     for note in metrics.get("notes") or []:
         parts.append(f"<p class='note'>{_e(note)}</p>")
 
