@@ -72,12 +72,12 @@ def compile_model(model, cfg: TrainConfig, device=None):
     opt.weight_decay = cfg.weight_decay
     if cfg.momentum and cfg.optimizer.lower() in ("sgd", "rmsprop"):
         opt.kwargs["momentum"] = cfg.momentum
+    loss = losses_mod.get("sparse_categorical_crossentropy")
+    loss.label_smoothing = cfg.label_smoothing
     if cfg.loss == "focal":  # Keras's class and its defaults (alpha 0.25), gamma from cfg
         from ..train.keras_losses import CategoricalFocalCrossentropy
-        loss = CategoricalFocalCrossentropy(gamma=cfg.focal_gamma)
-    else:
-        loss = losses_mod.get("sparse_categorical_crossentropy")
-    loss.label_smoothing = cfg.label_smoothing
+        loss = CategoricalFocalCrossentropy(gamma=cfg.focal_gamma,
+                                            label_smoothing=cfg.label_smoothing)
     if device is None:
         device = None if cfg.device == "auto" else cfg.device
     model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], device=device,
