@@ -274,19 +274,24 @@ def cmd_evaluate(args) -> int:
         model.compile(optimizer="sgd", metrics=["accuracy"], device=device,
                       loss=SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                       precision=recipe.precision)
+    # a run's own test-time augmentation by default, so the number is metrics.json's
+    tta = args.tta or (cfg.tta if run.is_run() else "none")
     ev = evaluate(model, *split, batch_size=args.batch_size, per_sample=True, class_names=names,
-                  thresholds=model.thresholds)  # multi-label: the ones stored with the weights
+                  thresholds=model.thresholds, tta=tta)  # multi-label: the stored thresholds
     used = path.name if path.name in ("best", "last") else "model folder"
     if data.multi_label:
         return _print_multilabel_evaluation(args, path, used, where, split, ev)
+    from .run.report import tta_record
     out = {"model": str(path), "weights": used, "evaluated_on": where,
            "images": int(len(split[0])), "loss": ev["loss"], "accuracy": ev["accuracy"],
+           **tta_record(tta),
            **{k: v for k, v in ev["report"].items() if k != "accuracy"}}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
+        tta_note = f", test-time augmentation: {tta}" if tta != "none" else ""
         print(f"{path} ({used} weights): accuracy {ev['accuracy']:.4f}, loss {ev['loss']:.4f} on "
-              f"{len(split[0])} images ({where})")
+              f"{len(split[0])} images ({where}{tta_note})")
         print(_per_class_table(ev["report"]))
     if args.output:
         Path(args.output).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -625,6 +630,11 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--output", type=A.output_file, metavar="FILE",
                    help="also write the metrics as JSON to FILE")
+    p.add_argument("--tta", nargs="?", const="flip", default=None,
+                   choices=["none", "flip", "flip_translate"],
+                   help="test-time augmentation: average the probabilities of the image and its "
+                   "mirror (flip, what --tta alone means) or also of 1-pixel shifts "
+                   "(flip_translate) [default: a run's own --tta, else none]")
     p.set_defaults(func=cmd_evaluate)
 
     p = _sub(sub, "predict", "top-k classes for image files, folders or globs",

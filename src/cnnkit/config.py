@@ -31,10 +31,17 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 VERBOSITY = ("auto", "0", "1", "2")
 LR_SUGGESTIONS = ("valley", "steepest", "minimum")  # cnnkit.train.lr_finder's (fastai's)
+CLASS_WEIGHTS = ("none", "balanced")   # run/sampler.py: sklearn's n / (classes * count)
+SAMPLERS = ("shuffle", "balanced")
+LOSSES = ("crossentropy", "focal")
+TTA_VIEWS = ("none", "flip", "flip_translate")  # train/tta.py
 # Settings a named recipe (cnnkit.recipes) fixes; giving them with --recipe is an error.
 RECIPE_DECIDES = ("model", "pretrained", "epochs", "batch_size", "optimizer", "lr", "momentum",
                   "weight_decay", "schedule", "warmup_epochs", "step_epochs", "augment",
                   "patience", "label_smoothing", "precision", "weights")
+
+# run/build.py's imbalance settings: a recipe trains without them
+RECIPE_DECIDES += ("class_weight", "sampler", "loss", "focal_gamma")
 
 
 class ConfigError(ValueError):
@@ -111,12 +118,14 @@ class TrainConfig:
     step_epochs: int = setting(0, "'step' schedule: multiply lr by 0.1 every this many epochs "
                                "(0 = epochs // 3)", unit="epochs", metavar="EPOCHS",
                                group="optimisation")
-    augment: str = setting("", "batched augmentation, e.g. 'flip,crop=4' or "
-                           "'flip,rotate=15,zoom=0.1' ('' = none)", metavar="SPEC",
-                           group="optimisation")
+    augment: str = setting("", "batched augmentation, e.g. 'flip,crop=4', "
+                           "'flip,rotate=15,zoom=0.1', 'flip,crop=4,mixup=0.2,cutmix=1.0' or "
+                           "'randaugment=2:9,erasing=0.25' ('' = none; docs/CLI.md lists the keys)",
+                           metavar="SPEC", group="optimisation")
     patience: int = setting(0, "early stopping: epochs without val_loss improvement (0 = off)",
                             unit="epochs", metavar="EPOCHS", group="optimisation")
-    label_smoothing: float = setting(0.0, "label smoothing (0 = off)", unit="0-1",
+    label_smoothing: float = setting(0.0, "label smoothing (0 = off; with mixup/cutmix the "
+                                     "mixed targets are smoothed, as timm does)", unit="0-1",
                                      group="optimisation")
     lr_find: bool = setting(False, "before training, sweep the learning rate from 1e-7 to 10 "
                             "over --lr-find-steps steps (fastai's LR finder; weights put back after) and "
@@ -142,6 +151,19 @@ class TrainConfig:
     swa_lr: float | None = setting(None, "SWA's learning rate, reached by a 1-epoch cosine "
                                    "anneal (None = keep the run's rate and schedule)",
                                    metavar="LR", group="optimisation")
+    class_weight: str = setting("none", "weigh each class's loss: balanced = n_samples / "
+                                "(n_classes * count), sklearn's formula", choices=CLASS_WEIGHTS,
+                                group="optimisation")
+    sampler: str = setting("shuffle", "training order: shuffle, or balanced = draw every class "
+                           "equally often (with replacement, seeded)", choices=SAMPLERS,
+                           group="optimisation")
+    loss: str = setting("crossentropy", "the loss: crossentropy, or focal (Keras's "
+                        "CategoricalFocalCrossentropy)", choices=LOSSES, group="optimisation")
+    focal_gamma: float = setting(2.0, "--loss focal: the focusing exponent gamma",
+                                 group="optimisation")
+    tta: str = setting("none", "test-time augmentation of the final evaluation: flip (the image "
+                       "and its mirror) or flip_translate (also 1-pixel shifts), probabilities "
+                       "averaged", choices=TTA_VIEWS)
     # -- run
     seed: int = setting(0, "seeds Python, NumPy, PyTorch, the loader's shuffle and augmentation")
     device: str = setting("auto", "auto | cpu | cuda | cuda:N | mps")
@@ -198,6 +220,12 @@ class TrainConfig:
         if self.verbose not in VERBOSITY:
             bad("verbose", f"must be one of {', '.join(VERBOSITY)}")
         self._validate_averaging_and_lr_find(bad)
+        for name, allowed in (("class_weight", CLASS_WEIGHTS), ("sampler", SAMPLERS),
+                              ("loss", LOSSES), ("tta", TTA_VIEWS)):
+            if getattr(self, name) not in allowed:
+                bad(name, f"must be one of {', '.join(allowed)}")
+        if self.focal_gamma < 0:
+            bad("focal_gamma", "must be >= 0")
         from .cli_args import output_dir_problem
         from .utils import device_problem
         for name, problem in (("device", device_problem(self.device)),

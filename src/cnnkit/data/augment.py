@@ -5,6 +5,12 @@
   flip + rotation + shift + zoom + shear in ONE ``grid_sample`` pass (a flip alone is a
   mask and ``torch.where``), then crop with padding, brightness/contrast, cutout / random
   erasing.
+- ``randaugment=2:9`` / ``trivialaugment``: per-image RandAugment / TrivialAugment
+  (``randaugment.py``), after the geometry and crop; ``erasing=P`` is random erasing.
+- ``mixup=ALPHA`` / ``cutmix=ALPHA`` (with ``mix_prob``, ``switch_prob``, ``mix_mode``):
+  MixUp / CutMix across the batch (``mixing.py``), last; they mix the targets too, so an
+  ``Augment`` with them is a batch mixer (``mix_images`` / ``mix_targets``) and the engine
+  hands the loss soft targets.
 - ``parse_augment_spec("flip,shift=0.1,rotate=15")`` -> ``Augment`` (the CLI's
   ``--augment``); ``Augment.spec()`` writes the same string back.
 - Keras layers (``RandomFlip``, ``RandomRotation``, ``RandomTranslation``, ``RandomZoom``,
@@ -52,6 +58,11 @@ class Augment:
     channel_shift: per-channel additive uniform(-s, s).
     fill_mode / fill_value / interpolation: how rotation, shift and zoom fill and sample.
     value_range: where brightness and contrast clip (None: no clip).
+    randaugment: (num_ops, magnitude) of per-image RandAugment, or None.
+    trivialaugment: per-image TrivialAugment Wide.
+    mixup / cutmix: Beta alphas of MixUp / CutMix across the batch (0 = off); mix_prob: the
+        chance a batch is mixed, switch_prob: CutMix's share when both are on, mix_mode:
+        one lam per 'batch' (timm) or per 'elem' (image) - see ``mixing.Mixing``.
     """
 
     def __init__(self, flip=None, rotate=0.0, shift=0.0, zoom=0.0, shear=0.0, crop: int = 0,
@@ -59,7 +70,9 @@ class Augment:
                  brightness_range=None, contrast: float = 0.0, channel_shift: float = 0.0,
                  fill_mode: str = "reflect", fill_value: float = 0.0,
                  interpolation: str = "bilinear", isotropic_zoom: bool = True,
-                 value_range=(0.0, 1.0)):
+                 value_range=(0.0, 1.0), randaugment=None, trivialaugment: bool = False,
+                 mixup: float = 0.0, cutmix: float = 0.0, mix_prob: float = 1.0,
+                 switch_prob: float = 0.5, mix_mode: str = "batch"):
         if flip is True:
             flip = "horizontal"
         if flip in (False, "", "none"):
@@ -79,6 +92,30 @@ class Augment:
         self.fill_mode, self.fill_value, self.interpolation = fill_mode, fill_value, interpolation
         self.isotropic_zoom = isotropic_zoom
         self.value_range = tuple(value_range) if value_range is not None else None
+        self._policies(randaugment, trivialaugment)
+        self.mixup, self.cutmix = float(mixup), float(cutmix)
+        self.mix_prob, self.switch_prob = float(mix_prob), float(switch_prob)
+        self.mix_mode = mix_mode
+        self.mixing = None
+        if self.mixup or self.cutmix:
+            from .mixing import Mixing
+            self.mixing = Mixing(self.mixup, self.cutmix, self.mix_prob, self.switch_prob,
+                                 self.mix_mode)
+
+    def _policies(self, randaugment, trivialaugment):
+        from .randaugment import RandAugment, TrivialAugment
+        if randaugment is True:
+            randaugment = (2, 9)
+        if isinstance(randaugment, (int, float)) and not isinstance(randaugment, bool):
+            randaugment = (int(randaugment), 9)
+        self.randaugment = tuple(int(v) for v in randaugment) if randaugment else None
+        self.trivialaugment = bool(trivialaugment)
+        if self.randaugment and self.trivialaugment:
+            raise ValueError("randaugment and trivialaugment are two policies; pick one")
+        if self.randaugment and len(self.randaugment) != 2:
+            raise ValueError(f"randaugment takes NUM_OPS:MAGNITUDE, got {randaugment!r}")
+        self._policy = (RandAugment(*self.randaugment) if self.randaugment else
+                        TrivialAugment() if self.trivialaugment else None)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
@@ -96,6 +133,8 @@ class Augment:
         if self.crop:
             crop_fill = self.fill_mode if self.fill_mode != "wrap" else "constant"
             x = ops.random_crop(x, g, self.crop, crop_fill, self.fill_value)
+        if self._policy is not None:
+            x = self._policy(x, g)
         if self.brightness:
             x = ops.random_brightness(x, g, self.brightness, self.value_range)
         if self.brightness_range:
@@ -111,6 +150,20 @@ class Augment:
         return x
 
     @property
+    def mixes(self) -> bool:
+        """Whether this pipeline mixes images across the batch (MixUp / CutMix)."""
+        return self.mixing is not None
+
+    def mix_images(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """The image ops, then MixUp / CutMix: (x, the draw for ``mix_targets``)."""
+        x = self(x, generator)
+        return self.mixing.mix_images(x, generator) if self.mixing else (x, {"kind": "none"})
+
+    def mix_targets(self, y: torch.Tensor, draw: dict, num_classes: int) -> torch.Tensor:
+        from .mixing import Mixing
+        return Mixing.mix_targets(y, draw, num_classes)
+
+    @property
     def active(self) -> bool:
         """Whether any random op is switched on."""
         zoom_on = (tuple(self.zoom) != (1.0, 1.0) if isinstance(self.zoom, (tuple, list))
@@ -118,13 +171,16 @@ class Augment:
         shift_on = (any(self.shift) if isinstance(self.shift, (tuple, list)) else bool(self.shift))
         return bool(self.flip or self.rotate or shift_on or zoom_on or self.shear or self.crop
                     or self.cutout or self.erase or self.brightness or self.brightness_range
-                    or self.contrast or self.channel_shift)
+                    or self.contrast or self.channel_shift or self._policy is not None
+                    or self.mixing is not None)
 
     # -- description, saving, CLI
     _DEFAULTS = dict(flip=None, rotate=0.0, shift=0.0, zoom=0.0, shear=0.0, crop=0,
                      cutout=0.0, erase=0.0, brightness=0.0, brightness_range=None,
                      contrast=0.0, channel_shift=0.0, fill_mode="reflect", fill_value=0.0,
-                     interpolation="bilinear", isotropic_zoom=True, value_range=(0.0, 1.0))
+                     interpolation="bilinear", isotropic_zoom=True, value_range=(0.0, 1.0),
+                     randaugment=None, trivialaugment=False, mixup=0.0, cutmix=0.0,
+                     mix_prob=1.0, switch_prob=0.5, mix_mode="batch")
 
     def config(self) -> dict:
         """Constructor arguments that differ from the defaults (JSON-friendly)."""
@@ -179,8 +235,12 @@ _SPEC_KEYS = {
     "fill_mode": ("fill_mode", None), "fill_value": ("fill_value", None),
     "interpolation": ("interpolation", None), "isotropic_zoom": ("isotropic_zoom", None),
     "value_range": ("value_range", None),
+    "randaugment": ("randaugment", (2, 9)), "rand_augment": ("randaugment", (2, 9)),
+    "trivialaugment": ("trivialaugment", True), "trivial_augment": ("trivialaugment", True),
+    "mixup": ("mixup", 0.2), "cutmix": ("cutmix", 1.0), "mix_prob": ("mix_prob", None),
+    "switch_prob": ("switch_prob", None), "mix_mode": ("mix_mode", None),
 }
-_WORDS = {"fill_mode", "interpolation", "flip"}
+_WORDS = {"fill_mode", "interpolation", "flip", "mix_mode"}
 
 
 def _number(text: str, key: str):
@@ -198,7 +258,9 @@ def parse_augment_spec(spec: str | None) -> Augment | None:
     scales, brightness_range) or ``height:width`` (shift). Keys: flip[=h|v|both], hflip,
     vflip, rotate=DEG, shift=F, zoom=F, shear=DEG, crop[=PAD], cutout[=SIZE], erase[=P],
     brightness=F, brightness_range=LO:HI, contrast=F, channel_shift=F,
-    fill=constant|nearest|reflect|wrap, fill_value=V, interpolation=bilinear|nearest.
+    fill=constant|nearest|reflect|wrap, fill_value=V, interpolation=bilinear|nearest,
+    randaugment[=OPS:MAGNITUDE], trivialaugment, mixup[=ALPHA], cutmix[=ALPHA],
+    mix_prob=P, switch_prob=P, mix_mode=batch|elem.
     """
     if spec is None or spec.strip().lower() in ("", "none", "off", "false"):
         return None
@@ -220,7 +282,7 @@ def parse_augment_spec(spec: str | None) -> Augment | None:
             value = bare
         elif arg in _WORDS:
             value = text
-        elif arg == "isotropic_zoom":
+        elif arg in ("isotropic_zoom", "trivialaugment"):
             value = text.lower() in ("1", "true", "yes")
         elif ":" in text:
             value = tuple(_number(t, key) for t in text.split(":"))
@@ -230,6 +292,10 @@ def parse_augment_spec(spec: str | None) -> Augment | None:
                 arg == "flip" and key in ("flip", "hflip") and kwargs.get("flip") == "vertical"):
             value = "both"
         kwargs[arg] = value
+    if any(k in kwargs for k in ("mix_prob", "switch_prob", "mix_mode")) and not (
+            kwargs.get("mixup") or kwargs.get("cutmix")):
+        raise ValueError("augment spec: mix_prob, switch_prob and mix_mode go with mixup=ALPHA "
+                         "or cutmix=ALPHA")
     return Augment(**kwargs)
 
 

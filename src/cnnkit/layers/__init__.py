@@ -27,3 +27,10 @@ __all__ = list(_core_all) + [name for family in _FAMILIES for name in family.__a
 # saved configs name their class; these are the classes a config may name
 LAYER_CLASSES.update({name: obj for family in _FAMILIES for name in family.__all__
                       if isinstance(obj := getattr(family, name), type) and issubclass(obj, Layer)})
+
+
+def __getattr__(name):  # Keras 3's batch mixers, which mix the labels too: data/mixing.py
+    if name in ("MixUp", "CutMix"):
+        from ..data import mixing
+        return getattr(mixing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -499,11 +499,14 @@ class Model(KerasWeightsMixin, nn.Module):
         return self._loader(images, labels, batch_size, sample_weight=vw)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False):
+                 steps=None, callbacks=None, return_dict=False, tta=False):
         """Loss and metrics on held-out data: a scalar, a list [loss, *metrics] or a dict.
 
         ``sample_weight`` weighs each sample's loss; ``steps`` stops after that many batches;
-        ``callbacks`` get Keras's ``on_test_*`` events."""
+        ``callbacks`` get Keras's ``on_test_*`` events; ``tta`` (True = 'flip', or
+        'flip_translate') averages the probabilities over test-time views (cnnkit.train.tta)."""
+        from ..train.tta import resolve
+        tta = resolve(tta)
         self._require_compiled()
         steps = fit_args.check_steps("steps", steps)
         labels = None
@@ -525,7 +528,7 @@ class Model(KerasWeightsMixin, nn.Module):
             logs = engine.evaluate_loop(self, batches,
                                         self.loss, self.metrics_list, device=self.device,
                                         precision=self.precision, callbacks=cbs, steps=steps,
-                                        verbose=verbose)
+                                        verbose=verbose, tta=tta)
         if verbose in (1, 2) or (verbose == "auto" and use_bar(1)):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         return fit_args.evaluate_result(logs, return_dict)

@@ -53,6 +53,7 @@ pre{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:10px;over
 pre.wrap{white-space:pre-wrap;overflow-wrap:anywhere}
 @media (max-width:700px){main{padding:12px}}
 .note{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:6px 10px;margin:6px 0}
+.note.warning{background:#ffebe9;border-color:#cf222e}
 """
 
 
@@ -144,6 +145,18 @@ def render_report(run_dir) -> str:
                      f"{_e(metrics.get('weights', 'last'))} weights." + (f" Best {_e(metrics['best'].get('monitor'))}: "
                                    f"{_fmt(metrics['best'].get('value'))} at epoch {_e(metrics['best'].get('epoch'))} "
                                    "(saved in best/)." if metrics.get("best") else "") + "</p>")
+    if metrics.get("tta"):
+        parts.append(f"<p id='tta'>Test-time augmentation: probabilities averaged over "
+                     f"{_e(', '.join(metrics.get('tta_views') or []))}.</p>")
+    mixed = any(k in str(cfg.get("augment", "")) for k in ("mixup", "cutmix"))
+    if mixed or cfg.get("label_smoothing"):
+        parts.append("<p id='targets'>Training targets: " + (
+            f"mixed batches ({_e(cfg['augment'])}), the training accuracy counting the dominant "
+            "label of each mixed target" if mixed else "class labels") + (
+            f"; label smoothing {_e(cfg['label_smoothing'])}" if cfg.get("label_smoothing")
+            else "") + ".</p>")
+    parts += [f"<p class='note warning'>warning: {_e(w)}</p>"
+              for w in metrics.get("warnings") or []]
     for note in metrics.get("notes") or []:
         parts.append(f"<p class='note'>{_e(note)}</p>")
     from ..run.loggers import describe_logs  # --log tensorboard,mlflow

@@ -3,6 +3,7 @@ with its augmentation and learning-rate schedule (a recipe builds its own: ``cnn
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
@@ -73,6 +74,10 @@ def compile_model(model, cfg: TrainConfig, device=None):
     from .multilabel import LOSS, wants_multilabel
     loss = losses_mod.get(LOSS if wants_multilabel(cfg) else "sparse_categorical_crossentropy")
     loss.label_smoothing = cfg.label_smoothing
+    if cfg.loss == "focal":  # Keras's class and its defaults (alpha 0.25), gamma from cfg
+        from ..train.keras_losses import CategoricalFocalCrossentropy
+        loss = CategoricalFocalCrossentropy(gamma=cfg.focal_gamma,
+                                            label_smoothing=cfg.label_smoothing)
     if device is None:
         device = None if cfg.device == "auto" else cfg.device
     model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], device=device,
@@ -127,8 +132,23 @@ def plan_ordinary(ctx):
         from .lr_find import sweep_for_run
         files, notes = sweep_for_run(model, cfg, data,
                                      log=print if ctx.rank == 0 else (lambda *a: None))
+    from . import sampler
+    if data.multi_label and (cfg.class_weight != "none" or cfg.sampler != "shuffle"
+                             or cfg.loss != "crossentropy"):
+        raise ConfigError("--class-weight, --sampler and --loss focal are for single-label "
+                          "classes: a multi-label run trains on per-label binary cross-entropy")
     loader = ResumableLoader(*data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
-                             device=device)
+                             device=device, sampling_weights=(
+                                 sampler.balanced_sample_weights(data.train[1])
+                                 if cfg.sampler == "balanced" else None))
+    classes = len(data.class_names)
+    class_weight = (sampler.balanced_class_weight(data.train[1], classes)
+                    if cfg.class_weight == "balanced" else None)
+    warnings = sampler.imbalance_warnings(data.train[1], data.val[1] if data.val else None,
+                                          data.class_names)
+    if ctx.rank == 0:
+        for line in warnings:
+            print(f"warning: {line}", file=sys.stderr, flush=True)
     callbacks = []
     if data.val is not None and len(data.val[0]):
         images, labels = (share(t, ctx.rank, ctx.world).to(device) for t in data.val)
@@ -146,7 +166,9 @@ def plan_ordinary(ctx):
     return Plan(model=model, loader=loader, epochs=cfg.epochs, name=model.name,
                 label=f"model: {model.name} ({model.count_params():,} parameters) on {device}",
                 scheduler=schedule(cfg, model.optimizer, len(loader)), augment=augment(cfg),
-                aug_gen=aug_gen, callbacks=callbacks, files=files, notes=notes,
+                aug_gen=aug_gen, callbacks=callbacks, class_weight=class_weight, files=files,
+                notes=notes + [f"warning: {line}" for line in warnings]
+                + _weight_notes(class_weight, data.class_names),
                 keep_best=not cfg.swa,  # SWA's average is the final weights
                 finished=(lambda: True) if cfg.lr_find_only else (lambda: False))
 
@@ -172,3 +194,11 @@ def _averaging_notes(cfg: TrainConfig) -> list[str]:
                 "(BatchNorm statistics recomputed); val_* of earlier epochs are of the trained "
                 "weights, the last epoch's and these metrics of the average (in best/ and last/)"]
     return []
+
+
+def _weight_notes(class_weight, class_names) -> list[str]:
+    """The balanced class weights, for metrics.json's notes and the report."""
+    if not class_weight:
+        return []
+    return ["class weights (balanced, n / (classes * count)): " + ", ".join(
+        f"{class_names[c]} {w:.3g}" for c, w in sorted(class_weight.items()))]

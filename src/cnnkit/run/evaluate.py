@@ -13,30 +13,10 @@ import numpy as np
 import torch
 
 from ..train.callbacks import Callback
-from ..train.engine import _autocast, _memory_format, _to_float, model_outputs
+from ..train.engine import _autocast, _to_float
+from ..train.tta import TTA_MODES, resolve, tta_outputs
 
 __all__ = ["evaluate", "Validate", "TTA_MODES"]
-
-TTA_MODES = ("none", "flip", "flip_translate")
-
-
-def _tta_outputs(model, x, loss, tta: str):
-    """Model outputs for float batch ``x``, averaged over the test-time augmentations."""
-    out, is_logits = model_outputs(model, _memory_format(model, x), loss)
-    if tta == "none":
-        return out.float(), is_logits
-
-    def run(v):
-        return model_outputs(model, _memory_format(model, v), loss)[0].float()
-    out = 0.5 * out.float() + 0.5 * run(x.flip(-1))
-    if tta == "flip_translate":
-        pad = torch.nn.functional.pad(x, (1,) * 4, mode="reflect")
-        h, w = x.shape[-2:]
-        shifted = [0.5 * run(v) + 0.5 * run(v.flip(-1))
-                   for v in (pad[..., 0:h, 0:w], pad[..., 2:h + 2, 2:w + 2])]
-        out = 0.5 * out + 0.25 * (shifted[0] + shifted[1])
-    return out, is_logits
-
 
 @torch.no_grad()
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
@@ -47,7 +27,8 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
     Returns ``{"loss", "accuracy", "n"}``; with ``per_sample`` also numpy ``probabilities``
     (N, K), ``per_sample_loss``, ``predicted``, ``labels`` and, given ``class_names``, the
     ``report`` (per-class precision/recall/F1, confusion matrix). ``tta``: 'none', 'flip'
-    (mean of the image and its mirror) or 'flip_translate'. ``reduce_ranks``: each rank
+    (probabilities of the image and its mirror averaged) or 'flip_translate'
+    (``train/tta.py``; True means 'flip'). ``reduce_ranks``: each rank
     passes its shard and the sums are added over the ranks of a data-parallel job.
 
     Multi-label ``labels`` (float N×L multi-hot): ``accuracy`` is the share of the N×L
@@ -55,8 +36,7 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
     rank's images with ``reduce_ranks``), and ``report`` is ``metrics_multilabel.multilabel_report`` at
     ``thresholds`` (None: 0.5).
     """
-    if tta not in TTA_MODES:
-        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    tta = resolve(tta)
     loss = getattr(model, "loss", None)
     dev = getattr(model, "device", None) or next(model.parameters()).device
     precision = precision or getattr(model, "precision", "auto")
@@ -71,7 +51,7 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
             x = _to_float(model, images[lo:lo + batch_size].to(dev, non_blocking=True))
             y = labels[lo:lo + batch_size].to(dev, non_blocking=True)
             with _autocast(dev, precision):
-                out, is_logits = _tta_outputs(model, x, loss, tta)
+                out, is_logits = tta_outputs(model, x, loss, tta)
             if loss is not None:
                 values = loss.per_sample(out, y, is_logits)
                 loss_sum += values.double().sum()

@@ -49,11 +49,15 @@ class ResumableLoader(InMemoryLoader):
       epoch began; set ``generator`` back to it and ``skip`` to the steps done, and the next
       epoch draws the same order and leaves the done steps out. ``yielded`` counts the
       steps of the current epoch so far (skipped ones included).
+    - ``sampling_weights`` (N,): each epoch's order is N draws with replacement in
+      proportion to them (``run.sampler.balanced_sample_weights``: every class equally
+      often), from the same seeded generator, so it resumes the same way.
     """
 
     def __init__(self, images, labels, batch_size: int = 32, shuffle: bool = False,
                  seed: int | None = None, device=None, drop_last: bool = False,
-                 sample_weight=None, rank: int | None = None, world: int | None = None):
+                 sample_weight=None, rank: int | None = None, world: int | None = None,
+                 sampling_weights: torch.Tensor | None = None):
         group_rank, group_world = _process_group() if rank is None or world is None else (0, 1)
         self.rank = group_rank if rank is None else int(rank)
         self.world = group_world if world is None else int(world)
@@ -66,6 +70,8 @@ class ResumableLoader(InMemoryLoader):
             batch_size = rounded
         super().__init__(images, labels, batch_size, shuffle, seed if seed is not None else 0,
                          device, drop_last, sample_weight)
+        self.sampling_weights = (None if sampling_weights is None else
+                                 torch.as_tensor(sampling_weights, dtype=torch.float64).cpu())
         self.skip = 0
         self.yielded = 0
         self.epoch_start_state = self.generator.get_state()
@@ -93,6 +99,9 @@ class ResumableLoader(InMemoryLoader):
         self.yielded = skip
         n = len(self.images)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.sampling_weights is not None:
+            order = torch.multinomial(self.sampling_weights, n, replacement=True,
+                                      generator=self.generator)
         total = self._padded()
         if total > n:  # wrap round so every rank has the same number of samples
             order = torch.cat([order, order[: total - n]])
@@ -103,4 +112,5 @@ class ResumableLoader(InMemoryLoader):
             if self.world > 1:
                 idx = idx[shard(len(idx), self.rank, self.world).to(idx.device)]
             self.yielded += 1
-            yield self._batch(idx if self.shuffle or self.world > 1 else slice(lo, hi))
+            ordered = self.shuffle or self.world > 1 or self.sampling_weights is not None
+            yield self._batch(idx if ordered else slice(lo, hi))

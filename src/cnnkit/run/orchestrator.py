@@ -56,6 +56,7 @@ class Plan:
     augment: Callable | None = None   # f(x, generator) on float batches, drawing from aug_gen
     aug_gen: torch.Generator | None = None
     callbacks: list = field(default_factory=list)  # in order (run.evaluate.Validate among them)
+    class_weight: dict | None = None  # Keras's fit(class_weight=...): {class: weight}
     keep_best: bool = True            # best/ by held-out accuracy; False: the final weights
     finished: Callable[[], bool] = lambda: False   # the plan's own end (a recipe's steps)
     meta: Callable[[], dict] = dict   # JSON the checkpoint keeps (a recipe: settings, steps)
@@ -304,15 +305,15 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
     callbacks += [SkipWhenCut(cb, cut) for cb in plan.callbacks] + [recorder]
     callbacks += [loggers] if loggers else []
     augment = plan.augment
-    if augment is not None and plan.aug_gen is not None:
-        aug, gen = plan.augment, plan.aug_gen
-        augment = lambda x, _engine_gen: aug(x, gen)  # noqa: E731 - the generator we checkpoint
+    if augment is not None and plan.aug_gen is not None:  # the generator we checkpoint
+        from ..data.mixing import with_generator
+        augment = with_generator(plan.augment, plan.aug_gen)
     with interrupt:
         ctx.clock.start()
         if not plan.finished():
             model.fit(loader, epochs=plan.epochs, callbacks=callbacks, initial_epoch=start_epoch,
                       augment=augment, verbose=_verbose(cfg) if main else 0,
-                      scheduler=plan.scheduler)
+                      scheduler=plan.scheduler, class_weight=plan.class_weight)
         ctx.clock.pause()
     history = recorder.rows
     seconds = recorder.train_seconds()

@@ -8,10 +8,16 @@ from ..config import TrainConfig
 from .data import Data
 from .evaluate import evaluate
 from .timer import Clock
+from ..train.tta import VIEWS
 
 __all__ = ["finish", "EVAL_BATCH_SIZE"]
 
 EVAL_BATCH_SIZE = 256  # also `cnnkit evaluate`'s default: the same batches, the same numbers
+
+
+def tta_record(tta: str) -> dict:
+    """metrics.json's account of test-time augmentation: ``tta`` and, when on, its views."""
+    return {"tta": tta != "none", **({"tta_views": VIEWS[tta]} if tta != "none" else {})}
 
 
 def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: str,
@@ -32,9 +38,9 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
     weights_epoch = best.get("epoch") if weights == "best" and best else epochs_run
     clock = Clock(model).start()
     ev = validated.outputs_for(*split, weights_epoch, batch_size=EVAL_BATCH_SIZE) \
-        if validated is not None else None
+        if validated is not None and cfg.tta == "none" else None  # validation has no TTA
     if ev is None:
-        ev = evaluate(model, *split, batch_size=EVAL_BATCH_SIZE, per_sample=True)
+        ev = evaluate(model, *split, batch_size=EVAL_BATCH_SIZE, per_sample=True, tta=cfg.tta)
     if data.multi_label:  # thresholds tuned on validation, stored beside the weights
         from ..metrics_multilabel import multilabel_report
         from .multilabel import label_metrics, store_thresholds
@@ -62,6 +68,7 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
         "weights": weights,
         "weights_epoch": weights_epoch,
         "test_loss": ev["loss"],
+        **tta_record(cfg.tta),
         "test_accuracy": ev["accuracy"],
         **quality,
         "class_names": list(data.class_names),
@@ -74,7 +81,9 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
         "compute_s": round(compute_s, 3),
         "evaluate_seconds": round(evaluate_s, 3),
         "data": data.describe(),
-        "notes": list(data.notes) + list(notes),
+        "notes": [n for n in list(data.notes) + list(notes) if not n.startswith("warning: ")],
+        # a plan's note that starts 'warning: ' (run/sampler.py's imbalance lines) is a warning
+        "warnings": [n[len("warning: "):] for n in notes if n.startswith("warning: ")],
     }
     run.write_json(run.metrics, metrics)
     clock = Clock().start()

@@ -201,13 +201,20 @@ def class_weight_vector(class_weight, device) -> torch.Tensor | None:
 def _forward_loss(model, loss, x, y, w, weights_vec, augment, aug_generator, device, precision,
                   penalty=None):
     """One training forward pass: float, augmented, laid out; the weighted loss (plus the
-    layers' regularization ``penalty()``, Keras's ``model.losses``)."""
+    layers' regularization ``penalty()``, Keras's ``model.losses``). A batch mixer
+    (MixUp/CutMix, ``data/mixing.py``) also turns ``y`` into soft targets, returned."""
+    from ..data.mixing import is_mixer
     x = _to_float(model, x)
-    if augment is not None:
+    draw = None
+    if is_mixer(augment):
+        x, draw = augment.mix_images(x, aug_generator)
+    elif augment is not None:
         x = augment(x, aug_generator)
     x = _memory_format(model, x)
     with _autocast(device, precision):
         outputs, is_logits = model_outputs(model, x, loss)
+        if draw is not None:  # soft N×K rows, K = the model's output width
+            y = augment.mix_targets(y, draw, outputs.shape[1])
         sample_w = w
         if weights_vec is not None:
             cls_idx = y if y.ndim == 1 else y.argmax(dim=1)
@@ -215,7 +222,7 @@ def _forward_loss(model, loss, x, y, w, weights_vec, augment, aug_generator, dev
         batch_loss = loss(outputs.float(), y, sample_weight=sample_w, outputs_are_logits=is_logits)
         if penalty is not None:
             batch_loss = batch_loss + penalty()
-    return x, outputs, is_logits, batch_loss
+    return x, y, outputs, is_logits, batch_loss
 
 
 def train_batch(model, optimizer, loss, metrics, batch, *, class_weight=None, device=None,
@@ -229,7 +236,7 @@ def train_batch(model, optimizer, loss, metrics, batch, *, class_weight=None, de
     for m in metrics:
         m.reset()
     penalty, constrain = _penalty_and_constrain(model)
-    _, outputs, is_logits, batch_loss = _forward_loss(
+    _, y, outputs, is_logits, batch_loss = _forward_loss(
         model, loss, x, y, w, class_weight_vector(class_weight, device), None, None, device, precision,
         penalty)
     optim_mod.clear_grads(optimizer)
@@ -308,7 +315,7 @@ def fit_loop(model, optimizer, loss, metrics, train_data, *, epochs: int, val_da
             state.batch = step
             cbs.on_train_batch_begin(step, {})
             x, y, w = _split_batch(batch, device)
-            x, outputs, is_logits, batch_loss = _forward_loss(
+            x, y, outputs, is_logits, batch_loss = _forward_loss(
                 model, loss, x, y, w, weights_vec, augment, aug_generator, device, precision, penalty)
             state.batch_loss = batch_loss
             optim_mod.clear_grads(optimizer)
@@ -381,9 +388,10 @@ def history_callback(history: History):
 @torch.no_grad()
 def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
                   callbacks: CallbackList | None = None, steps: int | None = None,
-                  verbose=0) -> dict:
+                  verbose=0, tta: str = "none") -> dict:
     """Mean loss and metrics over ``data`` (the first ``steps`` batches) in eval mode, with
-    Keras's ``on_test_*`` events on ``callbacks``; ``verbose``: progress over the batches."""
+    Keras's ``on_test_*`` events on ``callbacks``; ``verbose``: progress over the batches;
+    ``tta``: test-time augmentation views averaged (``train/tta.py``)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     perf.ensure_configured(device)
     metrics = [copy.copy(m) for m in metrics]  # do not disturb the training metrics' state
@@ -404,7 +412,11 @@ def evaluate_loop(model, data, loss, metrics, *, device=None, precision="auto",
         x, y, w = _split_batch(batch, device)
         x = _memory_format(model, _to_float(model, x))
         with _autocast(device, precision):
-            outputs, is_logits = model_outputs(model, x, loss)
+            if tta != "none":
+                from .tta import tta_outputs
+                outputs, is_logits = tta_outputs(model, x, loss, tta)
+            else:
+                outputs, is_logits = model_outputs(model, x, loss)
         outputs = outputs.float()
         if loss is not None:
             batch_loss = loss(outputs, y, sample_weight=w, outputs_are_logits=is_logits)
