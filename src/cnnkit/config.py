@@ -226,6 +226,12 @@ class TrainConfig:
                 bad(name, f"must be one of {', '.join(allowed)}")
         if self.focal_gamma < 0:
             bad("focal_gamma", "must be >= 0")
+        multi_label = self.multi_label or str(self.data).lower().endswith(".csv")
+        for name, off in (("class_weight", "none"), ("sampler", "shuffle"),
+                          ("loss", "crossentropy")):
+            if multi_label and getattr(self, name) != off:
+                bad(name, "is for single-label classes: a multi-label run trains on per-label "
+                    "binary cross-entropy; drop it")
         from .cli_args import output_dir_problem
         from .utils import device_problem
         for name, problem in (("device", device_problem(self.device)),

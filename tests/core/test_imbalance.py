@@ -91,3 +91,18 @@ def test_compile_model_uses_focal_loss_with_gamma_and_smoothing():
                                                        label_smoothing=0.1, device="cpu"))
     assert isinstance(model.loss, CategoricalFocalCrossentropy)
     assert model.loss.gamma == 3.0 and model.loss.label_smoothing == 0.1
+
+
+@pytest.mark.parametrize("setting", [{"class_weight": "balanced"}, {"sampler": "balanced"},
+                                     {"loss": "focal"}])
+def test_imbalance_options_are_refused_for_a_multi_label_run(setting):
+    with pytest.raises(ConfigError, match="single-label"):
+        TrainConfig(data="labels.csv", **setting).validate()
+    with pytest.raises(ConfigError, match="single-label"):
+        TrainConfig(multi_label=True, **setting).validate()
+
+
+def test_multi_hot_labels_are_counted_per_label():
+    from cnnkit.run.sampler import class_counts
+    multi_hot = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    assert class_counts(multi_hot, 3).tolist() == [2, 0, 1]

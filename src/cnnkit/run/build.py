@@ -133,10 +133,6 @@ def plan_ordinary(ctx):
         files, notes = sweep_for_run(model, cfg, data,
                                      log=print if ctx.rank == 0 else (lambda *a: None))
     from . import sampler
-    if data.multi_label and (cfg.class_weight != "none" or cfg.sampler != "shuffle"
-                             or cfg.loss != "crossentropy"):
-        raise ConfigError("--class-weight, --sampler and --loss focal are for single-label "
-                          "classes: a multi-label run trains on per-label binary cross-entropy")
     loader = ResumableLoader(*data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
                              device=device, sampling_weights=(
                                  sampler.balanced_sample_weights(data.train[1])
