@@ -149,9 +149,11 @@ def test_the_report_says_where_the_logs_are(logged_run):
 
 @pytest.mark.slow
 def test_a_kill_between_checkpoints_leaves_no_epoch_logged_twice(tmp_path):
-    """Checkpoints at epochs 2 and 4; SIGKILL during epoch 4, once epoch 3 is logged, so the
-    resumed run re-trains epoch 3, which the first try had already logged (TensorBoard:
-    purged on resume) or kept back (MLflow: no checkpoint held it yet)."""
+    """Checkpoints at epochs 4 and 8; SIGKILL once epoch 6 is in history.csv (so epoch 5 is
+    logged: the loggers run before epoch 6 trains) and before epoch 8 ends, so the resumed
+    run re-trains epochs 5-8, which the first try had already logged (TensorBoard: purged on
+    resume) or kept back (MLflow: no checkpoint held them yet). Two epochs of window for
+    the kill, so a fast machine cannot finish before it lands."""
     import signal
     import subprocess
     import sys
@@ -159,14 +161,13 @@ def test_a_kill_between_checkpoints_leaves_no_epoch_logged_twice(tmp_path):
 
     from cli_helpers import cnnkit_env, run_cli
     run = tmp_path / "k"
-    proc = subprocess.Popen([sys.executable, "-m", "cnnkit", "train", *TINY, "--epochs", "4",
-                             "--checkpoint-every", "2", "--log", ",".join(HAVE), "--no-report",
+    proc = subprocess.Popen([sys.executable, "-m", "cnnkit", "train", *TINY, "--epochs", "8",
+                             "--checkpoint-every", "4", "--log", ",".join(HAVE), "--no-report",
                              "--output", str(tmp_path), "--name", "k"],
                             env=cnnkit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        if (run / "history.csv").is_file() and len(_history(run)) >= 3:
-            time.sleep(0.3)  # the loggers run right after the row is written; epoch 4 takes longer
+        if (run / "history.csv").is_file() and len(_history(run)) >= 6:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
@@ -174,7 +175,7 @@ def test_a_kill_between_checkpoints_leaves_no_epoch_logged_twice(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     run_cli("train", "--resume", run)
     history = _history(run)
-    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5, 6, 7, 8]
     if "tensorboard" in HAVE:
         _assert_same_as_history(history, _tensorboard_scalars(run))
     if "mlflow" in HAVE:
