@@ -126,3 +126,19 @@ def test_to_display_layouts():
     assert plots.to_display(nchw).shape == (2, 5, 7, 3)
     floats = np.ones((1, 4, 4, 1), np.float32)
     assert plots.to_display(floats).dtype == np.uint8 and plots.to_display(floats).max() == 255
+
+
+def _zlib_level_flag(png_path) -> int:
+    """FLEVEL of the first IDAT chunk's zlib header (0 = fastest ... 3 = maximum)."""
+    data = open(png_path, "rb").read()
+    at = data.index(b"IDAT") + 4
+    return data[at + 1] >> 6
+
+
+def test_report_pngs_are_written_with_the_fast_zlib_level(tmp_path):
+    # PIL's default level 6 (FLEVEL 2) took ~0.3 s of a small run's ~1.4 s report here;
+    # level 1 (FLEVEL 0) encodes ~4x faster for ~15% larger files
+    assert _zlib_level_flag(plots.curves(HISTORY, "loss", tmp_path / "loss.png")) == 0
+    grid = plots.prediction_grid(np.zeros((2, 8, 8, 3), np.uint8), [0, 1], [0, 0], None,
+                                 ["a", "b"], tmp_path / "grid.png")
+    assert _zlib_level_flag(grid) == 0

@@ -47,7 +47,7 @@ def _save(fig: Figure, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.set_dpi(tiles.DPI)
     box = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer()).padded(0.1)  # inches
-    fig.savefig(path, dpi=tiles.DPI, bbox_inches=box)
+    fig.savefig(path, dpi=tiles.DPI, bbox_inches=box, **tiles.PNG_OPTIONS)
     return path
 
 
