@@ -21,8 +21,13 @@ def parse_args(description: str, epochs: int, bf16_option: bool = False):
     parser.add_argument("--data", type=Path, default=DATASETS, help="folder holding mnist/ and cifar10-jpeg/")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "examples", help="where plots go")
     parser.add_argument("--limit", type=int, default=None, help="use only this many training images")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="keras.utils.set_random_seed(SEED) first, for a repeatable run")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.seed is not None:
+        from cnnkit.utils import set_random_seed
+        set_random_seed(args.seed)
     return args
 
 
