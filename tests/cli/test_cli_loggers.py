@@ -58,6 +58,20 @@ def _assert_same_as_history(history: list[dict], logged: dict[str, list[tuple[in
         assert [v for _, v in logged[key]] == pytest.approx([r[key] for r in history],
                                                             rel=1e-5, abs=1e-6), key
 
+def _assert_logs_hold_history(run, history: list[dict]):
+    """Each installed logger's store holds exactly history.csv's points; returns MLflow's
+    (client, run) when it is installed."""
+    if "tensorboard" in HAVE:
+        _assert_same_as_history(history, _tensorboard_scalars(run))
+    if "mlflow" not in HAVE:
+        return None
+    client, mlrun = _mlflow_run(run)
+    logged = {k: [(m.step, m.value) for m in client.get_metric_history(mlrun.info.run_id, k)]
+              for k in history[0] if k != "epoch"}
+    _assert_same_as_history(history, logged)
+    return client, mlrun
+
+
 
 @pytest.fixture(scope="module")
 def logged_run(tmp_path_factory):
@@ -104,13 +118,9 @@ def test_resume_continues_the_same_logs_without_repeating_epochs(tmp_path):
     assert main(["train", "--resume", str(run), "--epochs", "3"]) == 0
     history = _history(run)
     assert [r["epoch"] for r in history] == [1, 2, 3]
-    if "tensorboard" in HAVE:
-        _assert_same_as_history(history, _tensorboard_scalars(run))
-    if "mlflow" in HAVE:
-        client, mlrun = _mlflow_run(run)
-        logged = {k: [(m.step, m.value) for m in client.get_metric_history(mlrun.info.run_id, k)]
-                  for k in history[0] if k != "epoch"}
-        _assert_same_as_history(history, logged)
+    mlflow_store = _assert_logs_hold_history(run, history)
+    if mlflow_store:
+        client, mlrun = mlflow_store
         assert len(client.search_runs([mlrun.info.experiment_id])) == 1  # the same run, continued
         assert mlrun.info.status == "FINISHED"
 
@@ -176,10 +186,4 @@ def test_a_kill_between_checkpoints_leaves_no_epoch_logged_twice(tmp_path):
     run_cli("train", "--resume", run)
     history = _history(run)
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5, 6, 7, 8]
-    if "tensorboard" in HAVE:
-        _assert_same_as_history(history, _tensorboard_scalars(run))
-    if "mlflow" in HAVE:
-        client, mlrun = _mlflow_run(run)
-        logged = {k: [(m.step, m.value) for m in client.get_metric_history(mlrun.info.run_id, k)]
-                  for k in history[0] if k != "epoch"}
-        _assert_same_as_history(history, logged)
+    _assert_logs_hold_history(run, history)

@@ -91,20 +91,13 @@ def _fmt(v, digits: int = 4) -> str:
     return "" if v is None else str(v)
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def render_report(run_dir) -> str:
     """The report page for ``run_dir`` as an HTML string."""
     from ..runs import RunDir
     run = RunDir(run_dir)
-    cfg = _read_json(run.config_json)
-    env = _read_json(run.env)
-    metrics = _read_json(run.metrics)
+    cfg = run.read_json_or_empty(run.config_json)
+    env = run.read_json_or_empty(run.env)
+    metrics = run.read_json_or_empty(run.metrics)
     history = run.read_history()
     summary = run.summary.read_text() if run.summary.is_file() else ""
     command = run.command.read_text() if run.command.is_file() else ""

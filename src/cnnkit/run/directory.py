@@ -71,6 +71,16 @@ class RunDir:
     def read_json(self, target: Path):
         return json.loads(Path(target).read_text())
 
+    @staticmethod
+    def read_json_or_empty(target: Path) -> dict:
+        """A JSON object file, or ``{}`` when it is missing, unreadable or not an object (a
+        run still being written, or an older one: what lists and reports read)."""
+        try:
+            data = json.loads(Path(target).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
     def write_command(self, argv: list[str], explicit: list[str]) -> Path:
         text = ("# the command as typed (run it again to repeat this run; a new run directory is made)\n"
                 f"{shlex.join(argv)}\n"

@@ -5,7 +5,6 @@ weights.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +39,6 @@ class RunSummary:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def open_run(path) -> RunDir:
     """``path`` as a RunDir, or NotARun saying what it is instead."""
     path = Path(path).expanduser()
@@ -74,9 +65,9 @@ def _best_from_history(history: list[dict]) -> dict:
 def summarize(path) -> RunSummary:
     """The summary of the run directory at ``path`` (NotARun when it is none)."""
     run = open_run(path)
-    config = _read_json(run.config_json)
-    env = _read_json(run.env)
-    metrics = _read_json(run.metrics)
+    config = RunDir.read_json_or_empty(run.config_json)
+    env = RunDir.read_json_or_empty(run.env)
+    metrics = RunDir.read_json_or_empty(run.metrics)
     history = run.read_history()
     last = history[-1] if history else {}
     best = {k: v for k, v in (metrics.get("best") or {}).items()
@@ -107,7 +98,8 @@ def find_runs(root) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and RunDir(p).is_run()]
-    return sorted(found, key=lambda p: (_read_json(p / "env.json").get("time", ""), p.name))
+    return sorted(found, key=lambda p: (RunDir.read_json_or_empty(p / "env.json").get("time", ""),
+                                        p.name))
 
 
 def _num(value, digits: int = 4) -> str:
