@@ -453,7 +453,11 @@ def main(argv=None) -> int:
 
     from cnnkit import perf
     settings = perf.configure("cpu", threads=args.threads)
-    (x, y), _ = _common.cifar10()  # 40,000 training images; the first steps*64 are used
+    (x, y), _ = _common.cifar10()  # 40,000 training images, class by class
+    # a fixed shuffle, so the first steps*64 images used hold every class (fit refuses a
+    # single-class set, and the tutorial trains on shuffled data)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
     need = (args.steps + args.warmup) * BATCH
     if len(x) < need:
         ap.error(f"--steps + --warmup need {need} images; there are {len(x)}")
