@@ -178,16 +178,21 @@ def read_keras_zip(path: Path) -> tuple[dict, WeightStore, dict]:
     return config, weights, metadata
 
 
+def _open_h5(path: Path, expected: str):
+    """``path`` opened read-only with h5py, or one KerasFileError line saying it is not
+    ``expected`` (an HDF5 file that cannot be read: corrupt, or another kind of file)."""
+    h5py = _h5py()
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise KerasFileError(f"{path} is not a readable HDF5 file ({err}); the file is corrupt "
+                             f"or not {expected}") from err
+
+
 def read_legacy_h5(path: Path) -> tuple[dict, WeightStore, dict]:
     """(config, weights, metadata) of a Keras 2 HDF5 model file (``model.save('x.h5')``)."""
     source = str(path)
-    h5py = _h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise KerasFileError(f"{source} is not a readable HDF5 file ({err}); the file is corrupt "
-                             "or not a Keras .h5 model") from err
-    with f:
+    with _open_h5(path, "a Keras .h5 model") as f:
         if "model_config" not in f.attrs:
             hint = ("it holds weights only: build the model, then model.load_weights(path)"
                     if "layer_names" in f.attrs or "layers" in f else "it is not a Keras model file")
@@ -203,13 +208,7 @@ def read_legacy_h5(path: Path) -> tuple[dict, WeightStore, dict]:
 def read_weights_file(path: Path) -> WeightStore:
     """Weights only: a Keras 3 ``.weights.h5`` or a Keras 2 ``save_weights('x.h5')`` file."""
     source = str(path)
-    h5py = _h5py()
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise KerasFileError(f"{source} is not a readable HDF5 file ({err}); the file is corrupt "
-                             "or not Keras weights") from err
-    with f:
+    with _open_h5(path, "Keras weights") as f:
         if "layer_names" in f.attrs or "model_weights" in f:
             return read_legacy_weights(f["model_weights"] if "model_weights" in f else f, source)
         if "layers" in f or "vars" in f:
