@@ -15,3 +15,18 @@ def report_run(tmp_path_factory):
                    log=lambda *a: None)
     assert result.run.report.is_file()
     return result.run.path
+
+
+@pytest.fixture
+def drawings(monkeypatch):
+    """The report pictures saved during the test (``report.drawing.Drawing``), to read what
+    each one drew: its texts, series, bars and legend."""
+    from cnnkit.report.drawing import Drawing
+    saved, original = [], Drawing.save
+
+    def keep(self, path):
+        saved.append(self)
+        return original(self, path)
+
+    monkeypatch.setattr(Drawing, "save", keep)
+    return saved

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
-from matplotlib.text import Text
 from PIL import Image
 
 from cnnkit.report import plots
@@ -16,19 +14,7 @@ CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"
 HISTORY = [{"epoch": e, "loss": 2 / e, "accuracy": 0.3 + e / 10, "val_loss": 2.2 / e,
             "val_accuracy": 0.25 + e / 10, "data_wait_s": 0.2, "compute_s": 30.0}
            for e in range(1, 6)]
-DPI = 100  # plots._save's
-
-
-@pytest.fixture
-def figures(monkeypatch):
-    saved, original = [], Figure.savefig
-
-    def keep(self, *args, **kwargs):
-        saved.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
-    return saved
+DPI = 100  # report.drawing.DPI
 
 
 def _draw(name: str, path, narrow: bool):
@@ -56,26 +42,26 @@ WIDE_SLOT = {"accuracy": "half", "confusion": "square", "samples": "wide", "top_
 
 @pytest.mark.parametrize("narrow", [False, True], ids=["1280px", "390px"])
 @pytest.mark.parametrize("name", list(WIDE_SLOT))
-def test_smallest_text_is_legible_where_the_page_shows_it(tmp_path, figures, name, narrow):
+def test_smallest_text_is_legible_where_the_page_shows_it(tmp_path, drawings, name, narrow):
     path = _draw(name, tmp_path / f"{name}.png", narrow)
     with Image.open(path) as img:
         png_width = img.width
     shown = min(png_width, plots.SHOWN_PX["narrow" if narrow else WIDE_SLOT[name]])
-    texts = [t for t in figures[-1].findobj(Text) if t.get_visible() and t.get_text().strip()]
+    texts = [t for t in drawings[-1].texts if t.text.strip()]
     assert texts
-    smallest = min(texts, key=lambda t: t.get_fontsize())
-    px = smallest.get_fontsize() * DPI / 72 * shown / png_width  # CSS px tall on the page
-    assert px >= plots.LEGIBLE_PX, (f"{name}: {smallest.get_text()!r} is {px:.1f} px tall "
+    smallest = min(texts, key=lambda t: t.points)
+    px = smallest.points * DPI / 72 * shown / png_width  # CSS px tall on the page
+    assert px >= plots.LEGIBLE_PX, (f"{name}: {smallest.text!r} is {px:.1f} px tall "
                                     f"(picture {png_width} px shown at {shown} px)")
 
 
 @pytest.mark.parametrize("narrow", [False, True])
-def test_timing_legend_covers_no_bar(tmp_path, figures, narrow):
+def test_timing_legend_covers_no_bar(tmp_path, drawings, narrow):
     plots.timing(HISTORY, tmp_path / "t.png", narrow=narrow)
-    ax = figures[-1].axes[0]
-    legend = ax.get_legend().get_window_extent()
-    bars = [p.get_window_extent() for p in ax.patches]
-    assert bars and not [b for b in bars if b.overlaps(legend)]
+    d = drawings[-1]
+    (lx0, ly0, lx1, ly1), = [r.box for r in d.role("legend")]
+    bars = [r.box for r in d.role("bar")]
+    assert bars and not [b for b in bars if b[0] < lx1 and lx0 < b[2] and b[1] < ly1 and ly0 < b[3]]
 
 
 def test_page_wraps_the_command_and_scrolls_tables(report_run):
@@ -95,7 +81,7 @@ def test_each_picture_once_with_its_phone_version_and_no_repeated_caption(report
         assert (report_run / "plots" / f"{name}.narrow.png").is_file()
 
 
-def test_top_losses_name_the_grad_cam_layer_as_the_user_knows_it(tmp_path, figures):
+def test_top_losses_name_the_grad_cam_layer_as_the_user_knows_it(tmp_path, drawings):
     import cnnkit
     from cnnkit import layers
     from cnnkit.report import gradcam_overlays
@@ -109,4 +95,4 @@ def test_top_losses_name_the_grad_cam_layer_as_the_user_knows_it(tmp_path, figur
     probs = np.full((2, 3), 1 / 3)
     plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, ["a", "b", "c"], tmp_path / "t.png",
                      overlays=overlays, layer=layer)
-    assert figures[-1].get_suptitle().endswith("(right: Grad-CAM at conv2d_1 for the predicted class)")
+    assert drawings[-1].role("title")[0].text.endswith("(right: Grad-CAM at conv2d_1 for the predicted class)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 from PIL import Image
 
 from cnnkit.report import plots
@@ -15,52 +14,47 @@ HISTORY = [{"epoch": e, "loss": 1 / e, "accuracy": 0.5 + e / 10, "val_loss": 1.2
            for e in (1, 2, 3)]
 
 
-@pytest.fixture
-def figures(monkeypatch):
-    """The figures saved during the test, to read their titles."""
-    saved = []
-    original = Figure.savefig
-
-    def keep(self, *args, **kwargs):
-        saved.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", keep)
-    return saved
-
-
 def _png(path):
     with Image.open(path) as img:
         assert img.format == "PNG" and img.width > 200 and img.height > 150
         return img.size
 
 
-def _captions(fig):
+def _captions(drawing):
     """A grid's tile captions, in reading order (its title aside)."""
-    return [t for t in fig.texts if t is not fig._suptitle]
+    return drawing.role("caption")
 
 
-def test_curves_show_training_and_validation(tmp_path, figures):
+def _title(drawing) -> str:
+    return drawing.role("title")[0].text
+
+
+def test_curves_show_training_and_validation(tmp_path, drawings):
     _png(plots.curves(HISTORY, "accuracy", tmp_path / "acc.png"))
-    ax = figures[-1].axes[0]
-    assert [l.get_label() for l in ax.get_lines()] == ["training accuracy", "validation accuracy"]
-    assert list(ax.get_lines()[1].get_ydata()) == [r["val_accuracy"] for r in HISTORY]
+    series = drawings[-1].role("series")
+    assert [s.text for s in series] == ["training accuracy", "validation accuracy"]
+    assert list(series[1].data) == [r["val_accuracy"] for r in HISTORY]
+    assert [t.text for t in drawings[-1].role("legend-text")] == ["training accuracy",
+                                                                  "validation accuracy"]
+    assert [t.text for t in drawings[-1].role("xtick")] == ["1", "2", "3"]
 
 
-def test_curves_without_validation(tmp_path, figures):
+def test_curves_without_validation(tmp_path, drawings):
     rows = [{k: v for k, v in r.items() if not k.startswith("val_")} for r in HISTORY]
     _png(plots.curves(rows, "loss", tmp_path / "loss.png"))
-    assert len(figures[-1].axes[0].get_lines()) == 1
+    assert [s.text for s in drawings[-1].role("series")] == ["training loss"]
 
 
-def test_confusion_matrix_counts_in_cells(tmp_path, figures):
+def test_confusion_matrix_counts_in_cells(tmp_path, drawings):
     cm = np.array([[5, 1, 0], [2, 7, 0], [0, 0, 9]])
     _png(plots.confusion(cm, NAMES, tmp_path / "cm.png"))
-    ax = figures[-1].axes[0]
-    texts = sorted(t.get_text() for t in ax.texts)
-    assert texts == sorted(["5", "1", "2", "7", "9"])
-    assert [t.get_text() for t in ax.get_xticklabels()] == NAMES
-    assert ax.get_xlabel() == "Predicted" and ax.get_ylabel() == "Actual"
+    d = drawings[-1]
+    assert sorted(t.text for t in d.role("count")) == sorted(["5", "1", "2", "7", "9"])
+    assert [t.text for t in d.role("xtick")] == NAMES == [t.text for t in d.role("ytick")]
+    assert d.role("xlabel")[0].text == "Predicted" and d.role("ylabel")[0].text == "Actual"
+    # the cells' colour is the share of the row: the diagonal of the last row is darkest
+    cells = d.role("cell")
+    assert cells[8].color == max((c.color for c in cells), key=lambda h: -int(h[1:3], 16))
 
 
 def test_confusion_matrix_many_classes(tmp_path):
@@ -69,32 +63,32 @@ def test_confusion_matrix_many_classes(tmp_path):
     _png(plots.confusion(cm, [f"c{i}" for i in range(k)], tmp_path / "cm100.png"))
 
 
-def test_prediction_grid_titles_like_the_tutorial(tmp_path, figures):
+def test_prediction_grid_titles_like_the_tutorial(tmp_path, drawings):
     images = np.random.default_rng(0).integers(0, 255, (3, 3, 16, 16), dtype=np.uint8)  # N×C×H×W
     probs = np.array([[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
     _png(plots.prediction_grid(images, [0, 0, 2], [0, 1, 0], probs, NAMES, tmp_path / "s.png"))
-    captions = _captions(figures[-1])
-    titles = [t.get_text() for t in captions]
+    captions = _captions(drawings[-1])
+    titles = [t.text for t in captions]
     assert len(titles) == 3
     assert titles[0].startswith("Actual: cat | Predicted: cat")
     assert titles[1].startswith("Actual: cat | Predicted: dog")
     assert titles[2].startswith("Actual: bird | Predicted: cat")
-    colors = [t.get_color() for t in captions]
+    colors = [t.color for t in captions]
     assert colors[0] == plots.RIGHT and colors[1] == plots.WRONG
 
 
-def test_top_losses_with_and_without_overlays(tmp_path, figures):
+def test_top_losses_with_and_without_overlays(tmp_path, drawings):
     images = np.random.default_rng(1).integers(0, 255, (2, 12, 12, 1), dtype=np.uint8)  # N×H×W×C
     probs = np.array([[0.1, 0.8, 0.1], [0.05, 0.05, 0.9]])
     plain = _png(plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, NAMES,
                                   tmp_path / "t.png"))
-    assert len(_captions(figures[-1])) == 2 and "Grad-CAM" not in figures[-1].get_suptitle()
+    assert len(_captions(drawings[-1])) == 2 and "Grad-CAM" not in _title(drawings[-1])
     overlays = np.zeros((2, 12, 12, 3), np.uint8)
     paired = _png(plots.top_losses(images, [0, 1], [1, 2], [2.3, 3.0], probs, NAMES,
                                    tmp_path / "t2.png", overlays=overlays))
-    fig = figures[-1]
-    assert len(_captions(fig)) == 2 and "Grad-CAM" in fig.get_suptitle()
-    assert _captions(fig)[0].get_text().startswith("Actual: cat | Predicted: dog\nloss 2.30")
+    fig = drawings[-1]
+    assert len(_captions(fig)) == 2 and "Grad-CAM" in _title(fig)
+    assert _captions(fig)[0].text.startswith("Actual: cat | Predicted: dog\nloss 2.30")
     assert paired[0] > plain[0]  # each mistake beside its heatmap: wider rows
 
 
@@ -115,10 +109,15 @@ def test_grid_tiles_are_the_images_scaled_without_smoothing(tmp_path):
     assert np.all(px[top - 1, left:left + side] == 0)  # the frame's top edge
 
 
-def test_timing_stacks_wait_on_compute(tmp_path, figures):
+def test_timing_stacks_wait_on_compute(tmp_path, drawings):
     _png(plots.timing(HISTORY, tmp_path / "time.png"))
-    labels = [t.get_text() for t in figures[-1].axes[0].get_legend().get_texts()]
-    assert labels == ["compute (9.0s)", "data wait (0.3s)"]
+    d = drawings[-1]
+    assert [t.text for t in d.role("legend-text")] == ["compute (9.0s)", "data wait (0.3s)"]
+    bars = d.role("bar")
+    assert [b.text for b in bars] == ["compute", "data wait"] * 3
+    compute, wait = bars[4].box, bars[5].box  # epoch 3: 4 s computing, 0.1 s waiting
+    assert wait[3] == pytest.approx(compute[1], abs=1) and wait[1] < compute[1]  # on top
+    assert (compute[3] - compute[1]) / (wait[3] - wait[1]) == pytest.approx(40, rel=0.2)
 
 
 def test_to_display_layouts():
