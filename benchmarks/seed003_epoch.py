@@ -16,6 +16,11 @@ Contenders, all on this machine in this one run:
 - Keras/TensorFlow: the tutorial itself, when TensorFlow imports here or in the interpreter
   given by ``--tf-python`` / ``$CNNKIT_TF_PYTHON``; otherwise skipped, and the issue's
   figure of 37-52 s per epoch on this machine is printed as a labelled reference.
+- Keras on torch (Keras 3's API on PyTorch, cnnkit's nearest peer): the same script with
+  ``import keras`` and ``KERAS_BACKEND=torch``, in the interpreter given by
+  ``--keras-torch-python`` / ``$CNNKIT_KERAS_TORCH_PYTHON`` (a throw-away venv:
+  ``python -m venv --system-site-packages kt && kt/bin/pip install keras``); skipped when
+  ``keras`` does not import there.
 
 To stay bounded each contender trains ``--steps`` batches (default 200) after a warm-up,
 and seconds per epoch are extrapolated to 782 steps (said in the output). Contenders take
@@ -222,6 +227,25 @@ print("RESULT " + json.dumps({"times": times, "tf": tf.__version__}))
 """.replace("KERAS_MODEL_HERE\n", KERAS_MODEL)
 
 
+# the same tutorial on Keras 3's torch backend (run with KERAS_BACKEND=torch)
+KERAS_TORCH_SCRIPT = (KERAS_SCRIPT
+                      .replace("import tensorflow as tf\nfrom tensorflow.keras import layers, models",
+                               "import keras\nfrom keras import layers, models")
+                      .replace("tf.keras.utils", "keras.utils")
+                      .replace('"tf": tf.__version__',
+                               '"tf": keras.__version__, "backend": keras.backend.backend()'))
+
+
+def keras_torch_python(arg: str | None) -> str | None:
+    """An interpreter where Keras 3 imports on its torch backend, or None."""
+    for py in (arg, os.environ.get("CNNKIT_KERAS_TORCH_PYTHON"), sys.executable):
+        if py and subprocess.run([py, "-c", "import keras, torch; assert keras.backend.backend() == 'torch'"],
+                                 capture_output=True,
+                                 env=dict(os.environ, KERAS_BACKEND="torch")).returncode == 0:
+            return py
+    return None
+
+
 def keras_python(arg: str | None) -> str | None:
     """An interpreter where ``import tensorflow`` works, or None."""
     candidates = [arg, os.environ.get("CNNKIT_TF_PYTHON"), sys.executable]
@@ -234,14 +258,16 @@ def keras_python(arg: str | None) -> str | None:
     return None
 
 
-def run_keras(py: str, x: np.ndarray, y: np.ndarray, steps: int, warmup: int, rounds: int) -> dict:
+def run_keras(py: str, x: np.ndarray, y: np.ndarray, steps: int, warmup: int, rounds: int,
+              backend: str = "tensorflow") -> dict:
     import tempfile
+    script = KERAS_TORCH_SCRIPT if backend == "torch" else KERAS_SCRIPT
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "cifar.npz"
         np.savez(data, x=x, y=y)
-        proc = subprocess.run([py, "-c", KERAS_SCRIPT, str(data), str(steps), str(warmup),
+        proc = subprocess.run([py, "-c", script, str(data), str(steps), str(warmup),
                                str(rounds)], capture_output=True, text=True,
-                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=backend))
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -361,7 +387,7 @@ def _short(name: str) -> str:
     return label.replace("+jit", "fp32+jit") if label == "+jit" else (label or "fp32")
 
 
-def timing_rounds(args, settings, x, y, py, flops) -> dict:
+def timing_rounds(args, settings, x, y, py, flops, kt_py=None) -> dict:
     """Interleaved rounds of every contender on ``x, y`` (the steps and warm-up's images);
     prints the table and ratios, returns the figures."""
     # the peak is measured before and after the rounds; the higher (less disturbed) one counts
@@ -386,6 +412,9 @@ def timing_rounds(args, settings, x, y, py, flops) -> dict:
         if py:  # interleaved with the others, so every contender sees the same load
             keras = run_keras(py, x, y, args.steps, args.warmup, 1)
             times.setdefault(f"Keras/TensorFlow {keras['tf']}", []).extend(keras["times"])
+        if kt_py:  # Keras 3's API on PyTorch
+            kt = run_keras(kt_py, x, y, args.steps, args.warmup, 1, backend="torch")
+            times.setdefault(f"Keras {kt['tf']} on torch", []).extend(kt["times"])
         loads.append(os.getloadavg()[0])
         print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items())
               + f"  [load {loads[-1]:.2f}]", flush=True)
@@ -440,6 +469,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     ap.add_argument("--tf-python", default=None, help="an interpreter with TensorFlow installed")
+    ap.add_argument("--keras-torch-python", default=None,
+                    help="an interpreter with keras 3 beside torch (Keras on its torch backend)")
     ap.add_argument("--no-keras", action="store_true")
     ap.add_argument("--accuracy", action="store_true",
                     help="also train 10 epochs (cnnkit fp32/bf16 and Keras), held-out accuracy")
@@ -474,9 +505,13 @@ def main(argv=None) -> int:
               "untimed)", flush=True)
     elif not args.no_keras:
         print("  Keras/TensorFlow: skipped (TensorFlow does not import here; pass --tf-python)")
+    kt_py = None if args.no_keras else keras_torch_python(args.keras_torch_python)
+    print(f"  Keras on torch via {kt_py}: a fresh process each round" if kt_py else
+          "  Keras on torch: skipped (no interpreter where keras imports with KERAS_BACKEND=torch;"
+          " pass --keras-torch-python)", flush=True)
     flops = train_flops_per_image(plain_net())
     timing = None if args.accuracy_only else timing_rounds(args, settings, x[:need], y[:need],
-                                                               py, flops)
+                                                               py, flops, kt_py)
     acc = None
     if args.accuracy:
         print(f"\naccuracy (same workload, 10 epochs, 40,000 train / 10,000 held out, "
