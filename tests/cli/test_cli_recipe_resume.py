@@ -186,3 +186,11 @@ def test_data_parallel_recipe_interrupted_on_one_rank_resumes_to_the_same_weight
     assert "resuming at epoch 2, step 5/8" in resumed.stdout
     _assert_same_weights(tmp_path / "whole", run)
     assert _evaluations(run) == _evaluations(tmp_path / "whole")
+
+
+def test_recipe_final_evaluation_uses_the_recipes_tta(whole):
+    """The final evaluation of a recipe run uses the recipe's TTA, as its validations do (it
+    once ran without: a `fast` run's metrics.json said 0.777 where its history said 0.791)."""
+    import json
+    metrics = json.loads((whole / "metrics.json").read_text())
+    assert metrics["tta"] is True and metrics["tta_views"] == ["identity", "hflip"]

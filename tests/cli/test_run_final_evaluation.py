@@ -24,7 +24,7 @@ def evaluations(monkeypatch):
     return calls
 
 
-def _folder(root):
+def _folder(root, side: int = 16):
     """Three classes of 20 small coloured images: no test/ split, so the final evaluation
     runs on the held-out validation images."""
     import numpy as np
@@ -33,7 +33,7 @@ def _folder(root):
     for k, name in enumerate(["red", "green", "blue"]):
         (root / name).mkdir(parents=True)
         for i in range(20):
-            img = rng.integers(0, 80, (16, 16, 3), dtype=np.uint8)
+            img = rng.integers(0, 80, (side, side, 3), dtype=np.uint8)
             img[..., k] += 150
             Image.fromarray(img).save(root / name / f"{i}.png")
     return root
@@ -65,3 +65,21 @@ def test_other_weights_are_evaluated(tmp_path, evaluations):
     """A batch size above the evaluation's 256 gives other batches: evaluated again."""
     _train(tmp_path, epochs=1, batch_size=300, report=False)
     assert len(evaluations) == 1
+
+
+def test_a_recipe_runs_final_evaluation_agrees_with_its_last_validation(tmp_path, monkeypatch):
+    """Same weights, same held-out split, the recipe's own TTA in both: the same accuracy."""
+    from cnnkit import recipes
+    from cnnkit.config import TrainConfig
+    from cnnkit.experiment import train
+    tiny = recipes.Recipe(name="final-eval-test", description="tiny", widths=(4, 8, 8),
+                          epochs=2.0, batch_size=16, whiten_images=32, tta="flip",
+                          precision="fp32", compile="off")
+    monkeypatch.setitem(recipes.RECIPES, tiny.name, tiny)
+    cfg = TrainConfig(data=str(_folder(tmp_path / "images", side=24)), recipe=tiny.name, val_split=0.25,
+                      verbose="0", output=str(tmp_path / "runs"), name="r", device="cpu")
+    result = train(cfg, log=lambda *a: None)
+    metrics = json.loads(result.run.metrics.read_text())
+    row = result.run.read_history()[-1]
+    assert metrics["split"] != "test" and metrics["tta_views"] == ["identity", "hflip"]
+    assert metrics["test_accuracy"] == pytest.approx(row["val_accuracy"], abs=1e-6)

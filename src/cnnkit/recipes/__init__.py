@@ -389,8 +389,9 @@ def plan_recipe(ctx):
     return Plan(**parts, name=cfg.recipe, label=f"recipe: {cfg.recipe} on {ctx.device}",
                 keep_best=False, meta=meta, files={"recipe.txt": describe(recipe, ctx.device) + "\n"},
                 notes=[f"recipe {cfg.recipe}: best/ and last/ both hold the final weights; "
-                       "validation accuracy in the history uses the recipe's test-time "
-                       "augmentation"],
+                       "validation accuracy in the history and the final evaluation use the "
+                       f"recipe's test-time augmentation ({recipe.tta})"],
+                tta=recipe.tta,
                 planned_epochs=math.ceil(recipe.epochs), check_resume=check_resume,
                 resume_note=resume_note)
 

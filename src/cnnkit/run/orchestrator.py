@@ -14,10 +14,11 @@ with ``state_dict()`` / ``load_state_dict(state)`` is saved under ``callbacks/<i
 
 from __future__ import annotations
 
+
 import signal
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
@@ -65,6 +66,16 @@ class Plan:
     planned_epochs: int | None = None
     resume_note: Callable[[Any], str] = lambda ckpt: ""
     check_resume: Callable[[Any], None] = lambda ckpt: None  # raise if it would not continue
+    tta: str | None = None            # the final evaluation's test-time augmentation when the
+                                      # config asks none (a recipe's, as its validations use)
+
+
+def _final_cfg(cfg: TrainConfig, plan: Plan) -> TrainConfig:
+    """``cfg`` as the final evaluation reads it: with the plan's test-time augmentation when
+    the config asks none, so metrics.json and the history's validations measure alike."""
+    if plan.tta and cfg.tta == "none":
+        return replace(cfg, tta=plan.tta)
+    return cfg
 
 
 @dataclass
@@ -331,7 +342,7 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
     weights = recorder.save_final()
     from .report import finish
     from .evaluate import Validate
-    metrics = finish(run, model, ctx.data, cfg, history=history, best=recorder.best,
+    metrics = finish(run, model, ctx.data, _final_cfg(cfg, plan), history=history, best=recorder.best,
                      weights=weights, notes=plan.notes, log=log,
                      planned=plan.planned_epochs or cfg.epochs,
                      validated=next((cb for cb in plan.callbacks if isinstance(cb, Validate)),
@@ -369,7 +380,7 @@ def _complete(run, cfg: TrainConfig, builder, log) -> TrainResult:
         save_model(plan.model, run.best, weights_from=ckpt.model_file)
     history = run.read_history()
     say(f"run: {run.path}: training had finished; completing its evaluation and report")
-    metrics = finish(run, plan.model, ctx.data, cfg, history=history, best=best,
+    metrics = finish(run, plan.model, ctx.data, _final_cfg(cfg, plan), history=history, best=best,
                      weights=weights, notes=plan.notes, log=log,
                      planned=plan.planned_epochs or cfg.epochs)
     return TrainResult(run, plan.model, ctx.data, history, metrics, False, None,
