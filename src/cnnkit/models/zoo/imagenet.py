@@ -13,7 +13,6 @@ published weight files load as they are, and files saved by plain torchvision co
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from ..registry import register_model
@@ -32,6 +31,7 @@ class TorchvisionNet(nn.Module):
         if include_top and pooling != "avg":
             raise ValueError("include_top=True uses the network's own average pooling; pass "
                              "include_top=False to choose pooling=None or 'max'")
+        import torchvision  # here, not at import: it pulls in torch._dynamo (~2 s)
         tv = torchvision.models.get_model(arch, weights=None, num_classes=num_classes if include_top else 1000)
         self.arch = arch
         self.is_resnet = arch.startswith("resnet")
