@@ -798,5 +798,13 @@ def main(argv=None) -> int:
     return code
 
 
+def entry() -> None:
+    """The ``cnnkit`` console script and ``python -m cnnkit``: ``main()``, then a prompt exit
+    (``process_exit.exit_now``: ~1 s less after a training run)."""
+    code = main()
+    from .process_exit import exit_now
+    exit_now(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -24,9 +24,7 @@ BatchNorm statistics are per rank between steps (as with plain DDP); convert wit
 from __future__ import annotations
 
 import gc
-import logging
 import os
-import sys
 from datetime import timedelta
 from typing import NoReturn
 
@@ -127,13 +125,8 @@ def exit_rank(code: int = 0) -> NoReturn:
     describes the likely mechanism). Call it last in a rank's script; ``cnnkit train`` under
     torchrun does. Files cnnkit writes are closed before this point."""
     shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # closed or broken: nothing left to save
-            pass
-    logging.shutdown()
-    os._exit(code)
+    from ..process_exit import exit_now
+    exit_now(code, run_exit_handlers=False)
 
 
 def barrier() -> None:
