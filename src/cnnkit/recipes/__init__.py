@@ -194,9 +194,11 @@ register(Recipe(
     name="mnist-fast",
     description="28x28 digits: a small airbench-style net, two epochs; 99% on held-out MNIST "
                 "in seconds on a CPU.",
-    widths=(32, 64, 128), epochs=2.0, batch_size=512, translate=2, flip=False, tta="none",
+    widths=(32, 64, 128), epochs=2.0, batch_size=512, translate=1, flip=False, tta="none",
     whiten=False, lookahead=None, label_smoothing=0.1, lr=6.0,
     cpu=dict(widths=(16, 32, 64)),
+    # translate 1, not 2: digits are centred; on the CPU (3 seeds, 10% of MNIST's training
+    # digits held out per class) 2 gave 98.42-99.02%, 1 gives 99.05-99.38% in the same time
 ))
 
 register(Recipe(
