@@ -92,8 +92,9 @@ class TrainConfig:
     model: str = setting("", "zoo name (cnnkit models), a saved model folder, or '' = the default",
                          metavar="NAME|PATH", group="model")
     pretrained: bool = setting(False, "load the zoo model's published weights", group="model")
-    recipe: str = setting("", "a named speed recipe (cnnkit.recipes: fast, fast-long, mnist-fast); "
-                          "it sets the network, optimiser, schedule and augmentation",
+    recipe: str = setting("", "a named speed recipe (cnnkit.recipes: fast, fast-long, "
+                          "airbench94, mnist-fast, mnist-long); it sets the network, "
+                          "optimiser, schedule and augmentation",
                           metavar="NAME", group="model")
     weights: str = setting("", "a local weights file (.safetensors, or a .pth state dict) to "
                            "start --model from, keys and shapes checked; for timm/ models a "
