@@ -615,23 +615,14 @@ class BatchNormalization(Layer):
         return {**config, "axis": self.axis} if self.axis != -1 else config
 
 
-class Activation(Layer):
+class Activation(_ActivatedLayer):
+    """Keras's ``Activation(fn)``: the activation alone (its main op is the identity)."""
+
     def __init__(self, activation, **kwargs):
-        super().__init__(**kwargs)
-        _init_activation(self, activation)
-
-    @property
-    def activation_name(self):
-        return self._activation_name
-
-    def forward(self, x):
-        return self.activation(x)
+        super().__init__(activation=activation, **kwargs)
 
     def pre_activation(self, x):
         return x
-
-    def get_config(self):
-        return {**super().get_config(), "activation": _activation_config(self)}
 
 
 class ReLU(Layer):
