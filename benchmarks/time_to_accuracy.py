@@ -138,7 +138,9 @@ def command_run(name: str, seed: int, out: Path) -> dict:
                   if target and r.get("val_accuracy") and float(r["val_accuracy"]) >= target), None)
     return {"seed": seed, "command_s": wall, "accuracy": metrics["test_accuracy"],
             "train_s": metrics["train_seconds"], "first_reached_train_s": first,
-            "evaluated_on": metrics["evaluated_on"], "load_after": os.getloadavg()[0]}
+            "evaluated_on": metrics["evaluated_on"], "load_after": os.getloadavg()[0],
+            "history": [{k: r[k] for k in ("epoch", "seconds", "val_accuracy") if r.get(k)}
+                        for r in rows]}
 
 
 def from_command(recipe_names: list[str], runs: int) -> dict:
