@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .drawing import Drawing, LINE_SPACING, points_px
+from .drawing import Drawing, line_px
 
-__all__ = ["Chart", "nice_ticks", "COLORS"]
+__all__ = ["Chart", "Legend", "nice_ticks", "view", "legend_size", "COLORS"]
 
 COLORS = ("#1f77b4", "#ff7f0e")  # matplotlib's first two colours (C0, C1)
 GRID = "#e6e6e6"
@@ -32,6 +32,14 @@ def nice_ticks(lo: float, hi: float, most: int = 8) -> list[float]:
     return [round(i * step, 12) for i in range(first, last + 1)]
 
 
+def view(lo: float, hi: float) -> tuple[float, float]:
+    """[lo, hi] widened by ``MARGIN`` of its span each side (a point: +-0.055 of itself or 1)."""
+    if hi - lo < 1e-12:
+        pad = abs(lo) * 0.055 or 0.055
+        return lo - pad, hi + pad
+    return lo - MARGIN * (hi - lo), hi + MARGIN * (hi - lo)
+
+
 def tick_text(value: float, values: list[float]) -> str:
     """``value`` with the fewest decimals that write every one of ``values`` exactly."""
     decimals = next((d for d in range(7) if all(abs(round(v, d) - v) < 1e-9 for v in values)), 6)
@@ -45,6 +53,13 @@ class Legend:
     color: str
     kind: str = "line"    # 'line' (a segment and marker) or 'patch' (a filled box)
     marker: str = ""
+
+
+def legend_size(entries: list[Legend], points: float = 10, columns: int = 1) -> tuple[float, float]:
+    """(width, height) px of a legend of ``entries`` in ``columns``, its text ``points`` tall."""
+    col_w = max((28 + Drawing.text_size(e.label, points)[0] for e in entries), default=0)
+    rows = -(-len(entries) // columns)
+    return columns * col_w + (columns - 1) * 12 + 12, rows * line_px(points) + 8
 
 
 @dataclass
@@ -67,7 +82,8 @@ class Chart:
         self.drawing = Drawing(self.width, self.height)
 
     # layout ----------------------------------------------------------------------------
-    def layout(self, xlim: tuple, ylim: tuple, xticks: list[float], yticks: list[float] | None = None):
+    def layout(self, xlim: tuple, ylim: tuple, xticks: list[float],
+               yticks: list[float] | None = None):
         """Fix the data ranges (``xlim``, ``ylim``: the view, margins included) and ticks, and
         place the plotting box inside the picture."""
         self.xlim, self.ylim = xlim, ylim
@@ -76,12 +92,11 @@ class Chart:
         self.yticks = [t for t in yticks if ylim[0] - 1e-9 <= t <= ylim[1] + 1e-9]
         self.ytick_texts = [tick_text(t, self.yticks) for t in self.yticks]
         self.xtick_texts = [tick_text(t, self.xticks) for t in self.xticks]
-        line = lambda pt: LINE_SPACING * points_px(pt)  # noqa: E731
         ytick_w = max((Drawing.text_size(t, self.tick_pt)[0] for t in self.ytick_texts), default=0)
-        left = PAD + (line(self.label_pt) + 4 if self.ylabel else 0) + ytick_w + TICK + 3
-        top = PAD + ((self.title.count("\n") + 1) * line(self.title_pt) + 6 if self.title else 0)
-        bottom = (TICK + 3 + line(self.tick_pt) + (line(self.label_pt) + 2 if self.xlabel else 0)
-                  + self.below + PAD)
+        left = PAD + (line_px(self.label_pt) + 4 if self.ylabel else 0) + ytick_w + TICK + 3
+        top = PAD + ((self.title.count("\n") + 1) * line_px(self.title_pt) + 6 if self.title else 0)
+        bottom = (TICK + 3 + line_px(self.tick_pt)
+                  + (line_px(self.label_pt) + 2 if self.xlabel else 0) + self.below + PAD)
         last_w = Drawing.text_size(self.xtick_texts[-1], self.tick_pt)[0] if self.xtick_texts else 0
         self.box = (left, top, self.width - PAD - last_w / 2, self.height - bottom)
 
@@ -109,7 +124,7 @@ class Chart:
             x = self.px(t, 0)[0]
             d.line([(x, y1), (x, y1 + TICK)], "black", 1, role="tick")
             d.text(x, y1 + TICK + 3, text, self.tick_pt, ha="center", va="top", role="xtick")
-        line = LINE_SPACING * points_px(self.tick_pt)
+        line = line_px(self.tick_pt)
         if self.xlabel:
             d.text((x0 + x1) / 2, y1 + TICK + 3 + line + 2, self.xlabel, self.label_pt,
                    ha="center", va="top", role="xlabel")
@@ -124,25 +139,18 @@ class Chart:
         x0, y0, x1, y1 = self.box
         self.drawing.rect((x0, y0, x1 + 1, y1 + 1), outline="black", width=1, role="frame")
 
-    def legend_size(self, entries: list[Legend], columns: int = 1) -> tuple[float, float]:
-        line = LINE_SPACING * points_px(self.legend_pt)
-        widths = [28 + Drawing.text_size(e.label, self.legend_pt)[0] for e in entries]
-        rows = -(-len(entries) // columns)
-        col_w = max(widths, default=0)
-        return columns * col_w + (columns - 1) * 12 + 12, rows * line + 8
-
     def legend(self, entries: list[Legend], at: tuple[float, float], columns: int = 1,
                framed: bool = True) -> tuple:
         """Draw the legend with its top-left corner at ``at``; returns its box."""
         d = self.drawing
-        w, h = self.legend_size(entries, columns)
+        w, h = legend_size(entries, self.legend_pt, columns)
         x, y = at
         box = (x, y, x + w, y + h)
         if framed:
             d.rect(box, fill="white", outline="#cccccc", width=1, role="legend")
-        else:
+        else:  # nothing drawn, the box only recorded
             d.rect(box, role="legend")
-        line = LINE_SPACING * points_px(self.legend_pt)
+        line = line_px(self.legend_pt)
         col_w = (w - 12 - (columns - 1) * 12) / columns
         for i, e in enumerate(entries):
             r, c = divmod(i, columns)
@@ -160,9 +168,10 @@ class Chart:
     def best_legend_corner(self, entries: list[Legend], points: list[tuple[float, float]]):
         """The top-left corner of the legend in the plotting box's corner that covers the
         fewest of ``points`` (px), trying matplotlib's 'best' order."""
-        w, h = self.legend_size(entries)
+        w, h = legend_size(entries, self.legend_pt)
         x0, y0, x1, y1 = self.box
-        corners = [(x1 - w - 6, y0 + 6), (x0 + 6, y0 + 6), (x0 + 6, y1 - h - 6), (x1 - w - 6, y1 - h - 6)]
+        corners = [(x1 - w - 6, y0 + 6), (x0 + 6, y0 + 6),  # upper right, upper left,
+                   (x0 + 6, y1 - h - 6), (x1 - w - 6, y1 - h - 6)]  # lower left, lower right
 
         def covered(c):
             return sum(c[0] - 4 <= px <= c[0] + w + 4 and c[1] - 4 <= py <= c[1] + h + 4

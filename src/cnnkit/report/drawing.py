@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["Drawing", "Drawn", "DPI", "LINE_SPACING", "PNG_COMPRESS_LEVEL", "font"]
+__all__ = ["Drawing", "Drawn", "DPI", "LINE_SPACING", "PNG_COMPRESS_LEVEL", "font", "points_px",
+           "line_px"]
 
 DPI = 100                # pixels per inch: text of P points is P * DPI / 72 px tall
 LINE_SPACING = 1.2       # a text line's height, in multiples of its size
@@ -54,6 +55,11 @@ def points_px(points: float) -> float:
     return points * DPI / 72
 
 
+def line_px(points: float) -> float:
+    """Pixels (at ``DPI``) of one line of text ``points`` tall, spacing included."""
+    return LINE_SPACING * points_px(points)
+
+
 @dataclass
 class Drawn:
     """One recorded item: ``kind`` 'text', 'line', 'rect', 'marker' or 'image'; ``box`` is
@@ -65,7 +71,7 @@ class Drawn:
     points: float = 0.0
     color: str = ""
     role: str = ""
-    data: tuple = ()  # a line's or marker's data values, as the chart was given them
+    data: tuple = ()  # a line's data values, as the chart was given them
 
 
 class Drawing:
@@ -95,7 +101,7 @@ class Drawing:
         f = font(max(1, round(points_px(points) * 4)), bold)  # measured at 4x, for precision
         lines = text.split("\n")
         width = max(f.getlength(line) for line in lines) / 4
-        return width, len(lines) * LINE_SPACING * points_px(points)
+        return width, len(lines) * line_px(points)
 
     def text(self, x: float, y: float, text: str, points: float, color: str = "black",
              ha: str = "left", va: str = "top", rotation: float = 0, bold: bool = False,
@@ -107,7 +113,7 @@ class Drawing:
         s = self.scale
         w, h = self.text_size(text, points, bold)
         f = font(max(1, round(points_px(points) * s)), bold)
-        line_px = LINE_SPACING * points_px(points) * s
+        step = line_px(points) * s  # one line, in canvas pixels
         align = align or ha
         anchor = {"left": "lm", "center": "mm", "right": "rm"}[align]
         if not rotation:  # straight onto the canvas
@@ -116,16 +122,16 @@ class Drawing:
             ax = left + {"left": 0, "center": w * s / 2, "right": w * s}[align]
             for i, line in enumerate(text.split("\n")):
                 # each line's middle at the middle of its line box
-                self._draw.text((ax, top + (i + 0.5) * line_px), line, fill=color, font=f,
+                self._draw.text((ax, top + (i + 0.5) * step), line, fill=color, font=f,
                                 anchor=anchor)
             box = (left / s, top / s, left / s + w, top / s + h)
         else:  # drawn into a mask, rotated, and placed by the rotated ink's box
-            pad = int(line_px)  # room for descenders
+            pad = int(step)  # room for descenders
             block = Image.new("L", (int(w * s) + 2 * pad, int(h * s) + 2 * pad), 0)
             pen = ImageDraw.Draw(block)
             ax = pad + {"left": 0, "center": w * s / 2, "right": w * s}[align]
             for i, line in enumerate(text.split("\n")):
-                pen.text((ax, pad + (i + 0.5) * line_px), line, fill=255, font=f, anchor=anchor)
+                pen.text((ax, pad + (i + 0.5) * step), line, fill=255, font=f, anchor=anchor)
             block = block.rotate(rotation, resample=Image.Resampling.BICUBIC, expand=True)
             ink = block.getbbox() or (0, 0, 1, 1)
             bw, bh = ink[2] - ink[0], ink[3] - ink[1]

@@ -65,8 +65,8 @@ def sample_grid(images, targets, probs, thresholds, class_names, path, narrow: b
                    + textwrap.fill(f"Predicted: {names(predicted)}", width))
         cells.append(tiles.Cell([images[i]], caption,
                                 RIGHT if bool((actual == predicted).all()) else WRONG))
-    fig = tiles.tile_figure(cells, cols=2 if narrow else 4, panel_in=1.9 if narrow else 3.2,
+    grid = tiles.tile_figure(cells, cols=2 if narrow else 4, panel_in=1.9 if narrow else 3.2,
                             title="Sample predictions (labels at their thresholds)",
                             caption_pt=9.5 if narrow else 10.5, title_pt=13, centered=True,
                             gap_px=8 if narrow else 16)
-    return tiles.save_exact(fig, path)
+    return grid.save(path)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from . import tiles
-from .axes import COLORS, Chart, Legend, nice_ticks
-from .drawing import LINE_SPACING, Drawing, points_px
+from .axes import COLORS, Chart, Legend, legend_size, nice_ticks, view
+from .drawing import Drawing, line_px
 
 __all__ = ["curves", "confusion", "prediction_grid", "top_losses", "timing", "to_display",
            "narrow_path"]
@@ -59,14 +59,6 @@ def _epoch_ticks(epochs: list) -> list[float]:
             else list(np.linspace(epochs[0], epochs[-1], 10).round()))
 
 
-def _view(lo: float, hi: float, margin: float = 0.05) -> tuple[float, float]:
-    """[lo, hi] widened by ``margin`` of its span each side (a point: +-0.055 of itself or 1)."""
-    if hi - lo < 1e-12:
-        pad = abs(lo) * 0.055 or 0.055
-        return lo - pad, hi + pad
-    return lo - margin * (hi - lo), hi + margin * (hi - lo)
-
-
 def curves(rows: list[dict], key: str, path, title: str | None = None, narrow: bool = False) -> Path:
     """``key`` ('accuracy' or 'loss') and ``val_<key>`` per epoch from history rows."""
     chart = Chart(*((360, 290) if narrow else (600, 400)),
@@ -82,7 +74,7 @@ def curves(rows: list[dict], key: str, path, title: str | None = None, narrow: b
             series.append((label, values, marker, color))
     finite = [v for _, vals, _, _ in series for v in vals if not math.isnan(v)] or [0.0, 1.0]
     xs = epochs or [1]
-    chart.layout(_view(min(xs), max(xs)), _view(min(finite), max(finite)), _epoch_ticks(xs))
+    chart.layout(view(min(xs), max(xs)), view(min(finite), max(finite)), _epoch_ticks(xs))
     chart.frame(grid="both")
     d, drawn = chart.drawing, []
     for label, values, marker, color in series:
@@ -124,23 +116,22 @@ def confusion(cm, class_names: list[str], path, title: str = "Confusion matrix",
     count_pt = 6 if small else (9.5 if narrow else 10.5)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
-    line = lambda pt: LINE_SPACING * points_px(pt)  # noqa: E731
     pad, tick = 8, 4
     names_w = max((Drawing.text_size(n, label_pt)[0] for n in class_names), default=0)
-    left = pad + line(10) + 4 + names_w + tick + 3
+    left = pad + line_px(10) + 4 + names_w + tick + 3
     if narrow:
         cell = max(8.0, (360 - left - pad) / max(k, 1))
     else:
-        cell = float(max(round(560 / max(k, 1)), math.ceil(line(label_pt)) + 2))
+        cell = float(max(round(560 / max(k, 1)), math.ceil(line_px(label_pt)) + 2))
     angle = 90 if small else 45
     rad = math.radians(angle)
     label_h = max((w * math.sin(rad) + h * math.cos(rad) for w, h in
                    (Drawing.text_size(n, label_pt) for n in class_names)), default=0)
-    top = pad + line(12) + 6
+    top = pad + line_px(12) + 6
     side = cell * k
-    bar_w = 0 if narrow else 18 + 16 + Drawing.text_size("0.0", 11)[0] + 6 + line(11)
+    bar_w = 0 if narrow else 18 + 16 + Drawing.text_size("0.0", 11)[0] + 6 + line_px(11)
     width = left + side + (20 + bar_w if bar_w else 0) + pad
-    height = top + side + tick + 3 + label_h + 4 + line(10) + pad
+    height = top + side + tick + 3 + label_h + 4 + line_px(10) + pad
     d = Drawing(width, height)
     x0, y0 = left, top
     colors = _blues(share)
@@ -175,8 +166,7 @@ def confusion(cm, class_names: list[str], path, title: str = "Confusion matrix",
     if bar_w:  # the colour bar: share of the actual class, 0 to 1
         bx = x0 + side + 20
         steps = 64
-        for s in range(steps):
-            r, g, b = _blues(np.array(1 - (s + 0.5) / steps))
+        for s, (r, g, b) in enumerate(_blues(1 - (np.arange(steps) + 0.5) / steps)):
             d.rect((bx, y0 + s * side / steps, bx + 18, y0 + (s + 1) * side / steps + 1),
                    fill=f"#{r:02x}{g:02x}{b:02x}", role="colorbar")
         d.rect((bx, y0, bx + 19, y0 + side + 1), outline="black", width=1, role="colorbar")
@@ -207,11 +197,11 @@ def prediction_grid(images, actual, predicted, probabilities, class_names, path,
         if probabilities is not None:
             text += f"\n({float(probabilities[i][p]):.0%} sure)"
         cells.append(tiles.Cell([images[i]], text, RIGHT if a == p else WRONG))
-    fig = tiles.tile_figure(cells, cols=cols or (2 if narrow else 4),
+    grid = tiles.tile_figure(cells, cols=cols or (2 if narrow else 4),
                             panel_in=1.9 if narrow else 3.2, title=title,
                             caption_pt=9.5 if narrow else 10.5, title_pt=13, centered=True,
                             gap_px=8 if narrow else 16)
-    return tiles.save_exact(fig, path)
+    return grid.save(path)
 
 
 def top_losses(images, actual, predicted, losses, probabilities, class_names, path,
@@ -236,12 +226,12 @@ def top_losses(images, actual, predicted, losses, probabilities, class_names, pa
         cells.append(tiles.Cell(panels, text, WRONG if a != p else RIGHT))
     at = f" at {layer}" if layer else ""
     note = ("\n" if narrow else " ") + f"(right: Grad-CAM{at} for the predicted class)" if pair else ""
-    fig = tiles.tile_figure(cells, cols=cols or {(False, False): 4, (False, True): 3,
+    grid = tiles.tile_figure(cells, cols=cols or {(False, False): 4, (False, True): 3,
                                                  (True, False): 2, (True, True): 1}[narrow, pair],
                             panel_in=1.9 if (narrow or pair) else 2.8, title=title + note,
                             caption_pt=10, title_pt=11 if narrow else 13,
                             gap_px=8 if narrow else 16)
-    return tiles.save_exact(fig, path)
+    return grid.save(path)
 
 
 def timing(rows: list[dict], path, title: str = "Time per epoch: waiting for data vs computing",
@@ -253,15 +243,13 @@ def timing(rows: list[dict], path, title: str = "Time per epoch: waiting for dat
     entries = [Legend(f"compute ({comp.sum():.1f}s)", "#0969da", kind="patch"),
                Legend(f"data wait ({wait.sum():.1f}s)", "#fb8500", kind="patch")]
     width, height = (360, 300) if narrow else (600, 360)
-    probe = Chart(width, height, legend_pt=10)
-    legend_w, legend_h = probe.legend_size(entries, columns=2)
+    legend_w, legend_h = legend_size(entries, columns=2)
     chart = Chart(width, height, title=title.replace(": ", ":\n", 1) if narrow else title,
                   xlabel="Epoch", ylabel="Seconds", title_pt=11, below=legend_h + 6)
     xs = epochs or [1]
     top = float((comp + wait).max()) if len(rows) else 1.0
     yticks = nice_ticks(0.0, top * 1.05 or 1.0)
-    chart.layout((min(xs) - 0.4 - 0.05 * (max(xs) - min(xs) + 0.8),
-                  max(xs) + 0.4 + 0.05 * (max(xs) - min(xs) + 0.8)),
+    chart.layout(view(min(xs) - 0.4, max(xs) + 0.4),  # bars 0.8 of an epoch wide
                  (0.0, max(top * 1.05, 1e-9)), _epoch_ticks(xs), yticks)
     chart.frame(grid="y")
     d = chart.drawing

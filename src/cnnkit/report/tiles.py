@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .drawing import DPI, LINE_SPACING, Drawing, points_px
+from .drawing import DPI, Drawing, line_px
 
-__all__ = ["Cell", "tile_figure", "save_exact", "DPI"]
+__all__ = ["Cell", "tile_figure", "DPI"]
 
 PAD = 8            # px between the picture's edge, the title and the cells
 
@@ -27,9 +26,6 @@ class Cell:
     caption: str
     color: str = "black"
 
-
-def _line_px(points: float) -> float:
-    return LINE_SPACING * points_px(points)
 
 
 def _widest_px(texts: list[str], points: float) -> float:
@@ -64,10 +60,10 @@ def tile_figure(cells: list[Cell], *, cols: int, panel_in: float, title: str,
     caption_w = _widest_px([c.caption for c in cells], caption_pt)
     cell_w = max(per * pw + (per - 1) * inner, int(math.ceil(caption_w)))
     cap_h = int(math.ceil(max((c.caption.count("\n") + 1 for c in cells), default=0)
-                          * _line_px(caption_pt))) + 4
+                          * line_px(caption_pt))) + 4
     title_w = _widest_px([title], title_pt)
     width = max(cols * cell_w + (cols - 1) * gap_px + 2 * PAD, int(math.ceil(title_w)) + 2 * PAD)
-    title_h = int(math.ceil((title.count("\n") + 1) * _line_px(title_pt))) + PAD
+    title_h = int(math.ceil((title.count("\n") + 1) * line_px(title_pt))) + PAD
     height = PAD + title_h + rows * (cap_h + ph) + (rows - 1) * gap_px + PAD
     drawing = Drawing(width, height, scale=1)  # text is antialiased by FreeType already
     drawing.text(width / 2, PAD, title, title_pt, ha="center", va="top", role="title")
@@ -84,8 +80,3 @@ def tile_figure(cells: list[Cell], *, cols: int, panel_in: float, title: str,
                      color=cell.color, ha="center" if centered else "left", va="bottom",
                      role="caption")
     return drawing
-
-
-def save_exact(drawing: Drawing, path) -> Path:
-    """Write ``drawing`` as a PNG of exactly its size."""
-    return drawing.save(path)

@@ -342,8 +342,8 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
     weights = recorder.save_final()
     from .report import finish
     from .evaluate import Validate
-    metrics = finish(run, model, ctx.data, _final_cfg(cfg, plan), history=history, best=recorder.best,
-                     weights=weights, notes=plan.notes, log=log,
+    metrics = finish(run, model, ctx.data, _final_cfg(cfg, plan), history=history,
+                     best=recorder.best, weights=weights, notes=plan.notes, log=log,
                      planned=plan.planned_epochs or cfg.epochs,
                      validated=next((cb for cb in plan.callbacks if isinstance(cb, Validate)),
                                     None))
