@@ -98,6 +98,16 @@ def flat_features(features: nn.Module, input_shape: tuple[int, int, int]) -> int
     return int(out[0].numel())
 
 
+def check_head(include_top: bool, pooling, own_pooling: str = "pooling") -> None:
+    """A backbone wrapper's head arguments: ``pooling`` None, 'avg' or 'max', and only 'avg'
+    with ``include_top`` (the network's ``own_pooling`` then stays)."""
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+    if include_top and pooling != "avg":
+        raise ValueError(f"include_top=True uses the network's own {own_pooling}; pass "
+                         "include_top=False to choose pooling=None or 'max'")
+
+
 def check_input_shape(name: str, input_shape, min_hw: int = 1) -> tuple[int, int, int]:
     """Validate an (H, W, C) tuple (Keras order) and return it as ints."""
     try:

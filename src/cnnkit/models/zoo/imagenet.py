@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from .common import new_classifier
+from .common import check_head, new_classifier
 
 # per family: names of the children that form the base, in order; the classifier's name
 _RESNET_BASE = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
@@ -26,11 +26,7 @@ class TorchvisionNet(nn.Module):
     def __init__(self, arch: str, num_classes: int = 1000, include_top: bool = True,
                  pooling: str | None = "avg", hidden: int | None = None, dropout: float = 0.0):
         super().__init__()
-        if pooling not in (None, "avg", "max"):
-            raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-        if include_top and pooling != "avg":
-            raise ValueError("include_top=True uses the network's own average pooling; pass "
-                             "include_top=False to choose pooling=None or 'max'")
+        check_head(include_top, pooling, own_pooling="average pooling")
         import torchvision  # here, not at import: it pulls in torch._dynamo (~2 s)
         tv = torchvision.models.get_model(arch, weights=None, num_classes=num_classes if include_top else 1000)
         self.arch = arch

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import new_classifier
+from .common import check_head, new_classifier
 
 log = logging.getLogger("cnnkit")
 
@@ -123,11 +123,7 @@ class TimmNet(nn.Module):
     def __init__(self, arch: str, num_classes: int = 1000, include_top: bool = True,
                  pooling: str | None = "avg", pretrained: bool = False, **timm_kwargs):
         super().__init__()
-        if pooling not in (None, "avg", "max"):
-            raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-        if include_top and pooling != "avg":
-            raise ValueError("include_top=True uses the network's own pooling; pass "
-                             "include_top=False to choose pooling=None or 'max'")
+        check_head(include_top, pooling)
         self.arch = arch
         self.include_top, self.pooling = include_top, pooling
         kw = dict(timm_kwargs)
