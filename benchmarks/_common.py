@@ -1,7 +1,7 @@
 """Shared helpers for the benchmark scripts: real data with a held-out split, timing, load.
 
 CIFAR-10 comes from ``$CNNKIT_DATASETS/cifar10-jpeg/train/<class>/*.jpg`` (default
-``/work/shared/datasets``), decoded once by ``cnnkit.data.folder.image_dataset_from_directory``
+``../shared/datasets`` beside the repository), decoded once by ``cnnkit.data.folder.image_dataset_from_directory``
 (which caches the decoded array); without it, with Pillow in a process pool, cached as an
 ``.npz`` under ``$CNNKIT_BENCH_CACHE`` (default ``/tmp/cnnkit-bench``).
 Held out: the last 1,000 images of every class (files 4000-4999), 10,000 in all.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS = Path(os.environ.get("CNNKIT_DATASETS", "/work/shared/datasets"))
+DATASETS = Path(os.environ.get("CNNKIT_DATASETS",
+                               Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 CACHE = Path(os.environ.get("CNNKIT_BENCH_CACHE", "/tmp/cnnkit-bench"))
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                  "truck"]

@@ -2,7 +2,7 @@
 
     python benchmarks/resnet_cifar10.py [--width 16] [--epochs 2] [--batch-size 256] [--lr 0.2]
 
-Data: ``$CNNKIT_DATASETS/cifar10-jpeg/train/<class>/*.jpg`` (default /work/shared/datasets),
+Data: ``$CNNKIT_DATASETS/cifar10-jpeg/train/<class>/*.jpg`` (default ../shared/datasets beside the repository),
 decoded once by ``cnnkit.datasets.image_dataset_from_directory`` (cached). Held out: the last
 1,000 files of every class (10,000 images), never trained on. Recipe: SGD + Nesterov,
 one-cycle learning rate, label smoothing 0.2, flips + 2-pixel random crops, batched.
@@ -26,7 +26,8 @@ from cnnkit.data.augment import Augment
 from cnnkit.losses import SparseCategoricalCrossentropy
 from cnnkit.optimizers import SGD
 
-DATASETS = Path(os.environ.get("CNNKIT_DATASETS", "/work/shared/datasets"))
+DATASETS = Path(os.environ.get("CNNKIT_DATASETS",
+                               Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
 def load_cifar10(holdout_per_class: int = 1000):

@@ -25,10 +25,13 @@ default; the accuracy is metrics.json's, on those held-out images:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,7 +121,6 @@ COMMAND_TARGETS = {"fast": ("cifar10", 0.80, 60), "fast-long": ("cifar10", 0.90,
 def command_run(name: str, seed: int, out: Path) -> dict:
     """One ``cnnkit train --recipe NAME`` in a fresh process: its wall seconds, metrics.json's
     held-out accuracy, and the training clock when the history first reached the target."""
-    import subprocess
     ds, target, _ = COMMAND_TARGETS.get(name, (dataset_for(name), None, None))
     data = (["--data", "mnist", "--data-dir", str(_common.DATASETS / "mnist")] if ds == "mnist"
             else ["--data", str(_common.DATASETS / "cifar10-jpeg" / "train")])
@@ -131,7 +133,6 @@ def command_run(name: str, seed: int, out: Path) -> dict:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-1500:]}")
     run = out / f"{name}-{seed}"
     metrics = json.loads((run / "metrics.json").read_text())
-    import csv
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
     first = next((float(r["seconds"]) for r in rows
@@ -144,7 +145,6 @@ def command_run(name: str, seed: int, out: Path) -> dict:
 
 
 def from_command(recipe_names: list[str], runs: int) -> dict:
-    import tempfile
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in recipe_names:
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
             Path(args.json).write_text(json.dumps({"from_command": results}, indent=2))
         return 0
     import ast
-    from cnnkit import perf, recipes
+    from cnnkit import perf
     from cnnkit.utils import pick_device
     overrides = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
     device = pick_device(args.device)
