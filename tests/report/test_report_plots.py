@@ -141,3 +141,12 @@ def test_report_pngs_are_written_with_the_fast_zlib_level(tmp_path):
     grid = plots.prediction_grid(np.zeros((2, 8, 8, 3), np.uint8), [0, 1], [0, 0], None,
                                  ["a", "b"], tmp_path / "grid.png")
     assert _zlib_level_flag(grid) == 0
+
+
+def test_timing_draws_a_data_wait_thinner_than_a_pixel(tmp_path, drawings):
+    """A wait of milliseconds on an axis of seconds is a box under a pixel tall: it is drawn
+    (one pixel), not an error that loses the report (Pillow refuses y1 < y0)."""
+    rows = [{"epoch": e, "data_wait_s": 0.0004, "compute_s": 3.0} for e in (1, 2)]
+    _png(plots.timing(rows, tmp_path / "t.png"))
+    waits = [b for b in drawings[-1].role("bar") if b.text == "data wait"]
+    assert len(waits) == 2 and all(0 < b.box[3] - b.box[1] < 0.5 for b in waits)

@@ -158,8 +158,12 @@ class Drawing:
              width: float = 1, role: str = "", text: str = "") -> None:
         s = self.scale
         x0, y0, x1, y1 = box
-        self._draw.rectangle((x0 * s, y0 * s, x1 * s - 1, y1 * s - 1), fill=fill,
-                             outline=outline, width=max(1, round(width * s)) if outline else 0)
+        # the right and bottom edges are inclusive in Pillow, hence the -1; a box thinner
+        # than a canvas pixel (a data wait of a few ms on a seconds axis) stays one pixel
+        left, top = x0 * s, y0 * s
+        self._draw.rectangle((left, top, max(left, x1 * s - 1), max(top, y1 * s - 1)),
+                             fill=fill, outline=outline,
+                             width=max(1, round(width * s)) if outline else 0)
         self.items.append(Drawn("rect", tuple(box), color=fill or outline or "", role=role,
                                 text=text))
 
