@@ -121,6 +121,41 @@ def test_whitening_bias_freezes_after_its_epochs():
     assert opt.param_groups[0]["lr"] == 0.0 and opt.param_groups[2]["lr"] > 0
 
 
+def test_frozen_whitening_bias_gets_no_gradient_and_the_same_weights(monkeypatch):
+    """After the freeze the backward pass stops at the first conv group (no gradient for the
+    whitening output is computed); the trained weights equal those of the LR-0 route."""
+    from cnnkit.recipes import airbench
+    x, y = tiny_rgb()
+    kw = dict(train=(x, y), epochs=3, whiten_bias_epochs=1, verbose=0, precision="fp32",
+              lookahead=None, **TINY)
+    seen = []
+
+    class Probe(cnnkit.callbacks.Callback):  # the bias's gradient after each step
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(self.model.module.whiten.bias.grad is None)
+
+    real_build = airbench.build
+
+    def build_with_probe(*a, **k):
+        parts, steps = real_build(*a, **k)
+        parts["callbacks"].append(Probe())
+        return parts, steps
+    monkeypatch.setattr(airbench, "build", build_with_probe)
+    monkeypatch.setattr(recipes, "build", build_with_probe)
+    frozen = recipes.run_recipe("fast", **kw)
+    per_epoch = len(seen) // 3
+    assert seen[:per_epoch] == [False] * per_epoch and all(seen[per_epoch:])
+    assert frozen.model.module.whiten.bias.requires_grad  # restored when training ended
+
+    monkeypatch.setattr(airbench.FreezeWhitenBias, "on_train_batch_begin", lambda *a, **k: None)
+    seen.clear()
+    lr_zero = recipes.run_recipe("fast", **kw)
+    assert not any(seen)  # without the freeze every step computes the bias's gradient
+    for (name, a), b in zip(frozen.model.module.state_dict().items(),
+                            lr_zero.model.module.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_lookahead_runs():
     x, y = tiny_rgb()
     run = recipes.run_recipe("fast", train=(x, y), epochs=3, lookahead=(1.0, 0.9, 3.0, 2),

@@ -74,6 +74,7 @@ class Recipe:
     activation: str = "gelu"
     whiten: bool = True  # initialise the first conv as frozen patch whitening
     whiten_kernel: int = 2
+    whiten_width: int | None = None  # whitening filters; None = 2*C*k*k (each eigenvector and its negative)
     whiten_bias_epochs: float = 3.0  # epochs the whitening bias trains, then it is frozen
     whiten_images: int = 5000  # training images used to estimate the patch covariance
     bn_momentum: float = 0.4  # torch's convention (airbench writes 0.6 = 1 - 0.4)
@@ -138,6 +139,8 @@ class Recipe:
         start, peak, end = self.schedule
         if not 0 <= peak <= 1:
             problems.append(f"schedule peak position must be in [0, 1], got {peak}")
+        if self.whiten_width is not None and self.whiten_width < 1:
+            problems.append(f"whiten_width must be a positive channel count or None, got {self.whiten_width!r}")
         if len(self.widths) != 3 or min(self.widths) < 1:
             problems.append(f"widths must be three positive channel counts, got {self.widths!r}")
         fields = {f.name for f in dataclasses.fields(self)} - {"cpu", "cuda", "name"}

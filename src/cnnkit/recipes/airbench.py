@@ -20,7 +20,8 @@ from ..run.timer import Clock
 from ..train.callbacks import Callback
 from ..train.schedules import lambda_lr, triangle
 
-__all__ = ["build_model", "build_optimizer", "StepLimit", "Lookahead", "Monitor", "build"]
+__all__ = ["build_model", "build_optimizer", "StepLimit", "FreezeWhitenBias", "Lookahead", "Monitor",
+           "build"]
 
 
 def build_model(recipe, input_shape, num_classes: int, class_names=None, images=None):
@@ -34,7 +35,8 @@ def build_model(recipe, input_shape, num_classes: int, class_names=None, images=
 
     model = registry.create(recipe.model, num_classes=num_classes, input_shape=tuple(input_shape),
                             class_names=class_names, widths=tuple(recipe.widths),
-                            whiten_kernel=recipe.whiten_kernel, activation=recipe.activation,
+                            whiten_kernel=recipe.whiten_kernel,
+                            whiten_width=recipe.whiten_width, activation=recipe.activation,
                             bn_momentum=recipe.bn_momentum, logit_scale=recipe.logit_scale)
     if recipe.normalize == "data" and images is not None:
         sample = images[: min(len(images), 10000)].float()
@@ -113,6 +115,29 @@ class StepLimit(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.done = int(state["done"])
+
+
+class FreezeWhitenBias(Callback):
+    """Stop back-propagating into the whitening conv once its bias is frozen (step ``at``).
+
+    From then on the schedule gives that bias a learning rate of 0 and nothing else needs the
+    gradient of the whitening output, so ``requires_grad_(False)`` skips computing it: the
+    input gradient of the widest conv (about 16% of a CPU step of the ``fast`` recipe). The
+    weights are the same as without it. Not used under DDP or ``torch.compile``, which fix
+    the trained parameters when they wrap or trace the model. Stateless: a resumed run
+    re-freezes at its first step; the flag is restored when training ends."""
+
+    def __init__(self, steps: StepLimit, bias: torch.nn.Parameter, at: int):
+        super().__init__()
+        self.steps, self.bias, self.at = steps, bias, at
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.bias.requires_grad and self.steps.done >= self.at:
+            self.bias.requires_grad_(False)
+            self.bias.grad = None
+
+    def on_train_end(self, logs=None):
+        self.bias.requires_grad_(True)
 
 
 class Lookahead(Callback):
@@ -268,6 +293,10 @@ def build(recipe, images, labels, val, *, device, num_classes: int, class_names,
         model.module.compile()
     steps = StepLimit(total)
     callbacks: list[Callback] = [steps]
+    whitened = recipe.whiten and hasattr(model.module, "whiten")
+    if whitened and not multi and recipe.compile != "on":
+        freeze_at = int(round(recipe.whiten_bias_epochs * steps_per_epoch))
+        callbacks.append(FreezeWhitenBias(steps, model.module.whiten.bias, freeze_at))
     if recipe.lookahead is not None:
         start, base, power, every = recipe.lookahead
         callbacks.append(Lookahead(steps, int(start * steps_per_epoch), base, power, int(every)))
