@@ -67,8 +67,10 @@ def test_other_weights_are_evaluated(tmp_path, evaluations):
     assert len(evaluations) == 1
 
 
-def test_a_recipe_runs_final_evaluation_agrees_with_its_last_validation(tmp_path, monkeypatch):
-    """Same weights, same held-out split, the recipe's own TTA in both: the same accuracy."""
+def test_a_recipe_runs_final_evaluation_agrees_with_its_last_validation(tmp_path, monkeypatch,
+                                                                         evaluations):
+    """Same weights, same held-out split, the recipe's own TTA in both: the same accuracy,
+    computed once (the recipe's last evaluation is the final one)."""
     from cnnkit import recipes
     from cnnkit.config import TrainConfig
     from cnnkit.experiment import train
@@ -83,3 +85,6 @@ def test_a_recipe_runs_final_evaluation_agrees_with_its_last_validation(tmp_path
     row = result.run.read_history()[-1]
     assert metrics["split"] != "test" and metrics["tta_views"] == ["identity", "hflip"]
     assert metrics["test_accuracy"] == pytest.approx(row["val_accuracy"], abs=1e-6)
+    assert evaluations == []  # reused: finish computed no evaluation of its own
+    cm = metrics["confusion_matrix"]
+    assert sum(map(sum, cm)) == int(metrics["evaluated_on"].split("(")[1].split()[0])

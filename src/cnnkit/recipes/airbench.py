@@ -15,7 +15,7 @@ import time
 import torch
 
 from ..speed import perf
-from ..run.evaluate import evaluate
+from ..run.evaluate import FINAL_DEFAULTS, KeptEvaluation, evaluate
 from ..run.timer import Clock
 from ..train.callbacks import Callback
 from ..train.schedules import lambda_lr, triangle
@@ -206,6 +206,15 @@ class Monitor(Callback):
         self.budget, self.target, self.every = time_budget_s, target_acc, eval_every_steps
         self.t0, self.reduce_ranks = t0, reduce_ranks
         self.epoch = 0
+        self.final = None if val is None else KeptEvaluation(*val, {
+            **FINAL_DEFAULTS, "tta": recipe.tta, "reduce_ranks": reduce_ranks,
+            "per_sample": True})
+
+    def outputs_for(self, images, labels, epochs_done: int, **kwargs) -> dict | None:
+        """The last evaluation's per-sample result, for the run's final evaluation to reuse
+        (``run.evaluate.KeptEvaluation.outputs_for``)."""
+        return None if self.final is None else self.final.outputs_for(images, labels,
+                                                                      epochs_done, **kwargs)
 
     def _record(self, logs: dict | None, partial: bool) -> dict:
         done = self.steps.done
@@ -217,10 +226,16 @@ class Monitor(Callback):
             row = {"epoch": self.epoch + (0 if partial else 1), "step": done,
                    "seconds": round(seconds, 3)}
             if self.val is not None:
-                acc = evaluate(self.model, *self.val, tta=self.recipe.tta,
-                               batch_size=self.recipe.eval_batch_size,
-                               precision=self.recipe.precision,
-                               reduce_ranks=self.reduce_ranks)["accuracy"]
+                last = done >= self.steps.total
+                # The last evaluation is the run's final one, made as report.finish makes it
+                # (its batches, per-sample outputs), so the run reuses it instead of repeating it.
+                kwargs = dict(self.final.kwargs) if last else dict(
+                    tta=self.recipe.tta, batch_size=self.recipe.eval_batch_size,
+                    precision=self.recipe.precision, reduce_ranks=self.reduce_ranks)
+                ev = evaluate(self.model, *self.val, **kwargs)
+                if last:
+                    self.final.keep(self.epoch + 1, ev)
+                acc = ev["accuracy"]
                 row["val_accuracy"] = acc
                 if self.target is not None and acc >= self.target:
                     self.model.stop_training = True

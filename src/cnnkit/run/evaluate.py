@@ -16,7 +16,9 @@ from ..train.callbacks import Callback
 from ..train.engine import _autocast, _to_float
 from ..train.tta import TTA_MODES, resolve, tta_outputs
 
-__all__ = ["evaluate", "Validate", "TTA_MODES"]
+__all__ = ["evaluate", "Validate", "KeptEvaluation", "TTA_MODES"]
+
+FINAL_DEFAULTS = {"batch_size": 256, "tta": "none", "precision": None, "reduce_ranks": False}
 
 @torch.no_grad()
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 256,
@@ -106,6 +108,34 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, *, batch_size: i
     return result
 
 
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The same images: one tensor, or views of the same memory with the same layout."""
+    return a is b or (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
+                      and a.stride() == b.stride() and a.data_ptr() == b.data_ptr())
+
+
+class KeptEvaluation:
+    """A held-out evaluation's per-sample result, kept for the run's final evaluation to reuse
+    when it would evaluate the same weights the same way (computed once, not twice)."""
+
+    def __init__(self, images, labels, kwargs: dict):
+        self.images, self.labels, self.kwargs = images, labels, kwargs
+        self.outputs: tuple[int, dict] | None = None  # (epochs done, evaluate()'s result)
+
+    def keep(self, epochs_done: int, result: dict) -> None:
+        self.outputs = (epochs_done, result)
+
+    def outputs_for(self, images, labels, epochs_done: int, **kwargs) -> dict | None:
+        """The kept result if it is what ``evaluate(model, images, labels, per_sample=True,
+        **kwargs)`` would compute now: the same tensors, the same batches and settings, the
+        weights of epoch ``epochs_done`` (those evaluated last)."""
+        if self.outputs is None or self.outputs[0] != epochs_done:
+            return None
+        same = _same_tensor(images, self.images) and _same_tensor(labels, self.labels) and all(
+            self.kwargs.get(k) == v for k, v in {**FINAL_DEFAULTS, **kwargs}.items())
+        return self.outputs[1] if same else None
+
+
 class Validate(Callback):
     """At each epoch end, evaluate on the held-out ``(images, labels)`` and add ``val_loss``
     and ``val_accuracy`` to the logs (for the callbacks after it, the history and the bar).
@@ -122,21 +152,16 @@ class Validate(Callback):
                            reduce_ranks=reduce_ranks, per_sample=keep_outputs)
         self.timer = timer
         self.seconds = 0.0   # evaluation seconds of the last epoch
-        # keep_outputs: (epochs done, evaluate()'s per-sample result) of the last validation,
-        # which the final evaluation reuses when it would evaluate the same weights the same way
-        self.outputs: tuple[int, dict] | None = None
+        # keep_outputs: the last validation's per-sample result, for the final evaluation
+        self.kept = KeptEvaluation(images, labels, self.kwargs)
+
+    @property
+    def outputs(self) -> tuple[int, dict] | None:
+        return self.kept.outputs
 
     def outputs_for(self, images, labels, epochs_done: int, **kwargs) -> dict | None:
-        """The kept per-sample result if it is what ``evaluate(model, images, labels,
-        per_sample=True, **kwargs)`` would compute now: the same tensors, the same batches and
-        settings, the weights of epoch ``epochs_done`` (those validated last)."""
-        if self.outputs is None or self.outputs[0] != epochs_done:
-            return None
-        same = images is self.images and labels is self.labels and all(
-            self.kwargs.get(k) == v for k, v in
-            {"batch_size": 256, "tta": "none", "precision": None, "reduce_ranks": False,
-             **kwargs}.items())
-        return self.outputs[1] if same else None
+        """See ``KeptEvaluation.outputs_for``."""
+        return self.kept.outputs_for(images, labels, epochs_done, **kwargs)
 
     def on_epoch_end(self, epoch, logs=None):
         from .timer import Clock
@@ -145,7 +170,7 @@ class Validate(Callback):
             self.timer.pause()
         ev = evaluate(self.model, self.images, self.labels, **self.kwargs)
         if self.kwargs["per_sample"]:
-            self.outputs = (epoch + 1, ev)
+            self.kept.keep(epoch + 1, ev)
         self.seconds = clock.stop()
         if self.timer is not None:
             self.timer.resume()

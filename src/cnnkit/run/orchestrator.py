@@ -341,11 +341,10 @@ def _run(builder, cfg: TrainConfig, *, argv, log, run, ckpt, epochs, multi: bool
         return TrainResult(None, model, ctx.data, history, None, False, None, seconds)
     weights = recorder.save_final()
     from .report import finish
-    from .evaluate import Validate
     metrics = finish(run, model, ctx.data, _final_cfg(cfg, plan), history=history,
                      best=recorder.best, weights=weights, notes=plan.notes, log=log,
                      planned=plan.planned_epochs or cfg.epochs,
-                     validated=next((cb for cb in plan.callbacks if isinstance(cb, Validate)),
+                     validated=next((cb for cb in plan.callbacks if hasattr(cb, "outputs_for")),
                                     None))
     if loggers:
         loggers.finish(metrics)

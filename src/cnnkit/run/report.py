@@ -25,8 +25,9 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
     """Evaluate ``model`` (holding the ``weights`` 'best' or 'last'), write metrics.json,
     the plots and report.html; returns the metrics.
 
-    ``validated``: a ``run.evaluate.Validate`` that kept its per-sample outputs; when it
-    last validated these very weights on this split, the same way, its outputs are the
+    ``validated``: a callback with ``outputs_for`` (``run.evaluate.Validate`` keeping its
+    per-sample outputs, a recipe's ``Monitor``); when it last evaluated these very weights on
+    this split, the same way, its outputs are the
     evaluation (computed once, not twice)."""
     planned = planned or cfg.epochs
     split = data.eval_split
@@ -37,8 +38,8 @@ def finish(run, model, data: Data, cfg: TrainConfig, *, history, best, weights: 
     best = {k: v for k, v in (best or {}).items() if k not in ("written", "in_checkpoint")}
     weights_epoch = best.get("epoch") if weights == "best" and best else epochs_run
     clock = Clock(model).start()
-    ev = validated.outputs_for(*split, weights_epoch, batch_size=EVAL_BATCH_SIZE) \
-        if validated is not None and cfg.tta == "none" else None  # validation has no TTA
+    ev = validated.outputs_for(*split, weights_epoch, batch_size=EVAL_BATCH_SIZE, tta=cfg.tta) \
+        if validated is not None else None
     if ev is None:
         ev = evaluate(model, *split, batch_size=EVAL_BATCH_SIZE, per_sample=True, tta=cfg.tta)
     if data.multi_label:  # thresholds tuned on validation, stored beside the weights
