@@ -101,6 +101,21 @@ def test_fractional_epochs_stop_part_way_and_eval_every_fraction():
     assert run.history[-1]["step"] == 6
 
 
+def test_eval_every_zero_evaluates_only_the_last_epoch(monkeypatch):
+    from cnnkit.recipes import airbench
+    calls = []
+    real = airbench.evaluate
+    monkeypatch.setattr(airbench, "evaluate", lambda *a, **k: calls.append(k) or real(*a, **k))
+    x, y = tiny_rgb()
+    run = recipes.run_recipe("fast", train=(x, y), val=(x[:16], y[:16]), epochs=3,
+                             eval_every=0, verbose=0, precision="fp32", **TINY)
+    assert [row["epoch"] for row in run.history] == [1, 2, 3]
+    assert ["val_accuracy" in row for row in run.history] == [False, False, True]
+    assert len(calls) == 1 and run.accuracy is not None
+    with pytest.raises(ValueError, match="eval_every"):
+        Recipe(name="x", description="", eval_every=2.0)
+
+
 def test_target_accuracy_and_time_budget_stop_early():
     x, y = tiny_rgb()
     run = recipes.run_recipe("fast", train=(x, y), val=(x[:16], y[:16]), epochs=5,

@@ -97,6 +97,8 @@ class Recipe:
     translate: int = 2  # random shift by up to this many pixels (reflect-padded crop)
     tta: str = "flip"  # test-time augmentation: 'none' | 'flip' | 'flip_translate'
     eval_batch_size: int = 1000
+    eval_every: float = 1.0  # epochs between held-out evaluations (at most 1: every epoch end
+    #   evaluates too); 0: only the last (and a run stopped early), each one costs seconds
     # -- speed -------------------------------------------------------------------------
     precision: str = "auto"  # 'auto' = perf.default_precision(device): bf16 where native
     compile: str = "auto"  # torch.compile: 'auto' (on CUDA) | 'on' | 'off'
@@ -128,6 +130,9 @@ class Recipe:
             problems.append(f"momentum must be in [0, 1), got {self.momentum}")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.eval_every <= 1:
+            problems.append(f"eval_every must be 0 (only the last) or a fraction of an epoch in "
+                            f"(0, 1], got {self.eval_every}")
         if self.tta not in ("none", "flip", "flip_translate"):
             problems.append(f"tta must be 'none', 'flip' or 'flip_translate', got {self.tta!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -311,7 +316,7 @@ def _prepare(recipe: Recipe, train, val, device, *, seed, class_names, rank: int
 
 def run_recipe(name: str | Recipe, train, val=None, time_budget_s: float | None = None,
                target_acc: float | None = None, device=None, *, seed: int | None = 0,
-               eval_every: float = 1.0, class_names=None, verbose="auto",
+               eval_every: float | None = None, class_names=None, verbose="auto",
                **overrides) -> RecipeRun:
     """Train the recipe ``name`` on ``train = (x, y)``; evaluate on ``val = (x, y)``.
 
@@ -319,7 +324,8 @@ def run_recipe(name: str | Recipe, train, val=None, time_budget_s: float | None 
     (or floats in [0, 1]); y: class indices or one-hot rows.
     ``time_budget_s``: stop once this many training seconds have passed (checked every 10
     steps). ``target_acc``: stop at the first evaluation reaching it. ``eval_every``: epochs
-    between evaluations (fractions allowed; each one pauses the clock). ``overrides``: recipe
+    between evaluations (fractions allowed; 0: only the last; None: the recipe's; each one
+    pauses the clock). ``overrides``: recipe
     fields to change, e.g. ``epochs=5``. Returns a :class:`RecipeRun`. Under torchrun the
     recipe trains data-parallel (``cnnkit.train.ddp``). For a run directory with checkpoints
     and resume, use ``cnnkit train --recipe NAME``.
@@ -340,7 +346,8 @@ def run_recipe(name: str | Recipe, train, val=None, time_budget_s: float | None 
                          class_names=class_names, seed_all=seed_all, clock=clock,
                          t0=time.perf_counter(), rank=ddp.rank(), world=ddp.world_size(),
                          history=run.history, time_budget_s=time_budget_s,
-                         target_acc=target_acc, eval_every=eval_every)
+                         target_acc=target_acc,
+                         eval_every=recipe.eval_every if eval_every is None else eval_every)
     model, aug, gen = parts["model"], parts["augment"], parts["aug_gen"]
     callbacks = ([ddp.ReduceLogs(), ddp.DataParallel()] if multi else []) + parts["callbacks"]
     model.fit(parts["loader"], epochs=parts["epochs"], scheduler=parts["scheduler"],
@@ -374,7 +381,7 @@ def plan_recipe(ctx):
     parts, steps = build(recipe, images, labels, val_t, device=ctx.device,
                          num_classes=num_classes, class_names=list(data.class_names),
                          seed_all=seed_all, clock=ctx.clock, t0=time.perf_counter(),
-                         rank=ctx.rank, world=ctx.world)
+                         rank=ctx.rank, world=ctx.world, eval_every=recipe.eval_every)
     loader = parts["loader"]
 
     def meta() -> dict:

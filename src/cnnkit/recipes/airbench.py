@@ -194,17 +194,20 @@ class Monitor(Callback):
     """Held-out accuracy (with the recipe's test-time augmentation), the time budget and the
     target, on the run's training ``clock`` (paused while evaluating).
 
-    ``history`` gets a row per evaluation: epoch, step, training ``seconds``,
-    ``val_accuracy``, the epoch's logs and ``wall_seconds``; the epoch-end values also go
-    into the logs (so a run directory's history.csv has them)."""
+    ``history`` gets a row per evaluation and per epoch end: epoch, step, training
+    ``seconds``, ``val_accuracy`` (where it evaluated), the epoch's logs and
+    ``wall_seconds``; the epoch-end values also go into the logs (so a run directory's
+    history.csv has them). ``epoch_ends=False`` evaluates only at the end of the run (its last
+    step, or an early stop)."""
 
     def __init__(self, history: list, steps: StepLimit, val, recipe, clock: Clock, t0: float,
                  time_budget_s=None, target_acc=None, eval_every_steps: int | None = None,
-                 reduce_ranks: bool = False):
+                 reduce_ranks: bool = False, epoch_ends: bool = True):
         super().__init__()
         self.history, self.steps, self.val, self.recipe, self.clock = history, steps, val, recipe, clock
         self.budget, self.target, self.every = time_budget_s, target_acc, eval_every_steps
         self.t0, self.reduce_ranks = t0, reduce_ranks
+        self.epoch_ends = epoch_ends  # evaluate at every epoch end, or only at the run's end
         self.epoch = 0
         self.final = None if val is None else KeptEvaluation(*val, {
             **FINAL_DEFAULTS, "tta": recipe.tta, "reduce_ranks": reduce_ranks,
@@ -216,7 +219,7 @@ class Monitor(Callback):
         return None if self.final is None else self.final.outputs_for(images, labels,
                                                                       epochs_done, **kwargs)
 
-    def _record(self, logs: dict | None, partial: bool) -> dict:
+    def _record(self, logs: dict | None, partial: bool, evaluate_now: bool = True) -> dict:
         done = self.steps.done
         self.clock.pause()
         seconds = self.clock.seconds
@@ -225,7 +228,7 @@ class Monitor(Callback):
         else:
             row = {"epoch": self.epoch + (0 if partial else 1), "step": done,
                    "seconds": round(seconds, 3)}
-            if self.val is not None:
+            if self.val is not None and evaluate_now:
                 last = done >= self.steps.total
                 # The last evaluation is the run's final one, made as report.finish makes it
                 # (its batches, per-sample outputs), so the run reuses it instead of repeating it.
@@ -264,7 +267,8 @@ class Monitor(Callback):
                 self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        row = self._record(logs, partial=False)
+        ending = self.steps.done >= self.steps.total or self.model.stop_training
+        row = self._record(logs, partial=False, evaluate_now=self.epoch_ends or ending)
         if logs is not None:
             logs.update({k: row[k] for k in ("step", "val_accuracy", "wall_seconds") if k in row})
 
@@ -315,9 +319,10 @@ def build(recipe, images, labels, val, *, device, num_classes: int, class_names,
     if recipe.lookahead is not None:
         start, base, power, every = recipe.lookahead
         callbacks.append(Lookahead(steps, int(start * steps_per_epoch), base, power, int(every)))
-    every_steps = None if eval_every == 1 else max(1, int(round(eval_every * steps_per_epoch)))
+    every_steps = None if eval_every in (0, 1) else max(1, int(round(eval_every * steps_per_epoch)))
     callbacks.append(Monitor(history if history is not None else [], steps, val, recipe, clock,
-                             t0, time_budget_s, target_acc, every_steps, reduce_ranks=multi))
+                             t0, time_budget_s, target_acc, every_steps, reduce_ranks=multi,
+                             epoch_ends=eval_every != 0))
     augment = Augment(flip="horizontal" if recipe.flip else None, crop=recipe.translate,
                       fill_mode="reflect") if (recipe.flip or recipe.translate) else None
     # The augmentation draws from a generator of ours (seeded as the engine seeds its own), so
