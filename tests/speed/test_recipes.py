@@ -75,6 +75,7 @@ def test_triangle_schedule():
 def test_fast_recipe_trains_a_few_steps_on_tiny_data():
     x, y = tiny_rgb()
     run = recipes.run_recipe("fast", train=(x, y), val=(x[:32], y[:32]), epochs=2, verbose=0,
+                             eval_every=1,
                              precision="fp32", **TINY)
     assert [row["epoch"] for row in run.history] == [1, 2]
     assert run.history[-1]["step"] == 2 * (64 // 16)
