@@ -61,6 +61,16 @@ def test_bad_fields_are_refused():
         recipes.get("fastest")
     with pytest.raises(dataclasses.FrozenInstanceError):
         recipes.get("fast").epochs = 3
+    with pytest.raises(ValueError, match="whiten_width"):
+        recipes.get("fast").replace(whiten_width=0)
+
+
+def test_whiten_width_sets_the_number_of_whitening_filters():
+    x, y = tiny_rgb()
+    run = recipes.run_recipe("fast", train=(x, y), epochs=0.25, verbose=0, precision="fp32",
+                             whiten_width=6, **TINY)
+    net = run.model.module
+    assert net.whiten.out_channels == 6 and net.features[2].conv1.in_channels == 6
 
 
 def test_triangle_schedule():
