@@ -148,8 +148,10 @@ def from_command(recipe_names: list[str], runs: int) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in recipe_names:
-            results[name] = [command_run(name, seed, Path(tmp)) for seed in range(runs)]
-            for r in results[name]:
+            results[name] = []
+            for seed in range(runs):  # each run printed as it ends (an airbench94 run is ~18 min)
+                r = command_run(name, seed, Path(tmp))
+                results[name].append(r)
                 print(f"  {name} seed {r['seed']}: {r['command_s']:.1f}s from the command, "
                       f"held-out accuracy {r['accuracy']:.4f} ({r['evaluated_on']}); training "
                       f"{r['train_s']:.1f}s; load {r['load_after']:.2f}", flush=True)
