@@ -18,6 +18,8 @@ from ..train.tta import TTA_MODES, resolve, tta_outputs
 
 __all__ = ["evaluate", "Validate", "KeptEvaluation", "TTA_MODES"]
 
+# How report.finish evaluates a run's final weights (batch 256 is `cnnkit evaluate`'s too):
+# a kept evaluation is reused only when it was made exactly so.
 FINAL_DEFAULTS = {"batch_size": 256, "tta": "none", "precision": None, "reduce_ranks": False}
 
 @torch.no_grad()

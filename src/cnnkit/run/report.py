@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from ..config import TrainConfig
 from .data import Data
-from .evaluate import evaluate
+from .evaluate import FINAL_DEFAULTS, evaluate
 from .timer import Clock
 from ..train.tta import VIEWS
 
 __all__ = ["finish", "EVAL_BATCH_SIZE"]
 
-EVAL_BATCH_SIZE = 256  # also `cnnkit evaluate`'s default: the same batches, the same numbers
+EVAL_BATCH_SIZE = FINAL_DEFAULTS["batch_size"]  # 256, also `cnnkit evaluate`'s default:
+# the same batches, the same numbers
 
 
 def tta_record(tta: str) -> dict:
