@@ -70,6 +70,12 @@ def _param_groups(model, recipe, batch_size: int):
     return groups
 
 
+def whiten_freeze_step(recipe, steps_per_epoch: int) -> int:
+    """The step from which the whitening bias is frozen: its schedule's LR is 0 from here, and
+    ``FreezeWhitenBias`` stops its gradient here (the two must agree for the same weights)."""
+    return int(round(recipe.whiten_bias_epochs * steps_per_epoch))
+
+
 def build_optimizer(model, recipe, steps_per_epoch: int, total_steps: int):
     """Nesterov SGD over the recipe's parameter groups and its LambdaLR triangle schedule.
 
@@ -84,7 +90,7 @@ def build_optimizer(model, recipe, steps_per_epoch: int, total_steps: int):
         opt = torch.optim.SGD(groups, lr=groups[2]["lr"], momentum=recipe.momentum,
                               nesterov=True, foreach=True)
     tri = triangle(total_steps, *recipe.schedule)
-    freeze_at = int(round(recipe.whiten_bias_epochs * steps_per_epoch)) if recipe.whiten else None
+    freeze_at = whiten_freeze_step(recipe, steps_per_epoch) if recipe.whiten else None
 
     def whiten_factor(step):
         return tri(step) if freeze_at is None or step < freeze_at else 0.0
@@ -314,8 +320,8 @@ def build(recipe, images, labels, val, *, device, num_classes: int, class_names,
     callbacks: list[Callback] = [steps]
     whitened = recipe.whiten and hasattr(model.module, "whiten")
     if whitened and not multi and recipe.compile != "on":
-        freeze_at = int(round(recipe.whiten_bias_epochs * steps_per_epoch))
-        callbacks.append(FreezeWhitenBias(steps, model.module.whiten.bias, freeze_at))
+        callbacks.append(FreezeWhitenBias(steps, model.module.whiten.bias,
+                                          whiten_freeze_step(recipe, steps_per_epoch)))
     if recipe.lookahead is not None:
         start, base, power, every = recipe.lookahead
         callbacks.append(Lookahead(steps, int(start * steps_per_epoch), base, power, int(every)))
