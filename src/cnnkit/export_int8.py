@@ -7,7 +7,11 @@ pixels in, probabilities out, preprocessing inside) and writes ``<name>.int8.onn
 2. ``quantize_static`` in QDQ format, weights int8 per output channel, activations uint8
    (U8S8, ORT's choice for x86-64 CPUs), ranges from MinMax calibration on the given images
    (a few hundred training images, seeded: the preprocessing is inside the graph, so they
-   go in as raw pixels). The final Softmax (what writes the output) stays float;
+   go in as raw pixels). The final Softmax (what writes the output) stays float. On an
+   x86-64 CPU without VNNI (AVX2 or plain AVX-512: Zen 3, Skylake) the weights take 7 bits
+   (``reduce_range``, as ORT advises): there the u8 x s8 products are summed in pairs into
+   saturating int16 (``vpmaddubsw``), and 8-bit weights overflow it (measured on a Zen 3:
+   top-1 agreement 94% instead of 100%);
 3. the parity check, looser than float's: the int8 model's top-1 class must agree with the
    float model's on at least ``min_agreement`` (default 0.95) of the calibration images,
    else ``ParityError`` (the files stay on disk for inspection);
@@ -41,7 +45,7 @@ import numpy as np
 from .export import INPUT_NAME, ParityError, _read_spec, load_exported
 
 __all__ = ["quantize_int8", "Int8Result", "int8_path", "calibration_sample", "cpu_name",
-           "run_images", "data_images"]
+           "run_images", "data_images", "int8_reduce_range"]
 
 MIN_AGREEMENT = 0.95  # share of calibration images whose int8 top-1 class equals float's
 
@@ -152,7 +156,27 @@ def _float_nodes(path: Path) -> list[str]:
     return [n.name for n in graph.node if n.op_type == "Softmax" or outputs & set(n.output)]
 
 
-def _quantize(float_path: Path, out: Path, images: np.ndarray, per_channel: bool) -> None:
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # /proc/cpuinfo: int8 dot products
+
+
+def int8_reduce_range(cpuinfo: str | None = None) -> bool:
+    """Whether weights should take 7 bits on this CPU: an x86-64 CPU without VNNI, whose
+    int8 products saturate int16 (module doc). ``cpuinfo``: /proc/cpuinfo's text (tests)."""
+    if cpuinfo is None:
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            return False
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return not set(line.split(":", 1)[1].split()) & set(VNNI_FLAGS)
+    return False
+
+
+def _quantize(float_path: Path, out: Path, images: np.ndarray, per_channel: bool,
+              reduce_range: bool) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -162,6 +186,7 @@ def _quantize(float_path: Path, out: Path, images: np.ndarray, per_channel: bool
         quant_pre_process(str(float_path), str(pre))
         quantize_static(str(pre), str(out), _calibration_reader(images),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        reduce_range=reduce_range,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
                         nodes_to_exclude=_float_nodes(pre))
@@ -195,7 +220,7 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
                   min_agreement: float = MIN_AGREEMENT, per_channel: bool = True,
                   threads: int | None = None, batch_size: int = 64, rounds: int = 5,
                   min_round_s: float = 0.5, held_out_from: str = "",
-                  verbose: bool = True) -> Int8Result:
+                  reduce_range: bool | None = None, verbose: bool = True) -> Int8Result:
     """Quantize the cnnkit ONNX export ``float_path`` to int8 and measure it (module doc).
 
     calibration_images: uint8 N×H×W×C (or N×C×H×W) raw pixels, e.g. a few hundred training
@@ -203,6 +228,7 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
     held_out: ``(images, labels)`` for the accuracy of both models (``held_out_from`` says
     where they come from, for the spec). threads: ONNX Runtime
     intra-op threads for both sessions (default ``$CNNKIT_THREADS`` or ORT's own choice).
+    reduce_range: 7-bit weights; default :func:`int8_reduce_range` (this CPU lacks VNNI).
     Raises ``ParityError`` when the top-1 agreement is below ``min_agreement``.
     """
     float_path = Path(float_path)
@@ -227,10 +253,13 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
             raise ValueError(f"held_out must be (uint8 N×{h}×{w}×{c} images, N labels), got "
                              f"{x.shape} images and {len(y)} labels")
     n_held = 0 if x is None else len(x)
+    if reduce_range is None:
+        reduce_range = int8_reduce_range()
     say = print if verbose else (lambda *a, **k: None)
     say(f"int8: calibrating {out.name} on {len(calib)} images (ONNX Runtime static "
-        f"quantization, QDQ, {'per-channel' if per_channel else 'per-tensor'} weights)")
-    _quantize(float_path, out, calib, per_channel)
+        f"quantization, QDQ, {'per-channel' if per_channel else 'per-tensor'} "
+        f"{'7-bit (no VNNI here) ' if reduce_range else ''}weights)")
+    _quantize(float_path, out, calib, per_channel, reduce_range)
 
     spec = dict(_read_spec(float_path), file=out.name)
     spec.pop("parity", None)
@@ -251,8 +280,9 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
 
     spec["int8"] = {**result.to_json(), "min_agreement": min_agreement,
                     "held_out_from": held_out_from or None,
+                    "reduce_range": reduce_range,
                     "format": f"QDQ, weights int8 {'per-channel' if per_channel else 'per-tensor'}"
-                              ", activations uint8, MinMax calibration; Softmax in float",
+                              f"{' in 7 bits' if reduce_range else ''}, activations uint8, MinMax calibration; Softmax in float",
                     "onnxruntime": onnxruntime.__version__,
                     "note": "speed measured on this machine in alternating rounds; rough on "
                             "a shared machine"}

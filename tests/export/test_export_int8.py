@@ -101,3 +101,21 @@ def test_calibration_sample_is_seeded_and_takes_engine_layout():
     assert a.shape == (5, 4, 4, 3) and np.array_equal(a, b)
     assert not np.array_equal(a, calibration_sample(nchw, 5, seed=4))
     assert int8_path("out/model.onnx").as_posix() == "out/model.int8.onnx"
+
+
+def test_weights_take_7_bits_only_on_x86_cpus_without_vnni(float_file, pixels):
+    from cnnkit.export_int8 import int8_reduce_range
+
+    zen3 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    zen4 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n"
+    alder_lake = "flags\t\t: fpu avx2 avx_vnni\n"
+    assert int8_reduce_range(zen3) is True
+    assert int8_reduce_range(zen4) is False and int8_reduce_range(alder_lake) is False
+    assert int8_reduce_range("no flags line here") is False
+
+    out = float_file.with_name("forced.int8.onnx")
+    result = quantize_int8(float_file, pixels[:40], out, reduce_range=True, **FAST)
+    spec = json.loads(result.spec_path.read_text())["int8"]
+    assert spec["reduce_range"] is True and "7 bits" in spec["format"]
+    default = quantize_int8(float_file, pixels[:40], float_file.with_name("auto.int8.onnx"), **FAST)
+    assert json.loads(default.spec_path.read_text())["int8"]["reduce_range"] is int8_reduce_range()
