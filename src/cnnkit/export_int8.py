@@ -11,7 +11,7 @@ pixels in, probabilities out, preprocessing inside) and writes ``<name>.int8.onn
    x86-64 CPU without VNNI (AVX2 or plain AVX-512: Zen 3, Skylake) the weights take 7 bits
    (``reduce_range``, as ORT advises): there the u8 x s8 products are summed in pairs into
    saturating int16 (``vpmaddubsw``), and 8-bit weights overflow it (measured on a Zen 3:
-   top-1 agreement 94% instead of 100%);
+   top-1 agreement 94% instead of 99%);
 3. the parity check, looser than float's: the int8 model's top-1 class must agree with the
    float model's on at least ``min_agreement`` (default 0.95) of the calibration images,
    else ``ParityError`` (the files stay on disk for inspection);
