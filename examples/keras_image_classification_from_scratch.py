@@ -12,6 +12,8 @@ command line (the original trains 25 epochs on a GPU). ``tf.data.AUTOTUNE`` is l
 ``map`` / ``prefetch`` (cnnkit batches in memory; there is nothing to tune).
 
     python examples/keras_image_classification_from_scratch.py [--epochs 5] [--limit N]
+
+``--limit N`` (a short run) trains on N images and validates on as many (whole batches).
 """
 
 import numpy as np
@@ -38,8 +40,10 @@ train_ds, val_ds = keras.utils.image_dataset_from_directory(
     image_size=image_size,
     batch_size=batch_size,
 )
-if args.limit:
+val_files, class_names = val_ds.file_paths, val_ds.class_names
+if args.limit:  # a short run: as many validation batches as training ones
     train_ds = train_ds.take(max(1, args.limit // batch_size))
+    val_ds = val_ds.take(max(1, args.limit // batch_size))
 
 """
 ## Using image data augmentation
@@ -146,11 +150,11 @@ print(f"Held-out accuracy: {accuracy:.4f}")
 ## Run inference on new data
 """
 
-first = val_ds.file_paths[0]
+first = val_files[0]
 img = keras.preprocessing.image.load_img(first, target_size=image_size)
 img_array = keras.preprocessing.image.img_to_array(img)
 img_array = np.expand_dims(img_array, 0)  # Create batch axis
 
 predictions = model.predict(img_array)
 score = predictions[0]
-print(f"{first}: {val_ds.class_names[int(np.argmax(score))]} ({100 * float(np.max(score)):.2f}%)")
+print(f"{first}: {class_names[int(np.argmax(score))]} ({100 * float(np.max(score)):.2f}%)")
