@@ -13,8 +13,9 @@ The rules, and the measurements behind them (docs/speed.md, "Defaults by machine
   fp32. ``precision='bf16'`` where it measures below ``1 / BF16_FAST`` of fp32 (emulated bf16:
   ~50x slower on a Zen 3) is honoured with a ``PerformanceWarning``.
 - ``jit_compile=True`` (cnnkit's compiled conv -> pool kernels, CPU only): faster with
-  AVX-512 (here 4x on the pooling, 1.08x on seed 003's whole step), slower on AVX2 (issue 18
-  measured 0.75x eager's speed on a Zen 3). So a rule on torch's CPU capability, not a
+  AVX-512 (here 4x on the pooling, 1.08x on seed 003's whole step), no faster on AVX2 (issue
+  18 measured 0.75x eager's speed on a Zen 3; the kernels' rewrite since measured 0.94-1.15x
+  there, 6 interleaved rounds, median 0.97x). So a rule on torch's CPU capability, not a
   timing: timing it means compiling it, which costs seconds. Elsewhere: one warning.
 - Host syncs: on a CPU reading a scalar costs nothing, so the loss is checked for NaN every
   step; on CUDA every ``50`` steps, so the host never waits for the device in between.
@@ -179,9 +180,10 @@ def check_flags(device, precision: str = "auto", jit_compile: bool = False, *,
     if jit_compile and not jit_kernels_fast(capability):
         from .measure import cpu_name
         texts.append(("jit_compile", (
-            f"jit_compile=True on this CPU ({cpu_name()}) runs cnnkit's compiled conv -> pool "
-            "kernels slower than eager PyTorch (0.75x eager's step speed on an AMD EPYC Zen 3 "
-            "with AVX2; they are faster only with AVX-512); use jit_compile=False")))
+            f"jit_compile=True on this CPU ({cpu_name()}) gains nothing over eager PyTorch: "
+            "cnnkit's compiled conv -> pool kernels ran 0.94-1.15x eager's step speed on an "
+            "AMD EPYC Zen 3 with AVX2 and cost ~15 s to compile on first use; they are faster "
+            "only with AVX-512; use jit_compile=False")))
     for flag, text in texts:
         _warn_once(flag, text)
     return [text for _, text in texts]
