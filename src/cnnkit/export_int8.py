@@ -159,20 +159,16 @@ def _float_nodes(path: Path) -> list[str]:
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # /proc/cpuinfo: int8 dot products
 
 
-def int8_reduce_range(cpuinfo: str | None = None) -> bool:
+def int8_reduce_range(flags=None) -> bool:
     """Whether weights should take 7 bits on this CPU: an x86-64 CPU without VNNI, whose
-    int8 products saturate int16 (module doc). ``cpuinfo``: /proc/cpuinfo's text (tests)."""
-    if cpuinfo is None:
+    int8 products saturate int16 (module doc). ``flags``: CPU feature flags (default this
+    x86-64 CPU's, ``perf.cpu_flags``; none known: False)."""
+    if flags is None:
         if platform.machine().lower() not in ("x86_64", "amd64"):
             return False
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            return not set(line.split(":", 1)[1].split()) & set(VNNI_FLAGS)
-    return False
+        from .speed.perf import cpu_flags
+        flags = cpu_flags()
+    return bool(flags) and not set(flags) & set(VNNI_FLAGS)
 
 
 def _quantize(float_path: Path, out: Path, images: np.ndarray, per_channel: bool,
@@ -282,7 +278,8 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
                     "held_out_from": held_out_from or None,
                     "reduce_range": reduce_range,
                     "format": f"QDQ, weights int8 {'per-channel' if per_channel else 'per-tensor'}"
-                              f"{' in 7 bits' if reduce_range else ''}, activations uint8, MinMax calibration; Softmax in float",
+                              f"{' in 7 bits' if reduce_range else ''}, activations uint8, "
+                              "MinMax calibration; Softmax in float",
                     "onnxruntime": onnxruntime.__version__,
                     "note": "speed measured on this machine in alternating rounds; rough on "
                             "a shared machine"}
