@@ -9,10 +9,44 @@ import numpy as np
 import pytest
 import torch
 
+from cnnkit.speed.perf import physical_cores
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("CNNKIT_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The suite runs in parallel (pytest-xdist, `-n auto` in pyproject.toml): one worker per
+# physical core, up to 4, and each worker's share of the cores as its thread count. Two
+# workers of 2 threads each on 2 cores would oversubscribe them, and OpenMP threads spinning
+# at a barrier for a descheduled sibling run PyTorch several times slower (speed/perf.py).
+MAX_WORKERS = 4
+
+
+def pytest_configure(config) -> None:
+    """Threads for this test process and the subprocesses its tests start (the CLI and the
+    examples inherit ``OMP_NUM_THREADS``; cnnkit's engine then keeps it). The xdist controller
+    sets nothing: its workers would inherit it."""
+    worker = getattr(config, "workerinput", None)
+    if worker is None and config.getoption("numprocesses", None):
+        return  # the controller: runs no test
+    if "OMP_NUM_THREADS" in os.environ and "CNNKIT_TEST_THREADS" not in os.environ:
+        threads = int(os.environ["OMP_NUM_THREADS"])  # the user's own choice
+    else:
+        workers = int(worker["workercount"]) if worker else 1
+        threads = max(1, physical_cores() // workers)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ["CNNKIT_TEST_THREADS"] = str(threads)  # set here, not by the user
+    torch.set_num_threads(threads)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per physical core, at most MAX_WORKERS (memory: ~1-2 GB each)."""
+    return max(1, min(physical_cores(), MAX_WORKERS))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Slow tests first, so that the workers share them out one by one (``--maxschedchunk 1``)
+    instead of one worker running the longest at the end while the others sit idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable sort
 
 
 @pytest.fixture

@@ -314,8 +314,9 @@ class ExportedModel:
             import onnxruntime as ort
 
             opts = ort.SessionOptions()
-            if threads:
-                opts.intra_op_num_threads = threads
+            # default: the process's PyTorch threads (OMP_NUM_THREADS, or its share of the
+            # cores), not ONNX Runtime's all-cores pool, which oversubscribes beside others
+            opts.intra_op_num_threads = threads or torch.get_num_threads()
             self._session = ort.InferenceSession(str(self.path), opts,
                                                  providers=["CPUExecutionProvider"])
             self._run = lambda x: self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
@@ -363,5 +364,8 @@ class ExportedModel:
 
 
 def load_exported(path, spec: dict | None = None, threads: int | None = None) -> ExportedModel:
-    """Open an exported ``.onnx`` / ``.pt`` file as a predictor (see ``ExportedModel``)."""
+    """Open an exported ``.onnx`` / ``.pt`` file as a predictor (see ``ExportedModel``).
+
+    ``threads``: ONNX Runtime's intra-op threads (default: ``torch.get_num_threads()``).
+    """
     return ExportedModel(path, spec, threads)

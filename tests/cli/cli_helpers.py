@@ -17,7 +17,9 @@ TINY = ["--limit", "256", "--model", "mnist-1conv", "--batch-size", "32", "--ver
 def cnnkit_env() -> dict:
     env = dict(os.environ)
     env.update(CNNKIT_OFFLINE="1", PYTHONUNBUFFERED="1", CNNKIT_DEVICE="cpu",
-               OMP_NUM_THREADS="2", MKL_NUM_THREADS="2",
+               # this test worker's share of the cores (tests/conftest.py)
+               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+               MKL_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
                PYTHONFAULTHANDLER="1")  # a crashing subprocess prints where it was
     return env
 
