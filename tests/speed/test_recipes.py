@@ -103,6 +103,24 @@ def test_fast_recipe_trains_a_few_steps_on_tiny_data():
     assert torch.equal(bn.weight, torch.ones_like(bn.weight))
 
 
+def test_a_recipe_keeps_the_thread_count_the_user_chose(monkeypatch):
+    # OMP_NUM_THREADS=1 (two jobs sharing a machine, or a test worker): a recipe once reset the
+    # threads to every physical core, oversubscribing the cores beside the other job
+    from cnnkit.speed import perf
+    monkeypatch.setattr(perf, "_CONFIGURED", {})
+    monkeypatch.setattr(perf, "physical_cores", lambda: 2)
+    monkeypatch.delenv("CNNKIT_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x, y = tiny_rgb(n=32)
+        recipes.run_recipe("fast", train=(x, y), epochs=0.5, verbose=0, precision="fp32", **TINY)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_fractional_epochs_stop_part_way_and_eval_every_fraction():
     x, y = tiny_rgb()
     run = recipes.run_recipe("fast", train=(x, y), val=(x[:16], y[:16]), epochs=1.5,

@@ -304,7 +304,7 @@ def _prepare(recipe: Recipe, train, val, device, *, seed, class_names, rank: int
     from ..run.loader import share
     from ..train import ddp
     from ..utils import set_random_seed
-    perf.configure(device)
+    perf.ensure_configured(device)  # keeps the user's OMP_NUM_THREADS or configure(threads=)
     if seed is not None:
         set_random_seed(seed)
     images, labels = _as_data(train, "train")
