@@ -28,13 +28,12 @@ def pytest_configure(config) -> None:
     worker = getattr(config, "workerinput", None)
     if worker is None and config.getoption("numprocesses", None):
         return  # the controller: runs no test
-    if "OMP_NUM_THREADS" in os.environ and "CNNKIT_TEST_THREADS" not in os.environ:
+    if "OMP_NUM_THREADS" in os.environ:
         threads = int(os.environ["OMP_NUM_THREADS"])  # the user's own choice
     else:
         workers = int(worker["workercount"]) if worker else 1
         threads = max(1, physical_cores() // workers)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
-    os.environ["CNNKIT_TEST_THREADS"] = str(threads)  # set here, not by the user
     torch.set_num_threads(threads)
 
 

@@ -267,8 +267,7 @@ def quantize_int8(float_path, calibration_images, output=None, *, held_out=None,
         acc_f, acc_q = _accuracy(reference.predict(x), y), _accuracy(quantized.predict(x), y)
     say(f"int8: timing float32 and int8 (batch {batch_size}, alternating rounds)")
     rate_f, rate_q = _images_per_s([reference, quantized], calib, batch_size, rounds, min_round_s)
-    n_threads = threads or reference._session.get_session_options().intra_op_num_threads or \
-        os.cpu_count()
+    n_threads = reference._session.get_session_options().intra_op_num_threads  # always set
     result = Int8Result(out, out.with_name(out.name + ".json"), float_path, len(calib),
                         agreement, acc_f, acc_q, n_held, rate_f, rate_q, batch_size,
                         int(n_threads), cpu_name())

@@ -16,10 +16,9 @@ TINY = ["--limit", "256", "--model", "mnist-1conv", "--batch-size", "32", "--ver
 
 def cnnkit_env() -> dict:
     env = dict(os.environ)
+    threads = os.environ.get("OMP_NUM_THREADS", "2")  # this worker's share (tests/conftest.py)
     env.update(CNNKIT_OFFLINE="1", PYTHONUNBUFFERED="1", CNNKIT_DEVICE="cpu",
-               # this test worker's share of the cores (tests/conftest.py)
-               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
-               MKL_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+               OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
                PYTHONFAULTHANDLER="1")  # a crashing subprocess prints where it was
     return env
 
