@@ -218,7 +218,8 @@ def main(argv=None) -> int:
         for i in range(args.runs or 1):
             r = run_one(name, cache[ds], i, args.eval_every, device, overrides)
             runs.append(r)
-            evals = ", ".join(f"{row['seconds']:.0f}s:{row['val_accuracy']:.3f}" for row in r["history"])
+            evals = ", ".join(f"{row['seconds']:.0f}s:{row['val_accuracy']:.3f}" for row in r["history"]
+                              if "val_accuracy" in row)  # eval_every 0: only the last has one
             print(f"  {name} run {i + 1}: {r['seconds']:.1f}s training, final {r['accuracy']:.4f}; "
                   f"[{evals}]; cpu {r['cpu_seconds']:.0f}s, wall {r['wall_seconds']:.0f}s, "
                   f"load {r['load_after']:.2f}", flush=True)
