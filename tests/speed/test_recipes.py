@@ -38,6 +38,11 @@ def test_every_recipe_resolves_to_a_valid_config(name, device):
     assert r.description
     for key, value in (base.cpu if device == "cpu" else base.cuda).items():
         assert getattr(r, key) == value
+    # a per-device override of the length must not leave a phase that never starts
+    if r.lookahead:
+        assert r.lookahead[0] < r.epochs, "lookahead starts after the last epoch"
+    if r.whiten:
+        assert r.whiten_bias_epochs < r.epochs
     text = recipes.describe(name, device)
     assert f"recipe {name} on {device}" in text and "widths" in text
     assert r.to_dict()["name"] == name
