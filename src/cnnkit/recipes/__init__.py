@@ -203,8 +203,8 @@ register(Recipe(
     cpu=dict(widths=(64, 128, 128), epochs=12.0, batch_size=128, whiten_bias_epochs=2.0,
              lookahead=(4.0, 0.95, 3.0, 5), eval_every=0),
     # 12 epochs of batch 128, not 6 of 512: a CPU step costs about the same per image at 128,
-    # and the command still ends within 10 minutes: 88.86% / 89.94% in 461 / 473 s on a Zen 5
-    # (seeds 0, 1; 6 epochs of 512 gave seed 0 86.84% in 320 s on a Zen 4; 13 epochs gave it
+    # and the command still ends within 10 minutes: 88.86-89.94% in 417-473 s on a Zen 5
+    # (seeds 0-2; 6 epochs of 512 gave seed 0 86.84% in 320 s on a Zen 4; 13 epochs gave it
     # 88.86% again); eval_every 0: one evaluation, the last
 ))
 
