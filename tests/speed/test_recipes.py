@@ -27,16 +27,31 @@ def tiny_rgb(n=64, size=32, seed=0):
     return x, y.astype(np.int64)
 
 
+def measured(bf16_speedup: float):
+    """A CPU measurement whose bf16 runs ``bf16_speedup`` times fp32 (matmul and conv)."""
+    from cnnkit.speed import measure
+    return measure.Measurement(cpu="test CPU", torch=torch.__version__, threads=1,
+                               fp32_matmul_gflops=100.0, bf16_matmul_gflops=100.0 * bf16_speedup,
+                               fp32_conv_gflops=100.0, bf16_conv_gflops=100.0 * bf16_speedup)
+
+
+AMX, AVX512_BF16, EMULATED = measured(4.05), measured(2.58), measured(0.04)
+
+
 @pytest.mark.parametrize("name", recipes.names())
-@pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_every_recipe_resolves_to_a_valid_config(name, device):
+@pytest.mark.parametrize("device, cpu", [("cpu", AMX), ("cpu", AVX512_BF16), ("cpu", EMULATED),
+                                         ("cuda", None)], ids=["amx", "avx512bf16", "avx2", "cuda"])
+def test_every_recipe_resolves_to_a_valid_config(name, device, cpu):
     base = recipes.get(name)
-    r = base.resolve(device)
-    assert r.cpu == {} and r.cuda == {}
+    r = base.resolve(device, measurement=cpu)
+    assert r.cpu == {} and r.cuda == {} and r.cpu_amx == {}
     assert r.precision in ("fp32", "bf16", "fp16") and r.compile in ("on", "off")
     assert r.epochs > 0 and r.batch_size >= 1 and len(r.widths) == 3
     assert r.description
-    for key, value in (base.cpu if device == "cpu" else base.cuda).items():
+    expected = dict(base.cpu) if device == "cpu" else dict(base.cuda)
+    if cpu is AMX:
+        expected.update(base.cpu_amx)
+    for key, value in expected.items():
         assert getattr(r, key) == value
     # a per-device override of the length must not leave a phase that never starts
     if r.lookahead:
@@ -48,10 +63,27 @@ def test_every_recipe_resolves_to_a_valid_config(name, device):
     assert r.to_dict()["name"] == name
 
 
-def test_cpu_recipes_are_narrower_than_gpu_ones():
-    for name in ("fast", "fast-long"):
-        cpu, gpu = recipes.get(name).resolve("cpu"), recipes.get(name).resolve("cuda")
-        assert sum(cpu.widths) < sum(gpu.widths)
+def test_cpu_amx_fields_apply_only_where_bf16_runs_on_matrix_units():
+    long = recipes.get("fast-long")
+    assert long.resolve("cpu", measurement=AMX).widths == (64, 256, 256)
+    assert long.resolve("cpu", measurement=AMX).precision == "bf16"
+    for cpu in (AVX512_BF16, EMULATED):  # vector bf16 or none: the narrower CPU net
+        assert long.resolve("cpu", measurement=cpu).widths == long.cpu["widths"]
+    assert long.resolve("cpu", measurement=EMULATED).precision == "fp32"
+    assert long.resolve("cuda").widths == (64, 256, 256) and long.resolve("cuda").epochs == 16
+    with pytest.raises(ValueError, match="cpu_amx overrides unknown fields: widht"):
+        Recipe(name="x", description="x", cpu_amx={"widht": (1, 2, 3)})
+
+
+def test_cpu_recipes_are_smaller_than_gpu_ones():
+    fast = [recipes.get("fast").resolve(d, measurement=AMX) for d in ("cpu", "cuda")]
+    assert sum(fast[0].widths) < sum(fast[1].widths)
+    long_cpu, long_gpu = (recipes.get("fast-long").resolve(d, measurement=cpu)
+                          for d, cpu in (("cpu", AVX512_BF16), ("cuda", None)))
+    assert sum(long_cpu.widths) < sum(long_gpu.widths)
+    amx = recipes.get("fast-long").resolve("cpu", measurement=AMX)
+    assert amx.epochs < long_gpu.epochs  # airbench94's net on both, trained less on a CPU
+    for gpu in (fast[1], long_gpu):
         assert gpu.precision == "bf16" and gpu.compile == "on"
 
 
@@ -68,6 +100,27 @@ def test_bad_fields_are_refused():
         recipes.get("fast").epochs = 3
     with pytest.raises(ValueError, match="whiten_width"):
         recipes.get("fast").replace(whiten_width=0)
+    with pytest.raises(ValueError, match="rotate must be >= 0"):
+        recipes.get("mnist-long").replace(rotate=-5.0)
+    with pytest.raises(ValueError, match="zoom in"):
+        recipes.get("mnist-long").replace(zoom=1.5)
+
+
+def test_rotate_and_zoom_reach_the_augmentation(monkeypatch):
+    from cnnkit.data.augment import Augment
+    seen = []
+    original = Augment.__call__
+
+    def spy(self, x, generator=None):
+        seen.append((self.rotate, self.zoom, self.crop))
+        return original(self, x, generator)
+
+    monkeypatch.setattr(Augment, "__call__", spy)
+    x, y = tiny_rgb(size=28)
+    gray = x.mean(axis=-1).astype(np.uint8)
+    recipes.run_recipe("mnist-fast", train=(gray, y), epochs=0.25, verbose=0, precision="fp32",
+                       rotate=10.0, zoom=0.1, translate=0, **TINY)
+    assert seen and seen[0] == (10.0, 0.1, 0)  # rotation alone turns the augmentation on
 
 
 def test_whiten_width_sets_the_number_of_whitening_filters():
@@ -235,3 +288,12 @@ def test_recipe_model_saves_and_loads(tmp_path):
 def test_data_errors_are_clear():
     with pytest.raises(ValueError, match="pair"):
         recipes.run_recipe("fast", train=np.zeros((4, 32, 32, 3), np.uint8))
+
+
+def test_a_checkpoint_from_before_a_field_existed_counts_it_at_its_default():
+    from cnnkit.recipes import _settings_changed
+    now = recipes.get("mnist-long").resolve("cpu", measurement=AVX512_BF16).to_dict()
+    older = {k: v for k, v in now.items() if k not in ("rotate", "zoom", "cpu_amx")}
+    assert _settings_changed(older, now) == []
+    rotated = {**now, "rotate": 10.0}
+    assert _settings_changed(older, rotated) == ["rotate: 0.0 then, 10.0 now"]

@@ -230,10 +230,12 @@ def test_python_m_cnnkit_speed_shows_the_measurement_and_decisions(fresh, monkey
     out = json.loads(capsys.readouterr().out)
     assert out["measurement"]["bf16_matmul_gflops"] == 0.8
     assert out["decisions"]["recipes_cpu_precision"] == "fp32"
+    assert out["decisions"]["recipes_cpu_amx_fields"] is False
     assert out["cache"] == str(measure.cache_path())
     assert main([]) == 0
     text = capsys.readouterr().out
     assert "bf16 speedup 0.01x" in text and "recipes' CPU precision: fp32" in text
+    assert "cpu_amx fields (bf16 on matrix units, >= 3.0x fp32): no" in text
     monkeypatch.setattr(measure, "_run", lambda: NATIVE)
     assert main(["--refresh", "--json"]) == 0  # times again (here: the injected figures)
     assert json.loads(capsys.readouterr().out)["decisions"]["recipes_cpu_precision"] == "bf16"

@@ -95,6 +95,8 @@ class Recipe:
     # -- data augmentation and evaluation ---------------------------------------------
     flip: bool = True  # random horizontal flip per image
     translate: int = 2  # random shift by up to this many pixels (reflect-padded crop)
+    rotate: float = 0.0  # random rotation per image, degrees: uniform(-rotate, rotate)
+    zoom: float = 0.0  # random zoom per image: scale uniform(1 - zoom, 1 + zoom)
     tta: str = "flip"  # test-time augmentation: 'none' | 'flip' | 'flip_translate'
     eval_batch_size: int = 1000
     eval_every: float = 1.0  # epochs between held-out evaluations (at most 1: every epoch end
@@ -106,13 +108,21 @@ class Recipe:
     # -- per-device overrides of any field above ------------------------------------------
     cpu: dict[str, Any] = field(default_factory=dict)
     cuda: dict[str, Any] = field(default_factory=dict)
+    cpu_amx: dict[str, Any] = field(default_factory=dict)
+    # ^ on top of ``cpu`` where bf16 runs on matrix units (Intel AMX: measured >= 3x fp32,
+    #   ``speed.policy.bf16_on_matrix_units``), which make a wider network affordable
 
-    def resolve(self, device: torch.device | str = "cpu") -> "Recipe":
-        """This recipe as it runs on ``device``: its overrides applied, auto settings decided."""
+    def resolve(self, device: torch.device | str = "cpu", measurement=None) -> "Recipe":
+        """This recipe as it runs on ``device``: its overrides applied, auto settings decided.
+        ``measurement``: this CPU's bf16/fp32 figures (``speed.measure``; taken if None)."""
+        from ..speed import policy
         device = torch.device(device)
         over = dict(self.cuda if device.type == "cuda" else self.cpu if device.type == "cpu" else {})
-        r = dataclasses.replace(self, **over, cpu={}, cuda={})
-        precision = perf.default_precision(device) if r.precision == "auto" else r.precision
+        if device.type == "cpu" and self.cpu_amx and policy.bf16_on_matrix_units(measurement):
+            over.update(self.cpu_amx)
+        r = dataclasses.replace(self, **over, cpu={}, cuda={}, cpu_amx={})
+        precision = (policy.default_precision(device, measurement) if r.precision == "auto"
+                     else r.precision)
         compile_ = ("on" if device.type == "cuda" else "off") if r.compile == "auto" else r.compile
         return dataclasses.replace(r, precision=precision, compile=compile_)
 
@@ -133,6 +143,9 @@ class Recipe:
         if not 0 <= self.eval_every <= 1:
             problems.append(f"eval_every must be 0 (only the last) or a fraction of an epoch in "
                             f"(0, 1], got {self.eval_every}")
+        if self.rotate < 0 or not 0 <= self.zoom < 1:
+            problems.append(f"rotate must be >= 0 degrees and zoom in [0, 1), got rotate="
+                            f"{self.rotate}, zoom={self.zoom}")
         if self.tta not in ("none", "flip", "flip_translate"):
             problems.append(f"tta must be 'none', 'flip' or 'flip_translate', got {self.tta!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -148,8 +161,8 @@ class Recipe:
             problems.append(f"whiten_width must be a positive channel count or None, got {self.whiten_width!r}")
         if len(self.widths) != 3 or min(self.widths) < 1:
             problems.append(f"widths must be three positive channel counts, got {self.widths!r}")
-        fields = {f.name for f in dataclasses.fields(self)} - {"cpu", "cuda", "name"}
-        for dev, over in (("cpu", self.cpu), ("cuda", self.cuda)):
+        fields = {f.name for f in dataclasses.fields(self)} - {"cpu", "cuda", "cpu_amx", "name"}
+        for dev, over in (("cpu", self.cpu), ("cuda", self.cuda), ("cpu_amx", self.cpu_amx)):
             unknown = set(over) - fields
             if unknown:
                 problems.append(f"{dev} overrides unknown fields: {', '.join(sorted(unknown))}")
@@ -197,8 +210,9 @@ register(Recipe(
 register(Recipe(
     name="fast-long",
     description="CIFAR-sized images, more accurate: airbench94's network trained longer; on a "
-                "CPU a wider net for 12 epochs of batch 128 (about 89% on held-out CIFAR-10 "
-                "in under 8 minutes on two Zen 5 cores).",
+                "CPU 12 epochs of batch 128 of a narrower net (about 89% on held-out CIFAR-10 "
+                "in under 8 minutes on two Zen 5 cores); with AMX airbench94's own net for 11 "
+                "epochs (90-92% in 8 minutes on two Intel Xeon cores).",
     epochs=16.0,
     cpu=dict(widths=(64, 128, 128), epochs=12.0, batch_size=128, whiten_bias_epochs=2.0,
              lookahead=(4.0, 0.95, 3.0, 5), eval_every=0),
@@ -206,6 +220,11 @@ register(Recipe(
     # and the command still ends within 10 minutes: 88.86-89.94% in 417-473 s on a Zen 5
     # (seeds 0-2; 6 epochs of 512 gave seed 0 86.84% in 320 s on a Zen 4; 13 epochs gave it
     # 88.86% again); eval_every 0: one evaluation, the last
+    cpu_amx=dict(widths=(64, 256, 256), epochs=11.0, tta="flip_translate"),
+    # with AMX (an Intel Xeon, bf16 convs ~5x fp32) the 64/128/128 net's 12 epochs took 300 s
+    # for 88.50% (seed 0); airbench94's widths for 11 epochs with flip+translate TTA give
+    # 90.30-91.76% in 475-478 s from the command (docs/speed.md). Without AMX they would
+    # not fit in 10 minutes.
 ))
 
 register(Recipe(
@@ -257,10 +276,15 @@ def names() -> list[str]:
 
 def describe(name: str | Recipe, device: torch.device | str = "cpu") -> str:
     """Every setting of the recipe as it will run on ``device``, one per line."""
-    r = get(name).resolve(device)
-    lines = [f"recipe {r.name} on {torch.device(device).type}: {r.description}"]
+    from ..speed import policy
+    base = get(name)
+    r = base.resolve(device)
+    kind = torch.device(device).type
+    if kind == "cpu" and base.cpu_amx and policy.bf16_on_matrix_units():
+        kind = "cpu (with AMX: the cpu_amx fields apply)"
+    lines = [f"recipe {r.name} on {kind}: {r.description}"]
     for f in dataclasses.fields(r):
-        if f.name not in ("name", "description", "cpu", "cuda"):
+        if f.name not in ("name", "description", "cpu", "cuda", "cpu_amx"):
             lines.append(f"  {f.name:20s} {getattr(r, f.name)!r}")
     return "\n".join(lines)
 
@@ -379,6 +403,9 @@ def _settings_changed(saved: dict | None, now: dict) -> list[str]:
     now = json.loads(json.dumps(now))
     if saved is None:
         return ["(the checkpoint records none)"]
+    # a field added since the checkpoint was written counts as its default then
+    defaults = json.loads(json.dumps(Recipe(name="", description="").to_dict()))
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     return [f"{k}: {saved.get(k)!r} then, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
             if saved.get(k) != now.get(k)]
 

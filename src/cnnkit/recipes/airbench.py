@@ -329,8 +329,10 @@ def build(recipe, images, labels, val, *, device, num_classes: int, class_names,
     callbacks.append(Monitor(history if history is not None else [], steps, val, recipe, clock,
                              t0, time_budget_s, target_acc, every_steps, reduce_ranks=multi,
                              epoch_ends=eval_every != 0))
+    augmented = recipe.flip or recipe.translate or recipe.rotate or recipe.zoom
     augment = Augment(flip="horizontal" if recipe.flip else None, crop=recipe.translate,
-                      fill_mode="reflect") if (recipe.flip or recipe.translate) else None
+                      rotate=recipe.rotate, zoom=recipe.zoom,
+                      fill_mode="reflect") if augmented else None
     # The augmentation draws from a generator of ours (seeded as the engine seeds its own), so
     # a checkpoint can save it and a resumed run continue its stream.
     aug_gen = torch.Generator(device="cpu")

@@ -18,6 +18,7 @@ def report(refresh: bool = False) -> dict:
     return {"measurement": m.as_dict(), "bf16_speedup": round(m.bf16_speedup, 2),
             "cache": str(measure.cache_path()),
             "decisions": {"recipes_cpu_precision": policy.default_precision("cpu", m),
+                          "recipes_cpu_amx_fields": policy.bf16_on_matrix_units(m),
                           "jit_kernels_faster": policy.jit_kernels_fast(),
                           "plan": policy.plan(device).as_dict()},
             "settings": perf.settings()}
@@ -29,6 +30,7 @@ def main(argv=None) -> int:
     parser.add_argument("--refresh", action="store_true", help="measure again, rewrite the cache")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    from . import policy
     out = report(args.refresh)
     if args.json:
         print(json.dumps(out, indent=1))
@@ -40,7 +42,9 @@ def main(argv=None) -> int:
           f"GFLOP/s; conv fp32 {m['fp32_conv_gflops']:.1f} / bf16 "
           f"{m['bf16_conv_gflops']:.1f} GFLOP/s; "
           f"bf16 speedup {out['bf16_speedup']:.2f}x")
-    print(f"recipes' CPU precision: {d['recipes_cpu_precision']}; jit_compile kernels faster "
+    print(f"recipes' CPU precision: {d['recipes_cpu_precision']}; their cpu_amx fields "
+          f"(bf16 on matrix units, >= {policy.BF16_MATRIX}x fp32): "
+          f"{'yes' if d['recipes_cpu_amx_fields'] else 'no'}; jit_compile kernels faster "
           f"here: {'yes' if d['jit_kernels_faster'] else 'no'}; cache: {out['cache']}")
     return 0
 

@@ -31,10 +31,13 @@ import warnings
 import torch
 
 __all__ = ["PerformanceWarning", "Plan", "DevicePolicy", "POLICIES", "plan", "for_device",
-           "autocast_dtype", "default_precision", "bf16_is_fast", "jit_kernels_fast",
-           "resolve_jit_compile", "check_flags", "BF16_FAST"]
+           "autocast_dtype", "default_precision", "bf16_is_fast", "bf16_on_matrix_units",
+           "jit_kernels_fast",
+           "resolve_jit_compile", "check_flags", "BF16_FAST", "BF16_MATRIX"]
 
 BF16_FAST = 1.3  # bf16 counts as faster (or slower) only beyond this ratio: timing noise
+BF16_MATRIX = 3.0  # bf16 at >= 3x fp32: matrix units (Intel AMX measured 4.05x; AVX512-BF16
+#   vector FMAs 1.9-2.6x on Zen 4 and Zen 5), where wider recipe networks pay for themselves
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -121,6 +124,12 @@ def _measurement(measurement=None):
 def bf16_is_fast(measurement=None) -> bool:
     """bf16 measures more than ``BF16_FAST`` times fp32's throughput on this CPU."""
     return _measurement(measurement).bf16_speedup > BF16_FAST
+
+
+def bf16_on_matrix_units(measurement=None) -> bool:
+    """bf16 measures at least ``BF16_MATRIX`` times fp32 here: matrix tiles (AMX), not vector
+    FMAs. The recipes' ``cpu_amx`` fields apply on such CPUs."""
+    return _measurement(measurement).bf16_speedup >= BF16_MATRIX
 
 
 def default_precision(device, measurement=None) -> str:
