@@ -12,8 +12,10 @@ A recipe is a frozen :class:`Recipe` dataclass: the network, the optimiser, the 
 the augmentation and the speed settings, with units. Nothing else decides how it trains;
 ``run_recipe`` only carries it out, through the same engine as ``Model.fit`` (the recipe's
 optimizer, scheduler, augmentation and callbacks are ordinary engine arguments). Fields in
-``cpu`` / ``cuda`` override the rest on that device (a CPU gets a much narrower network);
-:meth:`Recipe.resolve` applies them and ``describe`` prints the result.
+``cpu`` / ``cuda`` override the rest on that device (a CPU gets a much narrower network),
+and ``cpu_amx`` overrides ``cpu`` on CPUs whose bf16 runs on matrix units (Intel AMX, as
+``speed.policy.bf16_on_matrix_units`` measures it); :meth:`Recipe.resolve` applies them and
+``describe`` prints the result.
 
 The CIFAR recipes follow airbench94 (Keller Jordan; see ``cnnkit.models.zoo.airbench``):
 
