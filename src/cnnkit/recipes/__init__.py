@@ -114,13 +114,20 @@ class Recipe:
     # ^ on top of ``cpu`` where bf16 runs on matrix units (Intel AMX: measured >= 3x fp32,
     #   ``speed.policy.bf16_on_matrix_units``), which make a wider network affordable
 
+    def amx_applies(self, device: torch.device | str = "cpu", measurement=None) -> bool:
+        """Whether the ``cpu_amx`` fields apply on ``device``: a CPU whose bf16 runs on matrix
+        units. ``measurement``: this CPU's bf16/fp32 figures (``speed.measure``; taken if None)."""
+        from ..speed import policy
+        return (torch.device(device).type == "cpu" and bool(self.cpu_amx)
+                and policy.bf16_on_matrix_units(measurement))
+
     def resolve(self, device: torch.device | str = "cpu", measurement=None) -> "Recipe":
         """This recipe as it runs on ``device``: its overrides applied, auto settings decided.
         ``measurement``: this CPU's bf16/fp32 figures (``speed.measure``; taken if None)."""
         from ..speed import policy
         device = torch.device(device)
         over = dict(self.cuda if device.type == "cuda" else self.cpu if device.type == "cpu" else {})
-        if device.type == "cpu" and self.cpu_amx and policy.bf16_on_matrix_units(measurement):
+        if self.amx_applies(device, measurement):
             over.update(self.cpu_amx)
         r = dataclasses.replace(self, **over, cpu={}, cuda={}, cpu_amx={})
         precision = (policy.default_precision(device, measurement) if r.precision == "auto"
@@ -282,11 +289,10 @@ def names() -> list[str]:
 
 def describe(name: str | Recipe, device: torch.device | str = "cpu") -> str:
     """Every setting of the recipe as it will run on ``device``, one per line."""
-    from ..speed import policy
     base = get(name)
     r = base.resolve(device)
     kind = torch.device(device).type
-    if kind == "cpu" and base.cpu_amx and policy.bf16_on_matrix_units():
+    if base.amx_applies(device):
         kind = "cpu (with AMX: the cpu_amx fields apply)"
     lines = [f"recipe {r.name} on {kind}: {r.description}"]
     for f in dataclasses.fields(r):
