@@ -75,6 +75,17 @@ def test_cpu_amx_fields_apply_only_where_bf16_runs_on_matrix_units():
         Recipe(name="x", description="x", cpu_amx={"widht": (1, 2, 3)})
 
 
+def test_mnist_long_trains_relu_only_where_amx_makes_gelu_a_large_share():
+    long = recipes.get("mnist-long")
+    acts = {}
+    for label, cpu in (("amx", AMX), ("avx512bf16", AVX512_BF16), ("avx2", EMULATED)):
+        r = long.resolve("cpu", measurement=cpu)
+        net = recipes.build_model(r, (28, 28, 1), 10).module
+        acts[label] = {type(m).__name__ for m in net.modules()} & {"ReLU", "GELU"}
+    assert acts == {"amx": {"ReLU"}, "avx512bf16": {"GELU"}, "avx2": {"GELU"}}
+    assert recipes.get("mnist-fast").resolve("cpu", measurement=AMX).activation == "gelu"
+
+
 def test_cpu_recipes_are_smaller_than_gpu_ones():
     fast = [recipes.get("fast").resolve(d, measurement=AMX) for d in ("cpu", "cuda")]
     assert sum(fast[0].widths) < sum(fast[1].widths)
