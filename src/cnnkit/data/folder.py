@@ -29,12 +29,12 @@ the unchanged folder reads it back (one ``np.load``) instead of decoding.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import zlib
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ import torch
 from PIL import Image
 
 from ..train.progress import Task
+from . import decode_pool
 from .cache import atomic_path, cache_root, files_fingerprint
 from .decode import COLOR_MODES, RESAMPLE, decode_image, sniff_format
 from ._warn import warn
@@ -149,19 +150,20 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int | None = Non
 
 # ------------------------------------------------------------------------------- decoding
 
-def _decode_chunk(entries, out, ok, native, reasons, kwargs):
-    """Decode ``entries`` (list of (row, path)); write into ``out`` (N×C×H×W) or ``native``."""
-    for row, path in entries:
+def _decode_rows(rows, kwargs):
+    """[(row, path)] -> (rows decoded, their H×W×C uint8 images, [(row, why it failed)]).
+    The images come as one k×H×W×C array when they share a size (one object to send back
+    from a worker process, not k), else as a list."""
+    decoded, images, failed = [], [], []
+    for row, path in rows:
         try:
-            arr = decode_image(path, **kwargs)  # H×W×C
+            images.append(decode_image(path, **kwargs))
+            decoded.append(row)
         except Exception as e:  # noqa: BLE001 - any failure of one file is reported, not fatal
-            reasons[row] = _reason(path, e)
-            continue
-        if out is not None:
-            out[row] = arr.transpose(2, 0, 1)
-        else:
-            native[row] = arr
-        ok[row] = True
+            failed.append((row, _reason(path, e)))
+    if images and len({a.shape for a in images}) == 1:
+        images = np.stack(images)
+    return decoded, images, failed
 
 
 def _reason(path: str, e: Exception) -> str:
@@ -193,17 +195,20 @@ def _decode_all(entries: list[FileEntry], color_mode: str, image_size, interpola
     native: list = [None] * n if image_size is None else []
     ok = np.zeros(n, bool)
     reasons: dict[int, str] = {}
-    # Threads: Pillow releases the GIL while decoding, and cold files wait on the disk.
-    workers = workers or min(16, 4 * (os.cpu_count() or 1))
-    rows = list(enumerate(e.path for e in entries))
-    chunk = max(1, min(256, -(-n // (4 * workers))))
-    parts = [rows[i:i + chunk] for i in range(0, n, chunk)]
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            Task(f"decoding {root}", total=n, unit="file") as task:
-        for f, p in [(pool.submit(_decode_chunk, p, out, ok, native, reasons, kwargs), p)
-                     for p in parts]:
-            f.result()
-            task.advance(len(p))
+    # Worker processes, not threads: small images decode mostly under the GIL (decode_pool.py)
+    parts = decode_pool.chunked(enumerate(e.path for e in entries), workers)
+    decode = functools.partial(_decode_rows, kwargs=kwargs)
+    with Task(f"decoding {root}", total=n, unit="file") as task:
+        for decoded, images, failed in decode_pool.imap_chunks(decode, parts, workers):
+            reasons.update(failed)
+            ok[decoded] = True
+            if out is not None and len(decoded):
+                out[decoded] = (images.transpose(0, 3, 1, 2) if isinstance(images, np.ndarray)
+                                else np.stack([a.transpose(2, 0, 1) for a in images]))
+            elif out is None:
+                for row, arr in zip(decoded, images):
+                    native[row] = arr
+            task.advance(len(decoded) + len(failed))
     if image_size is None:
         out = _stack_native(native, ok, channels, interpolation, root)
     skipped = [(entries[i].path, reasons[i]) for i in sorted(reasons)]
@@ -344,7 +349,7 @@ def image_dataset_from_directory(
     Returns an ``ImageDataset``, or a ``(training, validation)`` pair for
     ``subset='both'``. Keras arguments keep their meaning (see the module docstring for the
     few differences); ``cache``/``cache_dir``/``workers`` control the decoded-array cache
-    and the decoding threads.
+    and the decoding workers (processes on Linux).
     """
     if labels != "inferred":
         raise ValueError("labels: only 'inferred' (labels from the class folder names) is "
