@@ -59,6 +59,16 @@ def test_every_bad_file_kind_is_found(messy):
     assert not r.ok
 
 
+def test_worker_processes_find_what_one_thread_finds(messy, monkeypatch):
+    from cnnkit.data import decode_pool
+    forks = []
+    real = decode_pool._fork_context
+    monkeypatch.setattr(decode_pool, "_fork_context", lambda: forks.append(1) or real())
+    many, one = check_dataset(messy, workers=2), check_dataset(messy, workers=1)
+    assert forks, "workers=2 should have used worker processes"
+    assert many.to_dict() == one.to_dict() and many.readable == 18
+
+
 def test_duplicates_leakage_and_label_conflicts(messy):
     r = check_dataset(messy)
     groups = [sorted(p.split("/messy/")[1] for p in g) for g in r.duplicates]

@@ -18,12 +18,12 @@ import os
 import sys
 import warnings
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from . import decode_pool
 from .decode import sniff_format
 from .layout import FolderLayoutError, display_path, scan_folder
 
@@ -97,6 +97,10 @@ def inspect_file(path: str | os.PathLike) -> FileInfo:
         info.error = "truncated" if "truncat" in msg.lower() else "corrupt"
         info.detail = f"{type(e).__name__}: {msg}"
     return info
+
+
+def _inspect_files(paths: list[str]) -> list[FileInfo]:
+    return [inspect_file(p) for p in paths]
 
 
 def imbalance_ratio(counts) -> float | None:
@@ -261,9 +265,10 @@ def check_dataset(path: str | os.PathLike, *, duplicates: bool = True,
     """Inspect every file of the image folder at ``path`` and return a ``CheckReport``."""
     layout = scan_folder(path, follow_links=follow_links)
     entries = [(split, e) for split, es in layout.files.items() for e in es]
-    workers = workers or min(16, 4 * (os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        infos = list(pool.map(inspect_file, [e.path for _, e in entries], chunksize=64))
+    # worker processes: reading small images is mostly Python under the GIL (decode_pool.py)
+    parts = decode_pool.chunked((e.path for _, e in entries), workers)
+    infos = [info for part in decode_pool.imap_chunks(_inspect_files, parts, workers)
+             for info in part]
 
     report = CheckReport(
         root=str(layout.root), splits=list(layout.splits), class_names=layout.class_names,
