@@ -202,10 +202,10 @@ def _decode_all(entries: list[FileEntry], color_mode: str, image_size, interpola
         for decoded, images, failed in decode_pool.imap_chunks(decode, parts, workers):
             reasons.update(failed)
             ok[decoded] = True
-            if out is not None and len(decoded):
-                out[decoded] = (images.transpose(0, 3, 1, 2) if isinstance(images, np.ndarray)
-                                else np.stack([a.transpose(2, 0, 1) for a in images]))
-            elif out is None:
+            if out is not None:
+                if decoded:  # resized to image_size, so one stacked array
+                    out[decoded] = images.transpose(0, 3, 1, 2)
+            else:
                 for row, arr in zip(decoded, images):
                     native[row] = arr
             task.advance(len(decoded) + len(failed))
