@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,3 +81,78 @@ def test_folder_decoded_by_processes_matches_one_thread_and_reports_bad_files(
         sized_one = image_dataset_from_directory(image_folder, workers=1, cache=False,
                                                  shuffle=False, image_size=(5, 7))
     assert sized.images.shape == (10, 3, 5, 7) and torch.equal(sized.images, sized_one.images)
+
+
+def torch_threads(chunk):
+    return [torch.get_num_threads() for _ in chunk]
+
+
+@linux_only
+def test_torch_in_child_gives_each_forked_worker_one_torch_thread():
+    """A forked child has no OpenMP pool: a parallel torch op there with more than one thread
+    waits forever (a resize after the parent multiplied matrices hung). The initializer sets
+    one thread in the workers and leaves the parent's count alone."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        plain = list(decode_pool.imap_chunks(torch_threads, [[0], [1]], workers=2))
+        safe = list(decode_pool.imap_chunks(torch_threads, [[0], [1]], workers=2,
+                                            initializer=decode_pool.torch_in_child))
+        assert plain == [[2], [2]], "without the initializer the children inherit 2 threads"
+        assert safe == [[1], [1]] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@linux_only
+def test_keras_loader_decoded_by_processes_matches_one_thread(tmp_path, bad_files, monkeypatch):
+    """The Keras-contract loader resizes with torch in its workers, after the parent has run
+    parallel torch work; processes give the pixels and bad-file reasons of one thread."""
+    from PIL import Image
+    from cnnkit.data.keras_decode import decode_files
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(12):
+        p = tmp_path / f"{i}.{'png' if i % 3 else 'jpg'}"
+        Image.fromarray(rng.integers(0, 256, (9 + i, 14, 3), np.uint8)).save(p)
+        paths.append(str(p))
+    paths.append(str(bad_files("corrupt", tmp_path / "bad.jpg")))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.nn.functional.interpolate(torch.rand(8, 3, 300, 300), size=(100, 100))
+        forks = []
+        real = decode_pool._fork_context
+        monkeypatch.setattr(decode_pool, "_fork_context", lambda: forks.append(1) or real())
+        options = dict(color_mode="rgb", image_size=(8, 10), interpolation="bilinear",
+                       crop_to_aspect_ratio=False, pad_to_aspect_ratio=False)
+        with pytest.warns(UserWarning, match="skipped 1 of 13"):
+            many, keep, skipped = decode_files(paths, options, cache=False, workers=2)
+        assert forks, "workers=2 should have used worker processes"
+        with pytest.warns(UserWarning, match="skipped 1 of 13"):
+            one, keep_one, skipped_one = decode_files(paths, options, cache=False, workers=1)
+    finally:
+        torch.set_num_threads(before)
+    assert many.shape == (12, 3, 8, 10) and np.array_equal(many, one)
+    assert keep.tolist() == keep_one.tolist() == [True] * 12 + [False]
+    assert skipped == skipped_one and "corrupt" in skipped[0][1]
+
+
+def fill_rows(chunk, key):
+    out = decode_pool.shared(key)
+    for row in chunk:
+        out[row] = row + 1
+    return os.getpid()
+
+
+@linux_only
+def test_forked_workers_write_into_the_shared_output_the_parent_reads():
+    import functools
+    with decode_pool.shared_output((6, 2, 3)) as (key, out):
+        assert not out.any()  # zeroed
+        pids = list(decode_pool.imap_chunks(functools.partial(fill_rows, key=key),
+                                            [[0, 1], [2, 3], [4, 5]], workers=2))
+        assert os.getpid() not in pids
+    assert out[:, 0, 0].tolist() == [1, 2, 3, 4, 5, 6] and (out == out[:, :1, :1]).all()
+    with pytest.raises(KeyError):
+        decode_pool.shared(key)  # released with the block; the array itself stays valid

@@ -150,17 +150,24 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int | None = Non
 
 # ------------------------------------------------------------------------------- decoding
 
-def _decode_rows(rows, kwargs):
+def _decode_rows(rows, kwargs, key=None):
     """[(row, path)] -> (rows decoded, their H×W×C uint8 images, [(row, why it failed)]).
-    The images come as one k×H×W×C array when they share a size (one object to send back
-    from a worker process, not k), else as a list."""
+    With ``key`` (resized images) each image goes into row ``row`` of the shared C×H×W array
+    ``key`` (``decode_pool.shared_output``) and none come back; at their own sizes they come
+    back as one k×H×W×C array when they share a size (one object from a worker), else a list."""
+    out = decode_pool.shared(key) if key is not None else None
     decoded, images, failed = [], [], []
     for row, path in rows:
         try:
-            images.append(decode_image(path, **kwargs))
-            decoded.append(row)
+            image = decode_image(path, **kwargs)
         except Exception as e:  # noqa: BLE001 - any failure of one file is reported, not fatal
             failed.append((row, _reason(path, e)))
+            continue
+        decoded.append(row)
+        if out is not None:
+            out[row] = image.transpose(2, 0, 1)
+        else:
+            images.append(image)
     if images and len({a.shape for a in images}) == 1:
         images = np.stack(images)
     return decoded, images, failed
@@ -191,23 +198,21 @@ def _decode_all(entries: list[FileEntry], color_mode: str, image_size, interpola
     kwargs = dict(color_mode=color_mode, size=image_size, interpolation=interpolation,
                   crop_to_aspect_ratio=crop_to_aspect_ratio,
                   pad_to_aspect_ratio=pad_to_aspect_ratio)
-    out = (np.empty((n, channels, *image_size), np.uint8) if image_size is not None else None)
     native: list = [None] * n if image_size is None else []
     ok = np.zeros(n, bool)
     reasons: dict[int, str] = {}
-    # Worker processes, not threads: small images decode mostly under the GIL (decode_pool.py)
+    # Worker processes, not threads: small images decode mostly under the GIL (decode_pool.py);
+    # resized ones are written into shared memory, images at their own size come back
     parts = decode_pool.chunked(enumerate(e.path for e in entries), workers)
-    decode = functools.partial(_decode_rows, kwargs=kwargs)
-    with Task(f"decoding {root}", total=n, unit="file") as task:
+    resized = image_size is not None
+    with decode_pool.shared_output((n, channels, *image_size) if resized else (0,)) as (key, out), \
+            Task(f"decoding {root}", total=n, unit="file") as task:
+        decode = functools.partial(_decode_rows, kwargs=kwargs, key=key if resized else None)
         for decoded, images, failed in decode_pool.imap_chunks(decode, parts, workers):
             reasons.update(failed)
             ok[decoded] = True
-            if out is not None:
-                if decoded:  # resized to image_size, so one stacked array
-                    out[decoded] = images.transpose(0, 3, 1, 2)
-            else:
-                for row, arr in zip(decoded, images):
-                    native[row] = arr
+            for row, arr in zip(decoded, images):  # none when resized into ``out``
+                native[row] = arr
             task.advance(len(decoded) + len(failed))
     if image_size is None:
         out = _stack_native(native, ok, channels, interpolation, root)

@@ -1,5 +1,5 @@
 """Decode a list of image files to one uint8 N×C×H×W array, resized as TensorFlow does,
-in parallel and cached on disk (the cache of ``folder.py``, keyed on every file's path,
+in worker processes (``decode_pool``) and cached on disk (the cache of ``folder.py``, keyed on every file's path,
 size and modification time and on the options).
 
 Pixels: Pillow decodes (``decode.decode_image``, which handles the odd modes and bad
@@ -10,13 +10,14 @@ uses libpng's integer weights, as TensorFlow's PNG decoder does.
 
 from __future__ import annotations
 
+import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import decode_pool
 from ._warn import warn
 from .cache import cache_root
 from .decode import decode_image, sniff_format
@@ -54,25 +55,31 @@ def _why(path: str, e: Exception) -> str:
         return f"unreadable ({type(e).__name__}: {e})"
 
 
-def _decode_chunk(rows, out, ok, reasons, options):
+def _decode_resized(path: str, options: dict) -> np.ndarray:
+    """One file -> C×H×W uint8 at ``options['image_size']``. Raises if the file is unreadable."""
     size = options["image_size"]
+    if options.get("resizer") == "pil":  # flow_from_directory: Keras's load_img
+        return load_resized(path, options["color_mode"], size, options["interpolation"],
+                            options["crop_to_aspect_ratio"]).transpose(2, 0, 1)
+    arr = _decode_one(path, options["color_mode"])
+    img = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    resized = resize_image(img, size, options["interpolation"],
+                           options["crop_to_aspect_ratio"], options["pad_to_aspect_ratio"])
+    return resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def _decode_rows(rows, options, key):
+    """[(row, path)] -> (rows decoded, [(row, why it failed)]); each decoded image is written
+    into row ``row`` of the shared array ``key`` (``decode_pool.shared_output``)."""
+    out = decode_pool.shared(key)
+    decoded, failed = [], []
     for row, path in rows:
         try:
-            if options.get("resizer") == "pil":  # flow_from_directory: Keras's load_img
-                out[row] = load_resized(path, options["color_mode"], size,
-                                        options["interpolation"],
-                                        options["crop_to_aspect_ratio"]).transpose(2, 0, 1)
-                ok[row] = True
-                continue
-            arr = _decode_one(path, options["color_mode"])
+            out[row] = _decode_resized(path, options)
+            decoded.append(row)
         except Exception as e:  # noqa: BLE001 - one unreadable file is reported, not fatal
-            reasons[row] = _why(path, e)
-            continue
-        img = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-        resized = resize_image(img, size, options["interpolation"],
-                               options["crop_to_aspect_ratio"], options["pad_to_aspect_ratio"])
-        out[row] = resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
-        ok[row] = True
+            failed.append((row, _why(path, e)))
+    return decoded, failed
 
 
 def _physical_memory() -> int | None:
@@ -97,17 +104,16 @@ def _decode(paths: list[str], options: dict, workers: int | None):
     n = len(paths)
     h, w = options["image_size"]
     _check_fits(n, _CHANNELS[options["color_mode"]], h, w)
-    out = np.zeros((n, _CHANNELS[options["color_mode"]], h, w), np.uint8)
     ok = np.zeros(n, bool)
     reasons: dict[int, str] = {}
-    workers = workers or min(16, 4 * (os.cpu_count() or 1))
-    rows = list(enumerate(paths))
-    chunk = max(1, min(256, -(-n // (4 * workers))))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        jobs = [pool.submit(_decode_chunk, rows[i:i + chunk], out, ok, reasons, options)
-                for i in range(0, n, chunk)]
-        for job in jobs:
-            job.result()
+    # Worker processes, not threads: small images decode mostly under the GIL (decode_pool.py)
+    parts = decode_pool.chunked(enumerate(paths), workers)
+    with decode_pool.shared_output((n, _CHANNELS[options["color_mode"]], h, w)) as (key, out):
+        decode = functools.partial(_decode_rows, options=options, key=key)
+        for decoded, failed in decode_pool.imap_chunks(
+                decode, parts, workers, initializer=decode_pool.torch_in_child):
+            ok[decoded] = True
+            reasons.update(failed)
     return out, ok, [(paths[i], reasons[i]) for i in sorted(reasons)]
 
 
