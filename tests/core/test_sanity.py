@@ -114,6 +114,33 @@ def test_float_pixels_in_0_255_warn(images):
     assert len(msgs) == 1 and "did you forget to divide by 255?" in msgs[0]
 
 
+def test_the_pixel_range_check_reads_an_nhwc_view_without_copying_it(images):
+    """fit sees NHWC arrays as N×C×H×W views; min()/max() of such a view copied it whole
+    first (0.4 s of a 50,000-image fit). The check must find the range in place."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Calls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    view = torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2)
+    assert not view.is_contiguous()
+    model = net()
+    with Calls() as calls, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sanity._warn_unscaled_floats(model, view)
+    assert not [op for op in calls.ops if "clone" in op or "copy" in op], calls.ops
+    assert any("divide by 255" in str(w.message) for w in caught)
+    assert sanity._in_memory_order(view).is_contiguous()
+    odd = view[:, :, ::2]  # not a permutation of contiguous memory: left as it is
+    assert sanity._in_memory_order(odd) is odd
+
+
 def test_float_0_255_is_right_for_a_model_that_rescales_itself(images):
     model = cnnkit.Sequential([layers.Input((8, 8, 3)), layers.RandomFlip(),
                                layers.Rescaling(1 / 255), layers.Conv2D(2, 3), layers.Flatten(),
