@@ -103,7 +103,9 @@ def shared_output(shape: tuple[int, ...], dtype=np.uint8):
     """(key, a zeroed array in anonymous shared memory) for the block. Worker processes that
     :func:`imap_chunks` forks inside the block write their results into ``shared(key)``
     directly, so decoded pixels are not pickled back through a pipe: at 180×180×3 that
-    transfer took longer than the decoding. Threads and inline work see the same array."""
+    transfer took longer than the decoding. Threads and inline work see the same array.
+    The array stays valid after the block; a process forked later shares its memory, as
+    torch's shared tensors do, so a child that writes into it writes the parent's copy."""
     count = math.prod(shape)
     buffer = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize))  # MAP_SHARED, zeroed
     array = np.frombuffer(buffer, dtype, count=count).reshape(shape)

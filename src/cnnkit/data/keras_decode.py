@@ -1,6 +1,6 @@
-"""Decode a list of image files to one uint8 N×C×H×W array, resized as TensorFlow does,
-in worker processes (``decode_pool``) and cached on disk (the cache of ``folder.py``, keyed on every file's path,
-size and modification time and on the options).
+"""Decode a list of image files to one uint8 N×C×H×W array, resized as TensorFlow does, in
+worker processes (``decode_pool``, into shared memory) and cached on disk (the cache of
+``folder.py``, keyed on every file's path, size and modification time and on the options).
 
 Pixels: Pillow decodes (``decode.decode_image``, which handles the odd modes and bad
 files), ``tf_resize`` resizes; values are rounded to uint8 (TensorFlow hands out the
@@ -55,30 +55,39 @@ def _why(path: str, e: Exception) -> str:
         return f"unreadable ({type(e).__name__}: {e})"
 
 
-def _decode_resized(path: str, options: dict) -> np.ndarray:
-    """One file -> C×H×W uint8 at ``options['image_size']``. Raises if the file is unreadable."""
-    size = options["image_size"]
-    if options.get("resizer") == "pil":  # flow_from_directory: Keras's load_img
-        return load_resized(path, options["color_mode"], size, options["interpolation"],
-                            options["crop_to_aspect_ratio"]).transpose(2, 0, 1)
-    arr = _decode_one(path, options["color_mode"])
+def _read(path: str, options: dict) -> np.ndarray:
+    """One file -> H×W×C uint8: at its own size, or already resized by Pillow for
+    ``resizer='pil'`` (flow_from_directory: Keras's load_img). Raises if it is unreadable."""
+    if options.get("resizer") == "pil":
+        return load_resized(path, options["color_mode"], options["image_size"],
+                            options["interpolation"], options["crop_to_aspect_ratio"])
+    return _decode_one(path, options["color_mode"])
+
+
+def _resized(arr: np.ndarray, options: dict) -> np.ndarray:
+    """H×W×C uint8 -> C×H×W uint8 at ``options['image_size']``, as TensorFlow resizes."""
     img = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    resized = resize_image(img, size, options["interpolation"],
+    if options.get("resizer") == "pil":
+        return img.numpy()
+    resized = resize_image(img, options["image_size"], options["interpolation"],
                            options["crop_to_aspect_ratio"], options["pad_to_aspect_ratio"])
     return resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def _decode_rows(rows, options, key):
     """[(row, path)] -> (rows decoded, [(row, why it failed)]); each decoded image is written
-    into row ``row`` of the shared array ``key`` (``decode_pool.shared_output``)."""
+    into row ``row`` of the shared array ``key`` (``decode_pool.shared_output``). Only
+    reading a file can fail it; an error in resizing is a bug and is raised."""
     out = decode_pool.shared(key)
     decoded, failed = [], []
     for row, path in rows:
         try:
-            out[row] = _decode_resized(path, options)
-            decoded.append(row)
+            arr = _read(path, options)
         except Exception as e:  # noqa: BLE001 - one unreadable file is reported, not fatal
             failed.append((row, _why(path, e)))
+            continue
+        out[row] = _resized(arr, options)
+        decoded.append(row)
     return decoded, failed
 
 
