@@ -65,10 +65,11 @@ def _read(path: str, options: dict) -> np.ndarray:
 
 
 def _resized(arr: np.ndarray, options: dict) -> np.ndarray:
-    """H×W×C uint8 -> C×H×W uint8 at ``options['image_size']``, as TensorFlow resizes."""
-    img = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    """H×W×C uint8 -> C×H×W uint8 at ``options['image_size']``, as TensorFlow resizes
+    (Pillow already resized it for ``resizer='pil'``)."""
     if options.get("resizer") == "pil":
-        return img.numpy()
+        return arr.transpose(2, 0, 1)
+    img = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
     resized = resize_image(img, options["image_size"], options["interpolation"],
                            options["crop_to_aspect_ratio"], options["pad_to_aspect_ratio"])
     return resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
