@@ -36,8 +36,8 @@ def decode_with(entries, workers: int, processes: bool, loader: str = "folder",
         options = dict(color_mode="rgb", image_size=(size, size), interpolation="bilinear",
                        crop_to_aspect_ratio=False, pad_to_aspect_ratio=False)
         with decode_pool.shared_output((len(entries), 3, size, size)) as (key, _):
-            fn = functools.partial(keras_decode._decode_rows, options=options, key=key)
-            n = sum(len(d) for d, _ in decode_pool.imap_chunks(
+            fn = keras_decode._rows_decoder(options, key)
+            n = sum(len(d) for d, _, _ in decode_pool.imap_chunks(
                 fn, parts, workers, processes, decode_pool.torch_in_child))
     else:
         kwargs = dict(color_mode="rgb", size=None, interpolation="bilinear",

@@ -156,3 +156,34 @@ def test_forked_workers_write_into_the_shared_output_the_parent_reads():
     assert out[:, 0, 0].tolist() == [1, 2, 3, 4, 5, 6] and (out == out[:, :1, :1]).all()
     with pytest.raises(KeyError):
         decode_pool.shared(key)  # released with the block; the array itself stays valid
+
+
+def _read_or_fail(path):
+    if path == "bad":
+        raise OSError("no such file")
+    return np.full((2, 3, 1), len(path), np.uint8)
+
+
+def _why(path, error):
+    return f"{path}: {error}"
+
+
+def _broken_store(image):
+    raise ValueError("a bug in resizing")
+
+
+def test_read_rows_reports_unreadable_files_and_writes_the_rest_into_the_shared_array():
+    rows = [(0, "a"), (1, "bad"), (2, "abc")]
+    with decode_pool.shared_output((3, 1, 2, 3)) as (key, out):
+        decoded, images, failed = decode_pool.read_rows(rows, _read_or_fail, _why, key)
+        assert (decoded, images, failed) == ([0, 2], [], [(1, "bad: no such file")])
+        assert out[0].tolist() == [[[1, 1, 1], [1, 1, 1]]] and not out[1].any()
+        assert (out[2] == 3).all()
+    decoded, images, _ = decode_pool.read_rows(rows, _read_or_fail, _why)
+    assert decoded == [0, 2] and [im.shape for im in images] == [(2, 3, 1)] * 2
+
+
+def test_read_rows_raises_an_error_after_reading_instead_of_calling_the_file_unreadable():
+    with decode_pool.shared_output((1, 1, 2, 3)) as (key, _):
+        with pytest.raises(ValueError, match="a bug in resizing"):
+            decode_pool.read_rows([(0, "a")], _read_or_fail, _why, key, store=_broken_store)

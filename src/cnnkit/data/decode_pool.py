@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["available_cpus", "chunked", "imap_chunks", "shared", "shared_output",
+__all__ = ["available_cpus", "chunked", "imap_chunks", "read_rows", "shared", "shared_output",
            "torch_in_child", "SMALL_JOB"]
 
 SMALL_JOB = 256  # files: fewer than this decode in the calling thread unless workers is given
@@ -120,3 +120,35 @@ def shared_output(shape: tuple[int, ...], dtype=np.uint8):
 def shared(key: int) -> np.ndarray:
     """The array of :func:`shared_output` ``key`` (in a worker: the parent's, not a copy)."""
     return _SHARED[key]
+
+
+def _channels_first(image: np.ndarray) -> np.ndarray:
+    return image.transpose(2, 0, 1)  # H×W×C -> C×H×W
+
+
+def read_rows(rows, read: Callable, why: Callable, key: int | None = None,
+              store: Callable = _channels_first):
+    """[(row, path)] -> (rows read, their images, [(row, why it failed)]): the loop a decoding
+    worker runs over its chunk.
+
+    ``read(path)`` returns an H×W×C array and raises for a file that cannot be read;
+    ``why(path, error)`` says why, in a line. Only reading can fail a file: an error in
+    ``store`` is a bug and is raised. With ``key`` each image goes, through ``store(image)``,
+    into row ``row`` of :func:`shared` ``(key)`` and no images come back; without it the
+    images come back in a list. Like ``fn`` in :func:`imap_chunks`, ``read``, ``why`` and
+    ``store`` must be module-level functions or ``functools.partial`` s of them.
+    """
+    out = shared(key) if key is not None else None
+    decoded, images, failed = [], [], []
+    for row, path in rows:
+        try:
+            image = read(path)
+        except Exception as e:  # noqa: BLE001 - one unreadable file is reported, not fatal
+            failed.append((row, why(path, e)))
+            continue
+        if out is not None:
+            out[row] = store(image)
+        else:
+            images.append(image)
+        decoded.append(row)
+    return decoded, images, failed

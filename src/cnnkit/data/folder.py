@@ -155,19 +155,8 @@ def _decode_rows(rows, kwargs, key=None):
     With ``key`` (resized images) each image goes into row ``row`` of the shared C×H×W array
     ``key`` (``decode_pool.shared_output``) and none come back; at their own sizes they come
     back as one k×H×W×C array when they share a size (one object from a worker), else a list."""
-    out = decode_pool.shared(key) if key is not None else None
-    decoded, images, failed = [], [], []
-    for row, path in rows:
-        try:
-            image = decode_image(path, **kwargs)
-        except Exception as e:  # noqa: BLE001 - any failure of one file is reported, not fatal
-            failed.append((row, _reason(path, e)))
-            continue
-        decoded.append(row)
-        if out is not None:
-            out[row] = image.transpose(2, 0, 1)
-        else:
-            images.append(image)
+    decoded, images, failed = decode_pool.read_rows(
+        rows, functools.partial(decode_image, **kwargs), _reason, key)
     if images and len({a.shape for a in images}) == 1:
         images = np.stack(images)
     return decoded, images, failed

@@ -75,21 +75,11 @@ def _resized(arr: np.ndarray, options: dict) -> np.ndarray:
     return resized.round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
-def _decode_rows(rows, options, key):
-    """[(row, path)] -> (rows decoded, [(row, why it failed)]); each decoded image is written
-    into row ``row`` of the shared array ``key`` (``decode_pool.shared_output``). Only
-    reading a file can fail it; an error in resizing is a bug and is raised."""
-    out = decode_pool.shared(key)
-    decoded, failed = [], []
-    for row, path in rows:
-        try:
-            arr = _read(path, options)
-        except Exception as e:  # noqa: BLE001 - one unreadable file is reported, not fatal
-            failed.append((row, _why(path, e)))
-            continue
-        out[row] = _resized(arr, options)
-        decoded.append(row)
-    return decoded, failed
+def _rows_decoder(options: dict, key: int):
+    """The function a worker runs over its chunk of (row, path): each file read, resized and
+    written into row ``row`` of the shared array ``key`` (``decode_pool.read_rows``)."""
+    return functools.partial(decode_pool.read_rows, read=functools.partial(_read, options=options),
+                             why=_why, key=key, store=functools.partial(_resized, options=options))
 
 
 def _physical_memory() -> int | None:
@@ -119,8 +109,8 @@ def _decode(paths: list[str], options: dict, workers: int | None):
     # Worker processes, not threads: small images decode mostly under the GIL (decode_pool.py)
     parts = decode_pool.chunked(enumerate(paths), workers)
     with decode_pool.shared_output((n, _CHANNELS[options["color_mode"]], h, w)) as (key, out):
-        decode = functools.partial(_decode_rows, options=options, key=key)
-        for decoded, failed in decode_pool.imap_chunks(
+        decode = _rows_decoder(options, key)
+        for decoded, _, failed in decode_pool.imap_chunks(
                 decode, parts, workers, initializer=decode_pool.torch_in_child):
             ok[decoded] = True
             reasons.update(failed)
